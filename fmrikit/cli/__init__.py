@@ -1,0 +1,1 @@
+"""The ``fmrikit`` command line: thin Typer commands over library functions."""

@@ -1,0 +1,64 @@
+"""Entry point of the ``fmrikit`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from fmrikit import __version__
+from fmrikit.cli import data as data_commands
+from fmrikit.cli._common import out_console, setup_logging
+
+app = typer.Typer(name="fmrikit", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode="rich",
+                  help="Voxel selection, decoding, encoding, reconstruction and evaluation for visual fMRI.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"fmrikit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More log output (-vv: debug).")] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+) -> None:
+    setup_logging(verbose, debug)
+
+
+@app.command("sys-info")
+def sys_info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Versions, compute device, pycortex filestore and model cache locations."""
+    import json
+
+    from rich.table import Table
+
+    from fmrikit.sysinfo import system_info
+
+    info = system_info()
+    if as_json:
+        out_console.print_json(json.dumps(info, default=str))
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in info.items():
+        table.add_row(f"[bold]{key}[/]", str(value))
+    out_console.print(table)
+
+
+data_commands.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: the preprocessed-betas contract, ROIs, preprocessing and the simulated world."""

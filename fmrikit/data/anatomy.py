@@ -1,0 +1,84 @@
+"""The simulated world's anatomy: pycortex's bundled subject S1 (transform ``fullhead``).
+
+Every simulated subject shares this grid, brain mask and cortical sheet, so every per-voxel
+map renders as a real flatmap. Flatmap coordinates come from pycortex's pixel-to-voxel
+mapping, the same one that draws the flatmaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from fmrikit.viz.flatmap import FLATMAP_HEIGHT, _import_cortex, _quiet
+
+PYCORTEX_SUBJECT = "S1"
+PYCORTEX_XFM = "fullhead"
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Grid, brain mask and cortical voxels of a pycortex subject.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        (X, Y, Z) of the functional grid.
+    affine : ndarray, shape (4, 4)
+        Voxel-to-world affine (mm).
+    brainmask : ndarray of bool, shape (X, Y, Z)
+    cortex_ijk : ndarray of int, shape (n_cortex, 3)
+        Cortical voxels (those that reach the flatmap).
+    flat_xy : ndarray, shape (n_cortex, 2)
+        Flatmap position of each cortical voxel (pixels of a flatmap FLATMAP_HEIGHT tall).
+    hemisphere : ndarray of int8, shape (n_cortex,)
+        0 left, 1 right.
+    world : ndarray, shape (n_cortex, 3)
+        Voxel centres in world coordinates (mm).
+    """
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    brainmask: np.ndarray
+    cortex_ijk: np.ndarray
+    flat_xy: np.ndarray
+    hemisphere: np.ndarray
+    world: np.ndarray
+
+
+@lru_cache(maxsize=2)
+def load_anatomy(subject: str = PYCORTEX_SUBJECT, xfm: str = PYCORTEX_XFM) -> Anatomy:
+    """Load a pycortex subject's functional grid and cortical flatmap coordinates.
+
+    The first call builds pycortex's flatmap cache (seconds); later calls read it.
+    """
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    cortex = _import_cortex()
+    from cortex.quickflat import utils as qutils
+
+    transform = cortex.db.get_xfm(subject, xfm)
+    ref = transform.reference
+    zyx = tuple(transform.shape)
+    with _quiet():
+        pixmap = qutils.get_flatcache(subject, xfm, height=FLATMAP_HEIGHT).tocsc()
+        flatmask, _ = qutils.get_flatmask(subject, height=FLATMAP_HEIGHT)
+    width = flatmask.shape[0]
+    px, py = np.mgrid[0:width, 0:FLATMAP_HEIGHT]
+    px, py = px.ravel()[flatmask.ravel()], py.ravel()[flatmask.ravel()]
+    weight = np.asarray(pixmap.sum(0)).ravel()
+    vox = np.nonzero(weight > 0)[0]
+    flat_xy = np.stack([(pixmap.T @ px)[vox], (pixmap.T @ py)[vox]], 1) / weight[vox, None]
+    z, y, x = np.unravel_index(vox, zyx)
+    ijk = np.stack([x, y, z], 1).astype(np.int64)
+    affine = np.asarray(ref.affine, dtype=np.float64)
+    world = (affine @ np.c_[ijk, np.ones(len(ijk))].T)[:3].T
+
+    data = np.asarray(ref.dataobj, dtype=np.float64)
+    brain = ndimage.binary_fill_holes(data > threshold_otsu(data))
+    brain[tuple(ijk.T)] = True
+    return Anatomy(shape=zyx[::-1], affine=affine, brainmask=brain, cortex_ijk=ijk, flat_xy=flat_xy,
+                   hemisphere=(flat_xy[:, 0] >= width / 2).astype(np.int8), world=world)

@@ -1,0 +1,91 @@
+"""HDF5 input gate and masked reads of NSD's HDF5 betas."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fmrikit.errors import CorruptFileError, DataValueError, MissingInputError
+
+
+def open_h5(path: str | os.PathLike, dataset: str | None = None):
+    """Open an HDF5 file read-only after checking it exists, parses and holds ``dataset``.
+
+    Parameters
+    ----------
+    path : path-like
+    dataset : str, optional
+        A dataset that must exist in the file.
+
+    Returns
+    -------
+    h5py.File
+        Open file; the caller closes it (use it as a context manager).
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError("file not found", path=path, expected="an HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise CorruptFileError("not a readable HDF5 file (truncated or corrupt?)", path=path,
+                               found=str(exc).splitlines()[0]) from exc
+    if dataset is not None and dataset not in f:
+        names = sorted(f.keys())
+        f.close()
+        raise CorruptFileError("dataset missing", path=path, expected=f"dataset '{dataset}'",
+                               found=f"datasets {names}")
+    return f
+
+
+def h5_betas_shape(path: str | os.PathLike, dataset: str = "betas") -> tuple[int, tuple[int, int, int]]:
+    """Number of trials and (X, Y, Z) grid of an NSD HDF5 betas file, read from its header.
+
+    NSD's MATLAB-written files hold ``/betas`` as (T, Z, Y, X) in h5py order.
+    """
+    with open_h5(path, dataset) as f:
+        shape = f[dataset].shape
+    if len(shape) != 4:
+        raise DataValueError("betas must be 4D", path=path, expected="(T, Z, Y, X)", found=str(shape))
+    return shape[0], (shape[3], shape[2], shape[1])
+
+
+def read_masked_betas_h5(path: str | os.PathLike, ijk: np.ndarray,
+                         dataset: str = "betas") -> np.ndarray:
+    """Read the betas of the given voxels from an NSD HDF5 file.
+
+    Reads one z-slice's bounding box of selected voxels at a time, so memory stays at
+    one slab and chunks outside the mask's boxes are never touched.
+
+    Parameters
+    ----------
+    path : path-like
+        HDF5 file with ``dataset`` of h5py shape (T, Z, Y, X).
+    ijk : ndarray of int, shape (n_voxels, 3)
+        Voxel indices (x, y, z).
+    dataset : str
+        Dataset name.
+
+    Returns
+    -------
+    ndarray, shape (T, n_voxels)
+        Stored values in the stored dtype.
+    """
+    ijk = np.asarray(ijk)
+    with open_h5(path, dataset) as f:
+        ds = f[dataset]
+        out = np.empty((ds.shape[0], len(ijk)), dtype=ds.dtype)
+        try:
+            for z in np.unique(ijk[:, 2]):
+                cols = np.nonzero(ijk[:, 2] == z)[0]
+                x, y = ijk[cols, 0], ijk[cols, 1]
+                slab = ds[:, int(z), y.min():y.max() + 1, x.min():x.max() + 1]
+                out[:, cols] = slab[:, y - y.min(), x - x.min()]
+        except (OSError, RuntimeError) as exc:
+            raise CorruptFileError("cannot read data (truncated or corrupt?)", path=path,
+                                   found=str(exc).splitlines()[0]) from exc
+    return out

@@ -1,0 +1,1 @@
+"""Figures: pycortex flatmaps and volume maps of per-voxel values."""

@@ -1,0 +1,165 @@
+"""Render any per-voxel vector as a NIfTI volume and a pycortex flatmap PNG.
+
+pycortex prints while it builds its caches; its output is redirected to the log so the
+library stays silent. Flatmaps render headless (matplotlib Agg).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from fmrikit._logging import logger
+from fmrikit.errors import GridMismatchError, InputError
+from fmrikit.io.nifti import save_nifti
+
+#: Flatmap height in pixels; one value so pycortex's caches are built once and shared.
+FLATMAP_HEIGHT = 512
+
+
+def voxels_to_volume(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[int, int, int],
+                     fill: float = np.nan) -> np.ndarray:
+    """Scatter per-voxel values into a volume.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+    ijk : ndarray of int, shape (n_voxels, 3)
+        Voxel indices (x, y, z).
+    volume_shape : tuple of int
+        (X, Y, Z).
+    fill : float
+        Value outside the voxels.
+
+    Returns
+    -------
+    ndarray of float32, shape (X, Y, Z)
+    """
+    values = np.asarray(values)
+    if values.shape != (len(ijk),):
+        raise InputError("one value per voxel is needed", expected=f"shape ({len(ijk)},)",
+                         found=f"shape {values.shape}")
+    vol = np.full(tuple(volume_shape), fill, dtype=np.float32)
+    vol[tuple(np.asarray(ijk).T)] = values
+    return vol
+
+
+def save_voxel_map(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[int, int, int],
+                   affine: np.ndarray, *, nifti_path: str | os.PathLike | None = None,
+                   png_path: str | os.PathLike | None = None, pycortex_subject: str | None = None,
+                   pycortex_xfm: str | None = None, vmin: float | None = None, vmax: float | None = None,
+                   cmap: str = "viridis", title: str | None = None) -> dict[str, Path]:
+    """Write a per-voxel vector as a NIfTI volume and/or a pycortex flatmap PNG.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+    ijk : ndarray of int, shape (n_voxels, 3)
+    volume_shape : tuple of int
+        (X, Y, Z) of the source grid.
+    affine : ndarray, shape (4, 4)
+        Voxel-to-world (mm) affine of the source grid.
+    nifti_path, png_path : path-like, optional
+        Outputs to write; the PNG needs ``pycortex_subject`` and ``pycortex_xfm``.
+    pycortex_subject, pycortex_xfm : str, optional
+        pycortex subject and transform whose reference grid is the source grid.
+    vmin, vmax : float, optional
+        Colour range; default the 1st and 99th percentiles.
+    cmap : str
+        Matplotlib colour map.
+    title : str, optional
+
+    Returns
+    -------
+    dict
+        ``{"nifti": Path, "png": Path}`` for what was written.
+    """
+    vol = voxels_to_volume(values, ijk, volume_shape)
+    written = {}
+    if nifti_path is not None:
+        written["nifti"] = save_nifti(vol, affine, nifti_path)
+    if png_path is not None:
+        if not (pycortex_subject and pycortex_xfm):
+            raise InputError("a flatmap needs a pycortex subject and transform",
+                             expected="pycortex_subject and pycortex_xfm", found="none")
+        finite = np.asarray(values)[np.isfinite(values)]
+        lo = float(np.percentile(finite, 1)) if vmin is None and finite.size else vmin
+        hi = float(np.percentile(finite, 99)) if vmax is None and finite.size else vmax
+        written["png"] = render_flatmap(vol, png_path, pycortex_subject, pycortex_xfm,
+                                        vmin=lo, vmax=hi, cmap=cmap, title=title)
+    return written
+
+
+def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject: str, xfm: str, *,
+                   vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis",
+                   title: str | None = None) -> Path:
+    """Render a volume on a pycortex subject's flatmap and save it as PNG.
+
+    Parameters
+    ----------
+    volume_xyz : ndarray, shape (X, Y, Z)
+        Values in the transform's reference grid; NaN is transparent.
+    png_path : path-like
+    subject, xfm : str
+        pycortex subject and transform names.
+    vmin, vmax : float, optional
+    cmap : str
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cortex = _import_cortex()
+    if subject not in cortex.db.subjects:
+        raise InputError("unknown pycortex subject", path=cortex.database.default_filestore,
+                         expected="one of " + ", ".join(sorted(cortex.db.subjects)), found=subject)
+    try:
+        ref_shape = cortex.db.get_xfm(subject, xfm).shape  # (Z, Y, X)
+    except Exception as exc:
+        raise InputError("unknown pycortex transform", expected=f"a transform of {subject}",
+                         found=f"{xfm} ({exc})") from exc
+    zyx = np.swapaxes(np.asarray(volume_xyz, dtype=np.float32), 0, 2)
+    if tuple(ref_shape) != zyx.shape:
+        raise GridMismatchError("volume does not match the pycortex transform's reference grid",
+                                path=f"{subject}/{xfm}", expected=f"(X, Y, Z) {tuple(ref_shape)[::-1]}",
+                                found=str(tuple(volume_xyz.shape)))
+    vol = cortex.Volume(np.ascontiguousarray(zyx), subject, xfm, vmin=vmin, vmax=vmax, cmap=cmap)
+    png_path = Path(png_path)
+    tmp = png_path.with_name(f".{png_path.name}.part.png")
+    with _quiet():
+        fig = cortex.quickflat.make_figure(vol, height=FLATMAP_HEIGHT, with_rois=shutil.which("inkscape") is not None,
+                                           with_labels=False, with_curvature=True, with_colorbar=True,
+                                           with_sulci=False)
+        if title:
+            fig.suptitle(title)
+        fig.savefig(tmp, dpi=100, facecolor="white", bbox_inches="tight")
+        plt.close(fig)
+    os.replace(tmp, png_path)
+    return png_path
+
+
+def _import_cortex():
+    with _quiet():
+        import cortex
+    return cortex
+
+
+@contextlib.contextmanager
+def _quiet():
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield
+    for line in buf.getvalue().splitlines():
+        if line.strip():
+            logger.debug("pycortex: %s", line)
