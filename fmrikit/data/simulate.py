@@ -285,7 +285,7 @@ def _functional_layout(anat: Anatomy, rng) -> _Layout:
         angles = rng.permutation(np.linspace(0.08, 0.92, len(CATEGORIES))) + rng.normal(0, 0.03, len(CATEGORIES))
         for k in range(len(CATEGORIES)):
             centre_d = rng.uniform(1.45, 1.9)
-            dd = np.hypot((d - centre_d) / 0.3, (u - np.clip(angles[k], 0.05, 0.95)) / 0.07)
+            dd = np.hypot((d - centre_d) / 0.2, (u - np.clip(angles[k], 0.05, 0.95)) / 0.05)
             w = np.exp(-0.5 * dd ** 2)
             inside = (w > 0.3) & (vclass[sel] == 0)
             vclass[sel[inside]] = 2 + k
@@ -460,7 +460,7 @@ def _write_behaviour(tree: Path, subject: int, design: dict, n_sess: int, n_tria
     k = design["master"][: n_sess * n_trials]
     ids = design["subjectim"][subject - 1][k - 1]
     t = np.arange(len(k))
-    run = np.concatenate([np.repeat(np.arange(1, cfg.runs_per_session + 1), pattern.sum(1))
+    run = np.concatenate([np.repeat(np.arange(1, cfg.runs_per_session + 1), pattern.sum(1).astype(np.int64))
                           for pattern in design["stimpattern"][:n_sess]])
     first_seen = pd.Series(t).groupby(ids).transform("min").to_numpy()
     table = pd.DataFrame({
