@@ -75,13 +75,12 @@ def main() -> None:
         child(args.child, args.nsd, args.sessions)
         return
 
-    from fmrikit.data.simulate import SimulationConfig, simulate
-
     work = args.work or Path(tempfile.mkdtemp(prefix="fmrikit-bench-"))
     nsd = work / "nsd"
-    if not nsd.exists():
-        simulate(nsd, SimulationConfig(n_subjects=1, sessions=[4], trials_per_session=args.trials_per_session,
-                                       n_shared=20, image_size=32, seed=0))
+    if not nsd.exists():  # in a child: Linux children inherit the parent's peak RSS, so keep the parent small
+        subprocess.run(["fmrikit", "simulate", "--out", str(nsd), "--subjects", "1", "--sessions", "4",
+                        "--trials-per-session", str(args.trials_per_session), "--shared", "20",
+                        "--image-size", "32"], check=True, capture_output=True)
     one = measure("fmrikit", nsd, 1, args.repeats)
     four = measure("fmrikit", nsd, 4, args.repeats)
     base = measure("naive", nsd, 4, args.repeats)

@@ -274,6 +274,10 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
     map_name = f"{stem}_{'noiseceiling' if ncsnr_volume is not None else 'meanpsc'}"
     if render:
         names.update({"map_png": map_name + ".png", "map_nii": map_name + ".nii.gz"})
+    if render:  # fail before the heavy work, not after it
+        from fmrikit.viz.flatmap import check_flatmap_target
+
+        check_flatmap_target(pycortex[0], pycortex[1], mask.shape)
     ijk = np.argwhere(mask).astype(np.int32)  # C order over (X, Y, Z)
     n_trials, n_vox = len(design.stim_id), len(ijk)
     out_dir = subject_dir(root, subject)

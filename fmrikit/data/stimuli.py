@@ -18,11 +18,12 @@ from PIL import Image, ImageDraw
 
 CATEGORIES: tuple[str, ...] = ("face", "text", "scene", "food", "animal")
 
-MIN_SIZE = 16
+_MIN_SIZE = 16
 _CANVAS = 256  # smallest supersampled canvas side (pixels); at least 2x supersampling
 _RADIUS = (0.15, 0.45)  # object radius range, fraction of the image side
 _MAX_ROTATION = 35.0  # degrees either way, objects
 _MAX_TILT = 8.0  # degrees either way, scene horizons
+_CONTRAST = 100.0  # smallest RGB distance (0..255 scale) between an object's main colour and the background
 
 _COLOURS = {
     "red": (200, 40, 40), "orange": (235, 130, 30), "yellow": (235, 210, 50), "green": (60, 160, 70),
@@ -117,8 +118,8 @@ def make_stimuli(n_images: int, size: int = 64, seed: int | np.random.Generator 
     n_images, size = operator.index(n_images), operator.index(size)
     if n_images < 1:
         raise ValueError(f"n_images must be >= 1, got {n_images}")
-    if size < MIN_SIZE:
-        raise ValueError(f"size must be >= {MIN_SIZE} pixels, got {size}")
+    if size < _MIN_SIZE:
+        raise ValueError(f"size must be >= {_MIN_SIZE} pixels, got {size}")
     rng = np.random.default_rng(seed)
     n_cat = len(CATEGORIES)
     n_blocks = -(-n_images // n_cat)
@@ -130,9 +131,9 @@ def make_stimuli(n_images: int, size: int = 64, seed: int | np.random.Generator 
     object_size = np.empty(n_images)
     object_xy = np.empty((n_images, 2))
     for i, cat in enumerate(category):
-        canvas, captions_i, object_size[i], object_xy[i] = _draw_image(CATEGORIES[cat], side, rng)
+        canvas, caption, object_size[i], object_xy[i] = _draw_image(CATEGORIES[cat], side, rng)
         images[i] = np.asarray(canvas.resize((size, size), Image.LANCZOS))
-        captions.append(captions_i)
+        captions.append(caption)
     return StimulusSet(images, category, captions, object_size, object_xy)
 
 
@@ -200,11 +201,15 @@ def _size_word(radius: float) -> str:
     return "small " if radius < 0.22 else "large " if radius > 0.36 else ""
 
 
-def _background(side: int, rng: np.random.Generator, avoid: set[str]) -> tuple[Image.Image, str]:
-    """A random-colour background with a weak low-frequency texture (k x k noise, upsampled)."""
-    name = str(rng.choice(sorted(set(_COLOURS) - avoid)))
+def _background(side: int, rng: np.random.Generator, avoid: tuple[int, ...]) -> tuple[Image.Image, str]:
+    """A random-colour background with a weak low-frequency texture (k x k noise, upsampled).
+
+    The colour is drawn from those at least ``_CONTRAST`` (RGB distance) away from ``avoid``.
+    """
+    names = [n for n, rgb in _COLOURS.items() if np.linalg.norm(np.subtract(rgb, avoid)) >= _CONTRAST]
+    name = str(rng.choice(names))
     k = int(rng.integers(2, 6))
-    texture = np.asarray(_COLOURS[name], float) + rng.normal(0.0, rng.uniform(0.0, 20.0), (k, k, 3))
+    texture = np.asarray(_COLOURS[name], float) + rng.normal(0.0, rng.uniform(0.0, 10.0), (k, k, 3))
     small = Image.fromarray(np.clip(texture, 0, 255).astype(np.uint8))
     return small.resize((side, side), Image.BICUBIC), name
 
@@ -216,9 +221,9 @@ def _draw_image(name: str, side: int, rng: np.random.Generator) -> tuple[Image.I
     radius = rng.uniform(*_RADIUS)
     xy = rng.uniform(0.7 * radius, 1.0 - 0.7 * radius, 2)
     layer = Image.new("RGBA", (round(2 * radius * side),) * 2, (0, 0, 0, 0))
-    phrase, avoid = _OBJECTS[name](_Pen(layer, layer.width / 2, layer.width / 2), rng)
-    canvas, bg = _background(side, rng, avoid)
-    if rng.random() < 0.5:
+    phrase, main_rgb = _OBJECTS[name](_Pen(layer, layer.width / 2, layer.width / 2), rng)
+    canvas, bg = _background(side, rng, main_rgb)
+    if name != "text" and rng.random() < 0.5:
         layer = layer.transpose(Image.FLIP_LEFT_RIGHT)
     # Rotate premultiplied so transparent pixels do not darken the edges.
     angle = rng.uniform(-_MAX_ROTATION, _MAX_ROTATION)
@@ -229,8 +234,9 @@ def _draw_image(name: str, side: int, rng: np.random.Generator) -> tuple[Image.I
 
 
 # -- objects: drawn in a layer with coordinates in [-1, 1] (1 = object radius) -------------------
+# Each returns its caption phrase and its main RGB colour, which the background avoids.
 
-def _face(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
+def _face(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
     skin = _jitter(_SKIN[rng.integers(len(_SKIN))], rng)
     hair = _jitter(_HAIR[rng.integers(len(_HAIR))], rng)
     pen.ellipse(0, -0.12, 0.8, 0.86, hair)
@@ -252,10 +258,10 @@ def _face(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
     else:
         expression = "surprised"
         pen.ellipse(0, 0.5, 0.1, 0.13, lips)
-    return f"{expression} face", {"pink", "orange", "brown", "yellow"}
+    return f"{expression} face", skin
 
 
-def _text(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
+def _text(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
     sign = str(rng.choice(list(_SIGNS)))
     half_h = rng.uniform(0.5, 0.8)
     pen.rectangle(-0.95, -half_h, 0.95, half_h, _jitter(_SIGNS[sign], rng, 6), _shade(_SIGNS[sign], 0.6),
@@ -263,24 +269,25 @@ def _text(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
     ink = _INKS[rng.integers(len(_INKS))]
     n_rows = int(rng.integers(2, 5))
     pitch = (2 * half_h - 0.3) / n_rows  # row spacing
-    gh = 0.6 * pitch  # glyph height
+    gh = min(0.6 * pitch, 0.25)  # glyph height
     gw, gap = 0.55 * gh, 0.35 * gh
     for r in range(n_rows):
         top = -half_h + 0.15 + r * pitch + (pitch - gh) / 2
         end = 0.8 if r < n_rows - 1 else rng.uniform(-0.2, 0.8)
         x = -0.8
         for n_letters, glyph in zip(rng.integers(2, 6, 20), rng.integers(0, len(_GLYPHS), (20, 5))):
-            if x + n_letters * (gw + gap) > end:
+            n_fit = min(n_letters, int((end - x) // (gw + gap)))  # shorten the word that ends the row
+            if n_fit < 1:
                 break
-            for g in glyph[:n_letters]:
+            for g in glyph[:n_fit]:
                 for stroke in _GLYPHS[g]:
                     pen.line([(x + gw * u, top + gh * v) for u, v in stroke], ink, 0.12 * gh)
                 x += gw + gap
             x += gw
-    return f"{sign} sign with {_NUMBERS[n_rows]} lines of text", {sign}
+    return f"{sign} sign with {_NUMBERS[n_rows]} lines of text", _SIGNS[sign]
 
 
-def _food(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
+def _food(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
     plate = str(rng.choice(list(_PLATES)))
     rgb = _jitter(_PLATES[plate], rng, 6)
     pen.ellipse(0, 0, 0.95, 0.95, _shade(rgb, 0.82))
@@ -294,10 +301,10 @@ def _food(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
         radius = rng.uniform(0.14, 0.26) * (1 + 0.25 * rng.uniform(-1, 1, angles.size))
         pen.polygon(list(zip(cx + radius * np.cos(angles), cy + radius * np.sin(angles))), _jitter(_FOODS[food], rng))
     distinct = list(dict.fromkeys(foods))[:2]
-    return f"{plate} plate of {' and '.join(distinct)} food", {plate}
+    return f"{plate} plate of {' and '.join(distinct)} food", rgb
 
 
-def _animal(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
+def _animal(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
     colour = str(rng.choice(_ANIMALS))
     body = _jitter(_COLOURS[colour], rng)
     dark = _shade(body, 0.75) if colour != "black" else (60, 60, 60)
@@ -314,7 +321,7 @@ def _animal(pen: _Pen, rng: np.random.Generator) -> tuple[str, set[str]]:
     pen.ellipse(hx + 0.18, -0.35, 0.12, 0.09, body)
     pen.ellipse(hx + 0.28, -0.37, 0.035, 0.03, (15, 15, 15))
     pen.ellipse(hx + 0.05, -0.45, 0.035, 0.035, (15, 15, 15) if colour != "black" else (230, 230, 230))
-    return f"{colour} animal", {colour}
+    return f"{colour} animal", body
 
 
 _OBJECTS = {"face": _face, "text": _text, "food": _food, "animal": _animal}

@@ -120,20 +120,8 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cortex = _import_cortex()
-    if subject not in cortex.db.subjects:
-        raise InputError("unknown pycortex subject", path=cortex.database.default_filestore,
-                         expected="one of " + ", ".join(sorted(cortex.db.subjects)), found=subject)
-    try:
-        ref_shape = cortex.db.get_xfm(subject, xfm).shape  # (Z, Y, X)
-    except Exception as exc:
-        raise InputError("unknown pycortex transform", expected=f"a transform of {subject}",
-                         found=f"{xfm} ({exc})") from exc
+    cortex = check_flatmap_target(subject, xfm, volume_xyz.shape)
     zyx = np.swapaxes(np.asarray(volume_xyz, dtype=np.float32), 0, 2)
-    if tuple(ref_shape) != zyx.shape:
-        raise GridMismatchError("volume does not match the pycortex transform's reference grid",
-                                path=f"{subject}/{xfm}", expected=f"(X, Y, Z) {tuple(ref_shape)[::-1]}",
-                                found=str(tuple(volume_xyz.shape)))
     vol = cortex.Volume(np.ascontiguousarray(zyx), subject, xfm, vmin=vmin, vmax=vmax, cmap=cmap)
     png_path = Path(png_path)
     tmp = png_path.with_name(f".{png_path.name}.part.png")
@@ -147,6 +135,34 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
         plt.close(fig)
     os.replace(tmp, png_path)
     return png_path
+
+
+def check_flatmap_target(subject: str, xfm: str, volume_shape: tuple[int, ...]):
+    """Check that a pycortex subject and transform exist and match the grid (X, Y, Z).
+
+    Returns
+    -------
+    module
+        The imported ``cortex`` package.
+
+    Raises
+    ------
+    InputError, GridMismatchError
+    """
+    cortex = _import_cortex()
+    if subject not in cortex.db.subjects:
+        raise InputError("unknown pycortex subject", path=cortex.database.default_filestore,
+                         expected="one of " + ", ".join(sorted(cortex.db.subjects)), found=subject)
+    try:
+        ref_shape = cortex.db.get_xfm(subject, xfm).shape  # (Z, Y, X)
+    except Exception as exc:
+        raise InputError("unknown pycortex transform", expected=f"a transform of {subject}",
+                         found=f"{xfm} ({exc})") from exc
+    if tuple(ref_shape)[::-1] != tuple(volume_shape[:3]):
+        raise GridMismatchError("volume does not match the pycortex transform's reference grid",
+                                path=f"{subject}/{xfm}", expected=f"(X, Y, Z) {tuple(ref_shape)[::-1]}",
+                                found=str(tuple(volume_shape[:3])))
+    return cortex
 
 
 def _import_cortex():

@@ -195,3 +195,9 @@ def test_bad_input_one_line_exit_2_no_partial_output(nsd_tree, tmp_path, case):
     assert needle in lines[0], lines[0]
     leftovers = [p for p in proj.rglob("*") if p.is_file()] if proj.exists() else []
     assert leftovers == []
+
+
+def test_wrong_pycortex_grid_fails_before_work(nsd_tree, tmp_path):
+    with pytest.raises(GridMismatchError, match="pycortex"):
+        preprocess_nsd(nsd_tree, 2, root=tmp_path / "proj", pycortex_subject="S1", pycortex_xfm="fullhead")
+    assert not (tmp_path / "proj").exists() or not any(p.is_file() for p in (tmp_path / "proj").rglob("*"))
