@@ -34,8 +34,10 @@ class FmrikitError(Exception):
     def one_line(self) -> str:
         """The error as one line: ``path: message (expected X, got Y)``."""
         text = f"{self.path}: {self.message}" if self.path else self.message
-        if self.expected is not None or self.found is not None:
-            text += f" (expected {self.expected}, got {self.found})"
+        parts = [f"expected {self.expected}" if self.expected is not None else "",
+                 f"got {self.found}" if self.found is not None else ""]
+        if any(parts):
+            text += " (" + ", ".join(p for p in parts if p) + ")"
         return text
 
 

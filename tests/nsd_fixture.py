@@ -57,6 +57,9 @@ def write_tree(root: Path, seed: int = 0) -> Path:
         roi[brain] = 0
         roi[2:5, 2:6, 3:7] = 1
         nib.save(nib.Nifti1Image(roi, AFFINE), sdir / "func1pt8mm/roi/nsdgeneral.nii.gz")
+        label_dir = root / f"nsddata/freesurfer/subj{subject:02d}/label"
+        label_dir.mkdir(parents=True)
+        (label_dir / "nsdgeneral.mgz.ctab").write_text("0 Unknown\n1 nsdgeneral\n")
         with open(sdir / "behav/responses.tsv", "w") as f:
             f.write("SUBJECT\tSESSION\tRUN\tTRIAL\t73KID\n")
             for t in range(n_sess * TRIALS):

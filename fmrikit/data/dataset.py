@@ -9,7 +9,8 @@ Contract
 ``voxels/ijk``       int32 (n_voxels, 3), indices into the source grid
 ``voxels/ncsnr``     float32 (n_voxels,), optional
 root attributes      ``affine`` (4, 4), ``volume_shape`` (3,), ``subject``, ``stimuli_path``,
-                     ``stimuli_dataset``, ``pycortex_subject``, ``pycortex_xfm`` (may be empty)
+                     ``stimuli_dataset``, ``pycortex_subject``, ``pycortex_xfm`` (may be empty);
+                     NSD sources also ``nsd_root``, ``space``, ``betas_version``
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class DatasetInfo:
     pycortex_subject: str
     pycortex_xfm: str
     ncsnr: np.ndarray | None
+    nsd_root: str = ""
+    space: str = ""
 
     @property
     def n_trials(self) -> int:
@@ -74,6 +77,7 @@ def read_info(path: str | os.PathLike) -> DatasetInfo:
             stimuli_path=str(a.get("stimuli_path", "")), stimuli_dataset=str(a.get("stimuli_dataset", "")),
             pycortex_subject=str(a.get("pycortex_subject", "")), pycortex_xfm=str(a.get("pycortex_xfm", "")),
             ncsnr=f["voxels/ncsnr"][:] if "voxels/ncsnr" in f else None,
+            nsd_root=str(a.get("nsd_root", "")), space=str(a.get("space", "")),
         )
 
 

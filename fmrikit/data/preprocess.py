@@ -157,6 +157,7 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
         name = Path(roi).name.split(".nii")[0] if roi.endswith((".nii", ".nii.gz")) else roi
         name += "".join(f"l{v}" for v in labels or [])
     return _run(subject, design, parts, mask, affine, stimuli, root=root, ncsnr_volume=ncsnr, scale="auto", name=name,
+                attrs={"nsd_root": str(layout.root.resolve()), "space": space, "betas_version": betas},
                 zscore_exclude_shared=zscore_exclude_shared, pycortex=(pycortex_subject, pycortex_xfm),
                 flatmap=flatmap, overwrite=overwrite, command="preprocess", params=params, inputs=inputs)
 
@@ -256,7 +257,7 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
                   pycortex_xfm=pycortex_xfm)
     inputs = [file_checksum(trials_tsv), file_checksum(mask)]
     return _run(subject, design, parts, mask_arr, affine, stimuli, root=root, ncsnr_volume=None, scale=input_scale,
-                name=name,
+                name=name, attrs={},
                 zscore_exclude_shared=zscore_exclude_shared, pycortex=(pycortex_subject, pycortex_xfm),
                 flatmap=flatmap, overwrite=overwrite, command="preprocess", params=params, inputs=inputs)
 
@@ -264,7 +265,7 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
 # -- the streaming core -------------------------------------------------------------------
 
 def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask, affine,
-         stimuli: StimulusSource, *, root, ncsnr_volume, scale, name, zscore_exclude_shared, pycortex, flatmap,
+         stimuli: StimulusSource, *, root, ncsnr_volume, scale, name, attrs, zscore_exclude_shared, pycortex, flatmap,
          overwrite, command, params, inputs) -> PreprocessResult:
     import h5py
 
@@ -308,6 +309,7 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                 ds[row:row + len(x)] = x
                 row += len(x)
             _write_tables(out, design, ijk, subject, affine, mask.shape, stimuli, pycortex, ncsnr_volume)
+            out.attrs.update(attrs)
         n_dropped = int(constant.sum())
         keep = ~constant
         if n_dropped:

@@ -109,7 +109,8 @@ def simulate(out: str | os.PathLike, config: SimulationConfig | None = None, ove
     ----------
     out : path-like
         Folder to create; it receives ``nsddata/``, ``nsddata_betas/``, ``nsddata_stimuli/``,
-        ``simulation_truth.h5`` and ``fmrikit_simulation.json``.
+        ``simulation_truth.h5``, ``truth/subjNN/*.nii.gz`` (informative mask, voxel class
+        with values 0 noise, 1 early, 2.. categories; noise ceiling) and ``fmrikit_simulation.json``.
     config : SimulationConfig, optional
     overwrite : bool
         Replace an existing folder.
@@ -402,6 +403,12 @@ def _write_subject(tree: Path, truth, subject: int, cfg: SimulationConfig, anat:
     nc = true_snr.astype(np.float64) ** 2
     grp.create_dataset("noise_ceiling", data=(100 * nc / (nc + 1 / 3)).astype(np.float32), compression="gzip")
     grp.attrs.update({"noise_ceiling_trials": 3, "format": fmt, "sessions": n_sess})
+    # the same truth as NIfTI volumes, for viewers and `fmrikit evaluate mask/labels`
+    nifti_dir = tree / "truth" / label
+    nifti_dir.mkdir(parents=True)
+    save_nifti(vol.astype(np.uint8), affine, nifti_dir / "informative_mask.nii.gz")
+    save_nifti(cls, affine, nifti_dir / "voxel_class.nii.gz")
+    save_nifti(grp["noise_ceiling"][:], affine, nifti_dir / "noise_ceiling.nii.gz")
 
 
 def _write_session(folder: Path, session: int, stored: np.ndarray, brain_ijk: np.ndarray,

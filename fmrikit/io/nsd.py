@@ -256,3 +256,26 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
         close = difflib.get_close_matches(value, choices, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InputError(f"unknown {what}{hint}", expected=" | ".join(choices), found=value)
+
+
+def read_ctab(path: str | os.PathLike) -> dict[int, str]:
+    """Read a FreeSurfer-style ``.ctab`` (lines ``index name [r g b a]``) as {index: name}.
+
+    The ``0 Unknown`` entry is dropped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError("colour table not found", path=path, expected="a .ctab file")
+    names = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].lstrip("-").isdigit() and int(parts[0]) > 0:
+            names[int(parts[0])] = parts[1]
+    return names
+
+
+def atlas_names(layout: NSDLayout, subject: int, space: str) -> list[str]:
+    """Atlases of a subject that have both a volume and a colour table (whole-brain files)."""
+    roi_dir = layout.subject_dir(subject) / space / "roi"
+    names = sorted(p.name[: -len(".nii.gz")] for p in roi_dir.glob("*.nii.gz") if not p.name.startswith(("lh.", "rh.")))
+    return [n for n in names if layout.ctab_path(subject, n).is_file()]

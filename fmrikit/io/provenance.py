@@ -92,6 +92,13 @@ def file_checksum(path: str | os.PathLike) -> dict[str, Any]:
     return {"path": str(path.resolve()), "bytes": size, "sha256_fingerprint": h.hexdigest()}
 
 
+def provenance_record(inputs: list[dict[str, Any]], run_id: str | None = None) -> dict[str, Any]:
+    """Run id, time, command line, package versions and input checksums of a run."""
+    return {"run_id": run_id or new_run_id(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "argv": list(sys.argv), "versions": package_versions(), "inputs": inputs}
+
+
 def write_sidecar(path: str | os.PathLike, *, command: str, parameters: dict[str, Any],
                   inputs: list[dict[str, Any]], seed: int | None = None,
                   run_id: str | None = None, outputs: list[str] | None = None,
@@ -122,22 +129,17 @@ def write_sidecar(path: str | os.PathLike, *, command: str, parameters: dict[str
     dict
         The sidecar's content.
     """
-    record = {
-        "Description": f"fmrikit {command}",
-        "command": command,
-        "run_id": run_id or new_run_id(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": list(sys.argv),
-        "seed": seed,
-        "parameters": parameters,
-        "inputs": inputs,
-        "outputs": outputs or [],
-        "versions": package_versions(),
-    }
+    record = {"Description": f"fmrikit {command}", "command": command, "seed": seed, "parameters": parameters,
+              "outputs": outputs or [], **provenance_record(inputs, run_id)}
     if extra:
         record.update(extra)
-    Path(path).write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
+    write_json(path, record)
     return record
+
+
+def write_json(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Write a JSON document (paths and arrays converted)."""
+    Path(path).write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(obj: Any) -> Any:

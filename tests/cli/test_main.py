@@ -79,3 +79,11 @@ def test_preprocess_needs_a_source(tmp_path):
 def test_debug_shows_traceback(tmp_path):
     res = runner.invoke(app, ["--debug", "preprocess", "--nsd-root", str(tmp_path), "--root", str(tmp_path)])
     assert res.exit_code != 0 and res.exception is not None and "not an NSD tree" in str(res.exception)
+
+
+def test_compare_spelling_is_rewritten():
+    from fmrikit.cli.main import _rewrite_compare
+
+    assert _rewrite_compare(["-v", "evaluate", "--compare", "a.json", "b.json"]) == \
+        ["-v", "evaluate", "compare", "a.json", "b.json"]
+    assert _rewrite_compare(["evaluate", "mask", "--mask", "m"]) == ["evaluate", "mask", "--mask", "m"]

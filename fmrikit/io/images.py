@@ -1,0 +1,110 @@
+"""Stimulus and reconstruction images: folders of image files and HDF5 image bricks."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
+from fmrikit.io.hdf5 import open_h5
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: File names that carry a 0-based stimulus id, e.g. ``trial-00012_stim-00042.png``.
+STIM_ID = re.compile(r"(?:^|[_-])stim-(\d+)")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as uint8 RGB, shape (H, W, 3)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CorruptFileError("not a readable image", path=path, found=str(exc)) from exc
+
+
+def image_key(path: Path) -> int | str:
+    """Pairing key of an image file: its stimulus id if the name has ``stim-<id>``, else its stem."""
+    match = STIM_ID.search(path.stem)
+    return int(match.group(1)) if match else path.stem
+
+
+def list_images(folder: str | os.PathLike) -> dict[int | str, Path]:
+    """Image files of a folder by pairing key.
+
+    Raises
+    ------
+    MissingInputError
+        No such folder, or no image in it.
+    DataValueError
+        Two files share a key.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingInputError("folder not found", path=folder, expected="a folder of images")
+    found: dict[int | str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            key = image_key(p)
+            if key in found:
+                raise DataValueError("two images for one stimulus", path=p, expected="one file per stimulus",
+                                     found=f"{found[key].name} and {p.name}")
+            found[key] = p
+    if not found:
+        raise MissingInputError("no images in folder", path=folder, expected=" ".join(IMAGE_SUFFIXES))
+    return found
+
+
+def load_image_pairs(pred: str | os.PathLike, truth: str | os.PathLike,
+                     truth_dataset: str = "imgBrick") -> tuple[list, list[np.ndarray], list[np.ndarray]]:
+    """Pair reconstructions with their ground-truth images.
+
+    Parameters
+    ----------
+    pred : path-like
+        Folder of reconstructions, named by stimulus id (``..._stim-<id>.png``) or like the
+        ground-truth files.
+    truth : path-like
+        Folder of ground-truth images, or an HDF5 brick whose row is the stimulus id.
+    truth_dataset : str
+        Dataset of the HDF5 brick.
+
+    Returns
+    -------
+    keys : list
+        Pairing keys, sorted.
+    gt, rec : list of ndarray of uint8, each (H, W, 3)
+        Images in key order (sizes may differ between the two sides).
+
+    Raises
+    ------
+    DataValueError
+        The two sets do not match.
+    """
+    pred_files = list_images(pred)
+    truth = Path(truth)
+    if truth.is_dir():
+        truth_files = list_images(truth)
+        missing = sorted(set(pred_files) - set(truth_files), key=str)
+        if missing:
+            raise DataValueError("reconstructions without a ground-truth image", path=truth,
+                                 expected=f"an image for each of {len(pred_files)} reconstructions",
+                                 found=f"{len(missing)} missing, e.g. {pred_files[missing[0]].name}")
+        keys = sorted(pred_files, key=str)
+        return keys, [read_image(truth_files[k]) for k in keys], [read_image(pred_files[k]) for k in keys]
+    not_ids = [p.name for k, p in pred_files.items() if not isinstance(k, int)]
+    if not_ids:
+        raise InputError("an HDF5 ground truth needs stimulus ids in the file names", path=pred,
+                         expected="names like trial-0001_stim-00042.png", found=not_ids[0])
+    keys = sorted(pred_files)
+    with open_h5(truth, truth_dataset) as f:
+        brick = f[truth_dataset]
+        if keys[-1] >= brick.shape[0]:
+            raise DataValueError("stimulus id beyond the ground-truth brick", path=truth,
+                                 expected=f"ids < {brick.shape[0]}", found=str(keys[-1]))
+        gt = [np.asarray(brick[k], dtype=np.uint8) for k in keys]
+    return keys, gt, [read_image(pred_files[k]) for k in keys]
