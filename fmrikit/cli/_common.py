@@ -14,7 +14,7 @@ from fmrikit.errors import FmrikitError, InputError
 
 T = TypeVar("T")
 err_console = Console(stderr=True)
-out_console = Console()
+out_console = Console(soft_wrap=True)
 
 
 class _State:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
 
 from fmrikit import __version__
 from fmrikit.cli import data as data_commands
+from fmrikit.cli import evaluate as evaluate_commands
 from fmrikit.cli._common import out_console, setup_logging
 
 app = typer.Typer(name="fmrikit", no_args_is_help=True, add_completion=False,
@@ -53,11 +55,21 @@ def sys_info(
 
 
 data_commands.register(app)
+app.add_typer(evaluate_commands.app, name="evaluate")
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(args=_rewrite_compare(sys.argv[1:]))
+
+
+def _rewrite_compare(args: list[str]) -> list[str]:
+    """Accept ``evaluate --compare A.json B.json`` as ``evaluate compare A.json B.json``."""
+    if "evaluate" in args:
+        i = args.index("evaluate")
+        if args[i + 1:i + 2] == ["--compare"]:
+            return args[:i + 1] + ["compare"] + args[i + 2:]
+    return args
 
 
 if __name__ == "__main__":

@@ -236,15 +236,14 @@ class NSDLayout:
 
 
 def _load_mat(path: Path) -> dict[str, np.ndarray]:
+    import h5py
     import scipy.io
 
-    try:
-        return scipy.io.loadmat(path)
-    except NotImplementedError:  # MATLAB v7.3 files are HDF5; h5py reads them transposed
-        import h5py
-
+    if h5py.is_hdf5(path):  # MATLAB v7.3 files are HDF5; h5py reads them transposed
         with h5py.File(path, "r") as f:
             return {k: np.asarray(f[k]).T for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+    try:
+        return scipy.io.loadmat(path)
     except Exception as exc:
         raise CorruptFileError("not a readable .mat file", path=path, found=f"{type(exc).__name__}: {exc}") from exc
 
