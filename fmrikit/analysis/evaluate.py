@@ -246,15 +246,13 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
 
     extra: dict[str, Any] = {}
     label = subject_label(subject)
-    if flatmap and info.pycortex_subject:
-        from fmrikit.viz.flatmap import save_voxel_map
-
-        extra[f"{label}_r.png"] = lambda p: save_voxel_map(
-            r, ijk, info.volume_shape, info.affine, png_path=p, pycortex_subject=info.pycortex_subject,
-            pycortex_xfm=info.pycortex_xfm, vmin=-0.5, vmax=0.5 if np.nanmax(r) <= 0.5 else 1.0, cmap="RdBu_r",
-            title=f"{label} encoding r")
     from fmrikit.viz.flatmap import save_voxel_map
 
+    if flatmap and info.pycortex_subject:
+        lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0  # symmetric, so r = 0 is white
+        extra[f"{label}_r.png"] = lambda p: save_voxel_map(
+            r, ijk, info.volume_shape, info.affine, png_path=p, pycortex_subject=info.pycortex_subject,
+            pycortex_xfm=info.pycortex_xfm, vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
     extra[f"{label}_r.nii.gz"] = lambda p: save_voxel_map(r, ijk, info.volume_shape, info.affine, nifti_path=p)
     inputs = [file_checksum(pred), {"path": str(data_path.resolve())}]
     return write_report(out, kind="encoding", preset=None, protocol=protocol, n=len(stim), metrics=metrics,
