@@ -42,6 +42,7 @@ class SessionPart:
 
     path: Path
     rows: np.ndarray
+    n_volumes: int  # volumes in the file (read once, with the grid checks)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
     design = layout.trial_design(subject, {s: g[0] for s, g in grids.items()})
     stimuli = StimulusSource(layout.stimuli_path, "imgBrick")
     _check_stimuli(stimuli, design.stim_id)
-    parts = {s: [SessionPart(files[s], np.arange(grids[s][0]))] for s in sessions}
+    parts = {s: [SessionPart(files[s], np.arange(grids[s][0]), grids[s][0])] for s in sessions}
 
     ncsnr = None
     ncsnr_path = layout.ncsnr_path(subject, space, betas)
@@ -234,7 +235,8 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
     for session, rows in table.groupby("session", sort=True):
         # consecutive rows of one file form one part, so files are read in trial order
         run_id = (paths[rows.index] != paths[rows.index].shift()).cumsum()
-        parts[int(session)] = [SessionPart(paths[r.index[0]], r["index_in_file"].to_numpy(np.int64))
+        parts[int(session)] = [SessionPart(paths[r.index[0]], r["index_in_file"].to_numpy(np.int64),
+                                           grids[paths[r.index[0]]][0])
                                for _, r in rows.groupby(run_id, sort=False)]
     design = TrialDesign(
         stim_id=table["stimulus_id"].to_numpy(np.int64), session=table["session"].to_numpy(np.int16),
@@ -351,7 +353,7 @@ def _read_session(session_parts: list[SessionPart], ijk: np.ndarray, scale, inpu
             values = read_masked_betas_h5(part.path, ijk)[part.rows]
             inputs.append(file_checksum(part.path))
         else:
-            wanted = np.zeros(_file_grid(part.path)[0], dtype=bool)
+            wanted = np.zeros(part.n_volumes, dtype=bool)
             wanted[part.rows] = True
             checksum: dict = {}
             kept = [block[wanted[start:start + len(block)]]
