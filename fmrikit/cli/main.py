@@ -9,11 +9,12 @@ import typer
 
 from fmrikit import __version__
 from fmrikit.cli import data as data_commands
+from fmrikit.cli import decode as decode_commands
 from fmrikit.cli import evaluate as evaluate_commands
 from fmrikit.cli._common import out_console, setup_logging
 
 app = typer.Typer(name="fmrikit", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode="rich",
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Voxel selection, decoding, encoding, reconstruction and evaluation for visual fMRI.")
 
 
@@ -55,6 +56,7 @@ def sys_info(
 
 
 data_commands.register(app)
+decode_commands.register(app)
 app.add_typer(evaluate_commands.app, name="evaluate")
 
 

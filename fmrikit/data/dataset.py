@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrikit.errors import CorruptFileError
+from fmrikit.errors import CorruptFileError, DataValueError, MissingInputError
 from fmrikit.io.hdf5 import open_h5
 
 REQUIRED = ("betas", "trials/stim_id", "trials/session", "trials/shared", "voxels/ijk")
@@ -105,3 +105,85 @@ def read_betas(path: str | os.PathLike, trials: np.ndarray | slice | None = None
             trials = np.nonzero(trials)[0]
         unique, inverse = np.unique(trials, return_inverse=True)  # h5py needs increasing indices
         return ds[unique][inverse]
+
+
+def read_stimuli(info: DatasetInfo, stim_ids: np.ndarray) -> np.ndarray:
+    """Read the stimulus images of a dataset.
+
+    The source is the dataset's ``stimuli_path``: an HDF5 brick (dataset ``stimuli_dataset``, row = 0-based
+    stimulus id, shape (N, H, W, 3) uint8), or a folder of image files mapped by the dataset's
+    ``stimuli/stim_id`` and ``stimuli/file`` tables. Only the rows needed are read.
+
+    Parameters
+    ----------
+    info : DatasetInfo
+    stim_ids : ndarray of int, shape (n,)
+        0-based stimulus ids, any order, repeats allowed.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, H, W, 3)
+        RGB images in the order of ``stim_ids``.
+
+    Raises
+    ------
+    MissingInputError
+        The brick, folder or an image file is gone, or a stimulus id has no image.
+    DataValueError
+        Ids are not integers, or images are not uint8 RGB or differ in size.
+    """
+    stim_ids = np.asarray(stim_ids)
+    if stim_ids.ndim != 1 or (stim_ids.size and not np.issubdtype(stim_ids.dtype, np.integer)):
+        raise DataValueError("stimulus ids must be a 1-D integer array", expected="shape (n,) int",
+                             found=f"shape {stim_ids.shape} {stim_ids.dtype}")
+    if not info.stimuli_path:
+        raise MissingInputError("the dataset names no stimulus images", path=info.path,
+                                expected="attribute stimuli_path")
+    unique, inverse = np.unique(stim_ids.astype(np.int64), return_inverse=True)  # h5py needs increasing rows
+    if info.stimuli_dataset:
+        images = _read_brick(Path(info.stimuli_path), info.stimuli_dataset, unique)
+    else:
+        images = _read_folder(info, unique)
+    return images[inverse]
+
+
+def _read_brick(path: Path, dataset: str, rows: np.ndarray) -> np.ndarray:
+    """Rows (sorted, unique) of an HDF5 image brick."""
+    with open_h5(path, dataset) as f:
+        ds = f[dataset]
+        if ds.ndim != 4 or ds.shape[3] != 3 or ds.dtype != np.uint8:
+            raise DataValueError("not an RGB image brick", path=path, expected=f"'{dataset}' (N, H, W, 3) uint8",
+                                 found=f"{ds.shape} {ds.dtype}")
+        bad = rows[(rows < 0) | (rows >= ds.shape[0])]
+        if bad.size:
+            raise MissingInputError(f"no image for {bad.size} stimulus ids", path=path,
+                                    expected=f"ids 0 to {ds.shape[0] - 1} in '{dataset}'", found=f"id {bad[0]}")
+        if not rows.size:
+            return np.empty((0,) + ds.shape[1:], dtype=np.uint8)
+        return ds[rows]
+
+
+def _read_folder(info: DatasetInfo, ids: np.ndarray) -> np.ndarray:
+    """Images (sorted, unique ids) of a folder source, mapped by the dataset's ``stimuli`` tables."""
+    from fmrikit.io.images import read_image
+
+    folder = Path(info.stimuli_path)
+    if not folder.is_dir():
+        raise MissingInputError("stimulus folder not found", path=folder, expected="a folder of images")
+    with open_h5(info.path, "stimuli/file") as f:
+        known, files = f["stimuli/stim_id"][:], f["stimuli/file"].asstr()[:]
+    pos = np.searchsorted(known, ids)
+    absent = ids[(pos >= len(known)) | (known[np.minimum(pos, len(known) - 1)] != ids)]
+    if absent.size:
+        raise MissingInputError(f"no image for {absent.size} stimulus ids", path=info.path,
+                                expected="ids listed in stimuli/stim_id", found=f"id {absent[0]}")
+    images = []
+    for name in files[pos]:
+        if not (folder / name).is_file():
+            raise MissingInputError("stimulus image not found", path=folder / name, expected="an image file")
+        images.append(read_image(folder / name))
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataValueError("stimulus images differ in size", path=folder, expected="one size",
+                             found=", ".join(str(s) for s in sorted(shapes)[:3]))
+    return np.stack(images) if images else np.empty((0, 0, 0, 3), dtype=np.uint8)

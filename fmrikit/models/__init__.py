@@ -1,0 +1,1 @@
+"""Trainable models saved as folders (config.json + model.safetensors)."""

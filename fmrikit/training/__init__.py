@@ -1,0 +1,1 @@
+"""Training loops: cross-subject pretraining, TROI voxel selection, subject adaptation."""

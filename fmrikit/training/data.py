@@ -1,0 +1,112 @@
+"""Training and test splits of a subject's preprocessed dataset, and their image targets.
+
+As in MindEye2, the images every subject saw (``trials/shared``) are the test set, averaged
+over their repeats; training uses the other trials only, so no pretraining subject ever sees a
+test image.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fmrikit.data.dataset import DatasetInfo, read_betas, read_info
+from fmrikit.errors import DataValueError, InputError
+
+
+@dataclass
+class SubjectData:
+    """One subject's betas over the model's input voxels.
+
+    Attributes
+    ----------
+    key : str
+        Input-layer key, e.g. ``"sub-01"``.
+    info : DatasetInfo
+    columns : ndarray of int64, shape (V,)
+        Dataset columns (voxels) in input order.
+    train_x : Tensor, shape (n_train, V), float32
+    train_stim : ndarray of int64, shape (n_train,)
+    test_x : Tensor, shape (n_test, V), float32
+        Shared images, betas averaged over repeats.
+    test_stim : ndarray of int64, shape (n_test,)
+    """
+
+    key: str
+    info: DatasetInfo
+    columns: np.ndarray
+    train_x: torch.Tensor
+    train_stim: np.ndarray
+    test_x: torch.Tensor
+    test_stim: np.ndarray
+
+    @property
+    def ijk(self) -> np.ndarray:
+        """Source-grid indices of the input voxels, shape (V, 3)."""
+        return self.info.ijk[self.columns]
+
+    @property
+    def n_voxels(self) -> int:
+        return len(self.columns)
+
+
+def load_subject_data(path: str | os.PathLike, key: str, *, sessions: list[int] | None = None,
+                      columns: np.ndarray | None = None) -> SubjectData:
+    """Read a subject's training and test betas.
+
+    Parameters
+    ----------
+    path : path-like
+        Preprocessed dataset (``sub-NN_..._betas.h5``).
+    key : str
+        Input-layer key.
+    sessions : list of int, optional
+        Sessions whose non-shared trials train the model (all by default). The test set always
+        holds the shared images of every session.
+    columns : ndarray of int, optional
+        Voxels (dataset columns) to keep, in input order (all by default).
+
+    Raises
+    ------
+    InputError
+        A requested session is not in the dataset.
+    DataValueError
+        No training trial is left.
+    """
+    info = read_info(path)
+    if sessions is not None:
+        missing = sorted(set(sessions) - set(np.unique(info.session).tolist()))
+        if missing:
+            raise InputError("sessions not in the dataset", path=path,
+                             expected=f"sessions among {sorted(np.unique(info.session).tolist())}",
+                             found=str(missing))
+    in_sessions = np.isin(info.session, sessions) if sessions is not None else np.ones(info.n_trials, bool)
+    train = np.nonzero(in_sessions & ~info.shared)[0]
+    if len(train) < 2:
+        raise DataValueError("too few training trials (shared images are held out for testing)", path=path,
+                             expected="at least 2 non-shared trials in the chosen sessions", found=str(len(train)))
+    cols = np.arange(info.n_voxels) if columns is None else np.asarray(columns, dtype=np.int64)
+    train_x = _read_columns(path, train, cols)
+    test_stim, test_x = np.zeros(0, np.int64), np.zeros((0, len(cols)), np.float32)
+    shared = np.nonzero(info.shared)[0]
+    if len(shared):
+        test_stim, inverse = np.unique(info.stim_id[shared], return_inverse=True)
+        betas = _read_columns(path, shared, cols)
+        test_x = np.zeros((len(test_stim), len(cols)), np.float64)
+        np.add.at(test_x, inverse, betas)
+        test_x = (test_x / np.bincount(inverse)[:, None]).astype(np.float32)
+    return SubjectData(key=key, info=info, columns=cols, train_x=torch.from_numpy(train_x),
+                       train_stim=info.stim_id[train].astype(np.int64), test_x=torch.from_numpy(test_x),
+                       test_stim=test_stim.astype(np.int64))
+
+
+def _read_columns(path: Path, trials: np.ndarray, columns: np.ndarray, block: int = 256) -> np.ndarray:
+    """Betas of some trials and columns, read in blocks of trials so only the kept columns stay in memory."""
+    out = np.empty((len(trials), len(columns)), np.float32)
+    for start in range(0, len(trials), block):
+        out[start:start + block] = read_betas(path, trials[start:start + block])[:, columns]
+    return out
