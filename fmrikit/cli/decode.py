@@ -8,6 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
+from fmrikit.training.settings import ModelSize, TrainSettings, TroiSettings
+
+T, M, R = TrainSettings, ModelSize, TroiSettings  # option defaults come from the library's settings
 
 Epochs = Annotated[int, typer.Option(help="Training epochs.")]
 BatchSize = Annotated[int, typer.Option(help="Trials per step and process (split over subjects).")]
@@ -33,9 +36,7 @@ Unfreeze = Annotated[bool, typer.Option("--unfreeze-backbone", help="Train the p
 
 
 def _settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed):
-    from fmrikit.training.loop import TrainSettings
-
-    return TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+    return T(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                          mse_weight=mse_weight, temperature=temperature, seed=seed)
 
 
@@ -63,15 +64,15 @@ def pretrain(
     roi: Annotated[str, typer.Option(help="Voxel selection of the datasets (annotated ROI).")] = "nsdgeneral",
     features: Features = "gabor",
     image_model: ImageModel = None,
-    hidden: Hidden = 512,
-    blocks: Blocks = 2,
-    epochs: Epochs = 40,
-    batch_size: BatchSize = 32,
-    lr: Lr = 1e-3,
-    weight_decay: WeightDecay = 1e-2,
-    mse_weight: MseWeight = 1.0,
-    temperature: Temperature = 0.05,
-    seed: Seed = 0,
+    hidden: Hidden = M.hidden,
+    blocks: Blocks = M.n_blocks,
+    epochs: Epochs = T.epochs,
+    batch_size: BatchSize = T.batch_size,
+    lr: Lr = T.lr,
+    weight_decay: WeightDecay = T.weight_decay,
+    mse_weight: MseWeight = T.mse_weight,
+    temperature: Temperature = T.temperature,
+    seed: Seed = T.seed,
     device: Device = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/decoder].")] = None,
     resume: Resume = False,
@@ -80,12 +81,12 @@ def pretrain(
 ) -> None:
     """Pretrain the cross-subject decoder (runs unchanged under torchrun)."""
     from fmrikit.errors import InputError
-    from fmrikit.training.pretrain import ModelSize, pretrain_decoder
+    from fmrikit.training.pretrain import pretrain_decoder
 
     if model != "decoder":
         call(_raise, InputError("unknown model", expected="decoder", found=model))
     result = call(pretrain_decoder, int_list(subjects), roi=roi, root=root, out=out, features=features,
-                  image_model=image_model, size=ModelSize(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
+                  image_model=image_model, size=M(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
                   settings=_settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed),
                   device=device, resume=resume, overwrite=overwrite)
     for key, scores in result.retrieval.items():
@@ -94,32 +95,35 @@ def pretrain(
 
 def roi_train(
     subject: Annotated[int, typer.Option(help="The new subject.")],
-    budget: Annotated[int, typer.Option(help="Most voxels the mask keeps.")] = 3000,
+    budget: Annotated[int, typer.Option(help="Most voxels the mask keeps.")] = R.budget,
     sessions: Sessions = None,
     coarse_roi: Annotated[str, typer.Option(help="Dataset of the coarse region to select from.")] = "brainmask",
     backbone: Backbone = None,
     pretrained: Annotated[bool, typer.Option(help="Start from the pretrained backbone (--no-pretrained trains a "
                                                   "fresh decoder on this subject only).")] = True,
     unfreeze_backbone: Unfreeze = False,
-    lowpass: Annotated[bool, typer.Option(help="Low-pass filter the mask weights before each selection.")] = True,
-    lowpass_sigma: Annotated[float, typer.Option(help="Low-pass Gaussian sigma (mm).")] = 2.0,
+    lowpass: Annotated[bool, typer.Option(help="Low-pass filter the mask weights before each selection.")] = R.lowpass,
+    lowpass_sigma: Annotated[float, typer.Option(help="Low-pass Gaussian sigma (mm).")] = R.lowpass_sigma,
     rewind: Annotated[bool, typer.Option(help="Stage 2 retrains a fresh input layer with the initial schedule "
-                                              "(--no-rewind fine-tunes the stage-1 layer).")] = True,
-    stage1_epochs: Annotated[int, typer.Option(help="Epochs of sparse mask training.")] = 15,
-    threshold: Annotated[float, typer.Option(help="Mask weights below it are zeroed after each step.")] = 0.05,
-    lasso: Annotated[float, typer.Option(help="LASSO coefficient on the mask weights.")] = 1e-3,
-    mask_lr: Annotated[float, typer.Option(help="Learning rate of the mask weights.")] = 2e-2,
+                                              "(--no-rewind fine-tunes the stage-1 layer).")] = R.rewind,
+    stage1_epochs: Annotated[int, typer.Option(help="Epochs of sparse mask training.")] = R.stage1_epochs,
+    warmup_epochs: Annotated[int, typer.Option(help="Stage-1 epochs before the first voxel selection.")]
+    = R.warmup_epochs,
+    stage1_lr: Annotated[float, typer.Option(help="Peak learning rate of the input layer in stage 1.")] = R.stage1_lr,
+    threshold: Annotated[float, typer.Option(help="Mask weights below it are zeroed after each step.")] = R.threshold,
+    lasso: Annotated[float, typer.Option(help="LASSO coefficient on the mask weights.")] = R.lasso,
+    mask_lr: Annotated[float, typer.Option(help="Learning rate of the mask weights.")] = R.mask_lr,
     features: Features = "gabor",
     image_model: ImageModel = None,
-    hidden: Hidden = 512,
-    blocks: Blocks = 2,
-    epochs: Epochs = 40,
-    batch_size: BatchSize = 32,
-    lr: Lr = 1e-3,
-    weight_decay: WeightDecay = 1e-2,
-    mse_weight: MseWeight = 1.0,
-    temperature: Temperature = 0.05,
-    seed: Seed = 0,
+    hidden: Hidden = M.hidden,
+    blocks: Blocks = M.n_blocks,
+    epochs: Epochs = T.epochs,
+    batch_size: BatchSize = T.batch_size,
+    lr: Lr = T.lr,
+    weight_decay: WeightDecay = T.weight_decay,
+    mse_weight: MseWeight = T.mse_weight,
+    temperature: Temperature = T.temperature,
+    seed: Seed = T.seed,
     desc: Annotated[str, typer.Option(help="desc- label of the outputs.")] = "troi",
     flatmap: Annotated[bool, typer.Option(help="Render flatmap PNGs of the mask.")] = True,
     device: Device = "auto",
@@ -128,14 +132,14 @@ def roi_train(
     overwrite: OverwriteOption = False,
 ) -> None:
     """TROI: learn a subject's voxel mask under a budget, then its decoder input layer."""
-    from fmrikit.training.pretrain import ModelSize
-    from fmrikit.training.troi import TroiSettings, roi_train as run
+    from fmrikit.training.troi import roi_train as run
 
-    troi = TroiSettings(budget=budget, stage1_epochs=stage1_epochs, threshold=threshold, lasso=lasso,
-                        mask_lr=mask_lr, lowpass=lowpass, lowpass_sigma=lowpass_sigma, rewind=rewind)
+    troi = R(budget=budget, stage1_epochs=stage1_epochs, warmup_epochs=warmup_epochs, stage1_lr=stage1_lr,
+             threshold=threshold, lasso=lasso, mask_lr=mask_lr, lowpass=lowpass, lowpass_sigma=lowpass_sigma,
+             rewind=rewind)
     result = call(run, subject, root=root, troi=troi, sessions=_sessions(sessions), coarse_roi=coarse_roi,
                   backbone=backbone, pretrained=pretrained, unfreeze_backbone=unfreeze_backbone, features=features,
-                  image_model=image_model, size=ModelSize(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
+                  image_model=image_model, size=M(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
                   settings=_settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed), desc=desc,
                   flatmap=flatmap, device=device, resume=resume, overwrite=overwrite)
     _report(f"TROI mask ({result.n_voxels} voxels)", result.outputs["mask"], None)
@@ -151,13 +155,13 @@ def adapt_subject(
     sessions: Sessions = None,
     backbone: Backbone = None,
     unfreeze_backbone: Unfreeze = False,
-    epochs: Epochs = 40,
-    batch_size: BatchSize = 32,
-    lr: Lr = 1e-3,
-    weight_decay: WeightDecay = 1e-2,
-    mse_weight: MseWeight = 1.0,
-    temperature: Temperature = 0.05,
-    seed: Seed = 0,
+    epochs: Epochs = T.epochs,
+    batch_size: BatchSize = T.batch_size,
+    lr: Lr = T.lr,
+    weight_decay: WeightDecay = T.weight_decay,
+    mse_weight: MseWeight = T.mse_weight,
+    temperature: Temperature = T.temperature,
+    seed: Seed = T.seed,
     desc: Annotated[str, typer.Option(help="desc- label of the outputs.")] = "adapt",
     device: Device = "auto",
     resume: Resume = False,

@@ -26,7 +26,8 @@ from fmrikit.project import preproc_betas_path, subject_dir, subject_label
 from fmrikit.training.common import image_embeddings, retrieval_scores, write_log
 from fmrikit.training.data import SubjectData, load_subject_data
 from fmrikit.training.distributed import Distributed, distributed
-from fmrikit.training.loop import FitResult, TrainSettings, fit, settings_record
+from fmrikit.training.loop import FitResult, fit
+from fmrikit.training.settings import TrainSettings, settings_record
 from fmrikit.training.pretrain import checkpoint_path, default_decoder_path
 
 log = logging.getLogger("fmrikit")
@@ -156,7 +157,7 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
                           "backbone": str(backbone_path), "unfreeze_backbone": unfreeze_backbone, "desc": desc,
                           "training": settings_record(settings)}
             inputs = [file_checksum(dataset)] + ([file_checksum(mask)] if mask else [])
-            outputs = write_subject_outputs(out_dir, names, model, data, base=backbone_path,
+            write_subject_outputs(out_dir, names, model, data, base=backbone_path,
                                             shared_trained=unfreeze_backbone, history=result.history, scores=scores,
                                             command="adapt-subject", parameters=parameters, inputs=inputs,
                                             seed=settings.seed, run_id=run_id, overwrite=overwrite)

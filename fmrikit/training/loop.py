@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -25,59 +25,18 @@ import torch
 from torch import nn
 
 from fmrikit._progress import track
-from fmrikit.errors import CorruptFileError, DataValueError, InputError
+from fmrikit.errors import CorruptFileError, DataValueError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.models.decoder import MindEyeDecoder
 from fmrikit.training.data import SubjectData
 from fmrikit.training.distributed import Distributed
 from fmrikit.training.losses import mixco, mixco_nce, soft_clip_loss
+from fmrikit.training.settings import TrainSettings
 
 log = logging.getLogger("fmrikit")
 
 STATE_NAME = "state.safetensors"
 TRAINER_NAME = "trainer.pt"
-
-
-@dataclass
-class TrainSettings:
-    """Optimisation options of one training stage.
-
-    Attributes
-    ----------
-    epochs : int
-    batch_size : int
-        Trials per step and process, split evenly over the subjects.
-    lr : float
-        Peak learning rate (one-cycle schedule) or the constant rate.
-    weight_decay : float
-    schedule : {"onecycle", "constant"}
-    mixco_fraction : float
-        Fraction of the epochs trained with MixCo; soft CLIP afterwards.
-    mixco_beta : float
-    temperature : float
-        Softmax temperature of the contrastive losses.
-    mse_weight : float
-        Weight of the embedding-regression MSE (TROI eq. 4).
-    seed : int
-    """
-
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    schedule: str = "onecycle"
-    mixco_fraction: float = 1 / 3
-    mixco_beta: float = 0.15
-    temperature: float = 0.05
-    mse_weight: float = 1.0
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise InputError("bad training settings", expected="epochs >= 1, batch_size >= 2, lr > 0",
-                             found=f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
-        if self.schedule not in ("onecycle", "constant"):
-            raise InputError("unknown learning-rate schedule", expected="onecycle or constant", found=self.schedule)
 
 
 class VoxelGate(nn.Module):
@@ -292,8 +251,3 @@ def _load_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler) -> t
                                expected="a checkpoint of the same run", found=f"{type(exc).__name__}: {exc}"
                                .splitlines()[0]) from exc
     return int(trainer["epoch"]), history
-
-
-def settings_record(settings: TrainSettings) -> dict:
-    """The settings as a JSON-ready dict."""
-    return asdict(settings)

@@ -18,22 +18,13 @@ from fmrikit.training.common import (feature_spec, image_embeddings, retrieval_s
                                      write_log)
 from fmrikit.training.data import load_subject_data
 from fmrikit.training.distributed import distributed
-from fmrikit.training.loop import TrainSettings, fit, settings_record
+from fmrikit.training.loop import fit
+from fmrikit.training.settings import ModelSize, TrainSettings, settings_record
 
 log = logging.getLogger("fmrikit")
 
 LOG_NAME = "training_log.tsv"
 SIDECAR_NAME = "run.json"
-
-
-@dataclass
-class ModelSize:
-    """Decoder widths (CPU defaults; MindEye2 uses hidden 4096, 4 blocks)."""
-
-    hidden: int = 512
-    n_blocks: int = 2
-    proj_hidden: int = 512
-    dropout: float = 0.15
 
 
 @dataclass

@@ -14,13 +14,13 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fmrikit.errors import InputError, MissingInputError
+from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.models.decoder import MindEyeDecoder, subject_key
 from fmrikit.project import preproc_betas_path, subject_dir, subject_label
@@ -29,61 +29,11 @@ from fmrikit.training.adapt import (SubjectResult, _check_desc, _refuse_existing
 from fmrikit.training.common import feature_spec, image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.training.data import SubjectData, load_subject_data
 from fmrikit.training.distributed import distributed
-from fmrikit.training.loop import TrainSettings, VoxelGate, fit, settings_record
-from fmrikit.training.pretrain import ModelSize, checkpoint_path
+from fmrikit.training.loop import VoxelGate, fit
+from fmrikit.training.pretrain import checkpoint_path
+from fmrikit.training.settings import ModelSize, TrainSettings, TroiSettings, settings_record
 
 log = logging.getLogger("fmrikit")
-
-
-@dataclass
-class TroiSettings:
-    """Options of TROI's voxel selection.
-
-    Attributes
-    ----------
-    budget : int
-        Most voxels the mask may keep.
-    stage1_epochs : int
-        Epochs of sparse mask training (the budget is reached at the last one).
-    warmup_epochs : int
-        Stage-1 epochs before the first selection.
-    threshold : float
-        Mask weights below it are zeroed after every step.
-    lasso : float
-        LASSO coefficient on the sum of absolute mask weights.
-    mask_lr : float
-        Learning rate of the mask weights.
-    stage1_lr : float
-        Peak learning rate of the new input layer in stage 1 (the mask's gradients are only
-        informative once that layer has learnt something, so it learns fast).
-    lowpass : bool
-        Gaussian low-pass filter of the weights in 3D before each selection.
-    lowpass_sigma : float
-        Filter sigma (mm).
-    rewind : bool
-        Stage 2 retrains a fresh input layer with the initial schedule; otherwise the stage-1
-        layer (its weights times the mask) is fine-tuned at a constant ``lr * finetune_lr_factor``.
-    finetune_lr_factor : float
-    """
-
-    budget: int = 3000
-    stage1_epochs: int = 15
-    warmup_epochs: int = 5
-    threshold: float = 0.05
-    lasso: float = 1e-5
-    mask_lr: float = 2e-2
-    stage1_lr: float = 3e-2
-    lowpass: bool = True
-    lowpass_sigma: float = 2.0
-    rewind: bool = True
-    finetune_lr_factor: float = 0.04
-
-    def check(self) -> None:
-        if self.budget < 1 or not 0 <= self.warmup_epochs < self.stage1_epochs or self.lowpass_sigma <= 0:
-            raise InputError("bad TROI settings",
-                             expected="budget >= 1, 0 <= warmup_epochs < stage1_epochs, lowpass_sigma > 0",
-                             found=f"budget={self.budget}, warmup_epochs={self.warmup_epochs}, "
-                                   f"stage1_epochs={self.stage1_epochs}, lowpass_sigma={self.lowpass_sigma}")
 
 
 def keep_count(n_start: int, budget: int, epochs: int, epoch: int, warmup: int = 0) -> int:
@@ -207,6 +157,10 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
         weights, counts = _stage1(model, data, targets[0], troi, settings, ctx, train_shared, checkpoint / "stage1",
                                   resume)
         selected = np.nonzero(weights > 0)[0]
+        if len(selected) == 0:
+            raise DataValueError("TROI stage 1 kept no voxel", path=dataset,
+                                 expected="some mask weights above the threshold (lower --lasso or --threshold)",
+                                 found="all zero")
         log.info("TROI stage 1: %d of %d voxels selected", len(selected), data.n_voxels)
         stage1_layer = model.inputs[key].linear
         init = None
