@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: simulate a 4-subject NSD-format world, preprocess it,
-# and score what can be scored so far against the simulation's ground truth.
+# The main job on the embedded default: simulate a 4-subject NSD-format world, preprocess it, pretrain
+# the cross-subject decoder on subjects 2-4, select subject 1's voxels with TROI from one session, and
+# score the voxel selections and the decoders against the simulation's ground truth.
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_QUICKSTART:-./quickstart}
@@ -23,7 +24,13 @@ for subject in 1 2 3 4; do
   results+=("$WORK/results/nsdgeneral/$sub/results.json")
 done
 
+# cross-subject decoder (ImageNet EfficientNet-Lite0 image embeddings), then TROI on subject 1's first session
+fmrikit pretrain --subjects 2,3,4 --features effnet-lite0 --overwrite
+fmrikit roi-train --subject 1 --sessions 1 --budget 4000 --overwrite
+fmrikit evaluate mask --mask "$FMRIKIT_ROOT/sub-01/sub-01_desc-troi_mask.nii.gz" \
+  --reference "$WORK/nsd/truth/subj01/informative_mask.nii.gz" --out "$WORK/results/troi/sub-01" --overwrite > /dev/null
+
 echo
-echo "Results (annotated ROI vs ground-truth informative voxels, subjects 1-4):"
-fmrikit evaluate --compare "${results[@]}"
-echo "flatmaps: $(ls "$FMRIKIT_ROOT"/sub-0*/*noiseceiling.png | tr '\n' ' ')"
+echo "Results (annotated ROI, sub-01 to sub-04, and the TROI mask of sub-01 vs ground-truth informative voxels):"
+fmrikit evaluate --compare "${results[@]}" "$WORK/results/troi/sub-01/results.json"
+echo "flatmaps: $(ls "$FMRIKIT_ROOT"/sub-0*/*noiseceiling.png "$FMRIKIT_ROOT"/sub-01/*troi*.png | tr '\n' ' ')"

@@ -97,10 +97,6 @@ class MindEyeDecoder(PretrainedModule):
         self.config["subjects"][key] = n_voxels
         return layer
 
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters of everything after the input layers (the part pretraining transfers)."""
-        return [p for name, p in self.named_parameters() if not name.startswith("inputs.")]
-
     def standardize(self, embedding: torch.Tensor) -> torch.Tensor:
         """Image embeddings, shape (N, D), into the heads' standardised target space."""
         return (embedding - self.target_mean) / self.target_std

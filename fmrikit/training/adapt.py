@@ -86,12 +86,23 @@ def train_input_layer(model: MindEyeDecoder, data: SubjectData, train_targets: t
         with torch.no_grad():
             layer.linear.weight.copy_(init[0])
             layer.linear.bias.copy_(init[1])
-    for p in model.shared_parameters():
-        p.requires_grad_(train_shared)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = set_trainable(model, data.key, train_shared)
     targets = {data.key: model.standardize(train_targets.to(ctx.device))}
     return fit(model, [data], targets, settings, ctx, param_groups=[{"params": params}], checkpoint=checkpoint,
                resume=resume, description=description)
+
+
+def set_trainable(model: MindEyeDecoder, key: str, train_shared: bool) -> list[torch.nn.Parameter]:
+    """Train only subject ``key``'s input layer (and the shared parts if asked); return the trainable parameters.
+
+    The other subjects' input layers are frozen: they take no part in this subject's training.
+    """
+    trainable = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(f"inputs.{key}.") or (train_shared and not name.startswith("inputs.")))
+        if p.requires_grad:
+            trainable.append(p)
+    return trainable
 
 
 def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: str | None = None,
@@ -155,7 +166,7 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
         if ctx.is_main:
             parameters = {"subject": subject, "roi": roi, "mask": str(mask) if mask else None, "sessions": sessions,
                           "backbone": str(backbone_path), "unfreeze_backbone": unfreeze_backbone, "desc": desc,
-                          "training": settings_record(settings)}
+                          "training": settings_record(settings), "world_size": ctx.world_size}
             inputs = [file_checksum(dataset)] + ([file_checksum(mask)] if mask else [])
             write_subject_outputs(out_dir, names, model, data, base=backbone_path,
                                             shared_trained=unfreeze_backbone, history=result.history, scores=scores,

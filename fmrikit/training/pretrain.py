@@ -118,14 +118,15 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
                      checkpoint=checkpoint_path(out), resume=resume, description="pretrain")
         scores = {d.key: retrieval_scores(model, d, targets[d.key][1], device=ctx.device) for d in data}
         if ctx.is_main:
-            _write(out, model, data, paths, spec, size, settings, result.history, scores, run_id, roi, overwrite)
+            _write(out, model, data, paths, spec, size, settings, result.history, scores, run_id, roi, overwrite,
+                   ctx.world_size)
             shutil.rmtree(checkpoint_path(out), ignore_errors=True)
         ctx.barrier()
     return PretrainResult(model=out, retrieval=scores, history=result.history)
 
 
 def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, history, scores, run_id, roi,
-           overwrite) -> None:
+           overwrite, world_size) -> None:
     inputs = [file_checksum(p) for p in paths]
     with staged_dir(out, overwrite=overwrite) as stage:
         model.cpu().save_pretrained(stage, extra={
@@ -136,6 +137,7 @@ def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, 
         write_log(stage / LOG_NAME, history)
         write_sidecar(stage / SIDECAR_NAME, command="pretrain", seed=settings.seed, run_id=run_id, inputs=inputs,
                       parameters={"subjects": [d.key for d in data], "roi": roi, "features": spec,
-                                  "model": vars(size), "training": settings_record(settings)},
+                                  "model": vars(size), "training": settings_record(settings),
+                                  "world_size": world_size},
                       outputs=["config.json", "model.safetensors", LOG_NAME],
                       extra={"retrieval": scores, "final_epoch": history[-1] if history else None})

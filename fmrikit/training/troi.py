@@ -24,7 +24,7 @@ from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.models.decoder import MindEyeDecoder, subject_key
 from fmrikit.project import preproc_betas_path, subject_dir, subject_label
-from fmrikit.training.adapt import (SubjectResult, _check_desc, _refuse_existing, load_backbone,
+from fmrikit.training.adapt import (SubjectResult, _check_desc, _refuse_existing, load_backbone, set_trainable,
                                     subject_output_names, train_input_layer, write_subject_outputs)
 from fmrikit.training.common import feature_spec, image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.training.data import SubjectData, load_subject_data
@@ -178,7 +178,7 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
             parameters = {"subject": subject, "coarse_roi": coarse_roi, "sessions": sessions, "troi": asdict(troi),
                           "backbone": str(backbone_path) if backbone_path else None, "pretrained": pretrained,
                           "unfreeze_backbone": unfreeze_backbone, "features": spec, "desc": desc,
-                          "training": settings_record(settings)}
+                          "training": settings_record(settings), "world_size": ctx.world_size}
             info = data.info
 
             def write_maps(tmp: dict[str, Path]) -> None:
@@ -217,10 +217,8 @@ def _stage1(model: MindEyeDecoder, data: SubjectData, train_targets: torch.Tenso
     torch.manual_seed(settings.seed)
     layer = model.add_subject(data.key, data.n_voxels)
     layer.ijk.copy_(torch.from_numpy(data.ijk))
-    for p in model.shared_parameters():
-        p.requires_grad_(train_shared)
+    params = set_trainable(model, data.key, train_shared)
     gate = VoxelGate(data.n_voxels, troi.threshold, troi.lasso).to(ctx.device)
-    params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": params}, {"params": [gate.weight], "lr": troi.mask_lr, "weight_decay": 0.0}]
     info = data.info
     counts: list[int] = []
