@@ -97,7 +97,9 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
     Parameters
     ----------
     model : MindEyeDecoder
-        On ``ctx.device``; frozen parts have ``requires_grad = False``.
+        On ``ctx.device``; frozen parts have ``requires_grad = False``. Every trainable parameter
+        must take part in each step (DDP reduces all of them): freeze the input layers of subjects
+        not in ``data``.
     data : list of SubjectData
     targets : dict of str to Tensor, shape (n_train, D)
         Standardised image embeddings of each subject's training trials.
