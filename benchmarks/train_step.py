@@ -60,8 +60,7 @@ def child_roi(root: Path, out: Path, stage1_epochs: int, budget: int) -> dict:
     times: dict = {}
     timed(troi, "_stage1", times)
     t0 = time.perf_counter()
-    res = troi.roi_train(3, root=root, backbone=out, troi=TroiSettings(budget=budget, stage1_epochs=stage1_epochs,
-                                                                       warmup_epochs=1),
+    res = troi.roi_train(3, root=root, backbone=out, troi=TroiSettings(budget=budget, stage1_epochs=stage1_epochs),
                          settings=TrainSettings(epochs=1), flatmap=False, device="cpu", overwrite=True)
     return {"stage1_s": times["_stage1"], "total_s": time.perf_counter() - t0, "n_voxels": res.n_voxels,
             "counts": res.extra["stage1_voxels_per_epoch"]}
@@ -87,7 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=3, help="pretraining epochs")
     ap.add_argument("--trials-per-session", type=int, default=150)
-    ap.add_argument("--stage1-epochs", type=int, default=4)
+    ap.add_argument("--stage1-epochs", type=int, default=15, help="TROI stage-1 epochs (default: the CLI default)")
     ap.add_argument("--budget", type=int, default=500, help="TROI voxel budget")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each pretraining set-up (fastest kept)")
     ap.add_argument("--work", type=Path, default=None, help="keep the simulated world and project here")

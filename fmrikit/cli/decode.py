@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
-from fmrikit.training.settings import ModelSize, TrainSettings, TroiSettings
+from fmrikit.training.settings import SUBJECT_BATCH_SIZE, ModelSize, TrainSettings, TroiSettings
 
 T, M, R = TrainSettings, ModelSize, TroiSettings  # option defaults come from the library's settings
 
@@ -118,7 +118,7 @@ def roi_train(
     hidden: Hidden = M.hidden,
     blocks: Blocks = M.n_blocks,
     epochs: Epochs = T.epochs,
-    batch_size: BatchSize = T.batch_size,
+    batch_size: BatchSize = SUBJECT_BATCH_SIZE,
     lr: Lr = T.lr,
     weight_decay: WeightDecay = T.weight_decay,
     mse_weight: MseWeight = T.mse_weight,
@@ -156,7 +156,7 @@ def adapt_subject(
     backbone: Backbone = None,
     unfreeze_backbone: Unfreeze = False,
     epochs: Epochs = T.epochs,
-    batch_size: BatchSize = T.batch_size,
+    batch_size: BatchSize = SUBJECT_BATCH_SIZE,
     lr: Lr = T.lr,
     weight_decay: WeightDecay = T.weight_decay,
     mse_weight: MseWeight = T.mse_weight,

@@ -27,7 +27,7 @@ from fmrikit.training.common import image_embeddings, retrieval_scores, write_lo
 from fmrikit.training.data import SubjectData, load_subject_data
 from fmrikit.training.distributed import Distributed, distributed
 from fmrikit.training.loop import FitResult, fit
-from fmrikit.training.settings import TrainSettings, settings_record
+from fmrikit.training.settings import SUBJECT_BATCH_SIZE, TrainSettings, settings_record
 from fmrikit.training.pretrain import checkpoint_path, default_decoder_path
 
 log = logging.getLogger("fmrikit")
@@ -129,6 +129,7 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
     unfreeze_backbone : bool
         Train the shared parts too.
     settings : TrainSettings, optional
+        Default batch size :data:`~fmrikit.training.settings.SUBJECT_BATCH_SIZE`.
     desc : str
         ``desc-`` entity of the outputs: ``sub-NN_desc-<desc>_decoder/``, ``_log.tsv``, ``.json``.
 
@@ -136,7 +137,7 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
     -------
     SubjectResult
     """
-    settings = settings or TrainSettings()
+    settings = settings or TrainSettings(batch_size=SUBJECT_BATCH_SIZE)
     settings.check()
     if roi is None:
         roi = "brainmask" if mask is not None and preproc_betas_path(root, subject, "brainmask").is_file() \

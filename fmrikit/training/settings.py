@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 from fmrikit.errors import InputError
 
+#: Batch size of new-subject training (TROI's stages 1 and 2 and the annotated-ROI baseline), as in the paper.
+SUBJECT_BATCH_SIZE = 24
 
 @dataclass
 class ModelSize:

@@ -31,7 +31,8 @@ from fmrikit.training.data import SubjectData, load_subject_data
 from fmrikit.training.distributed import distributed
 from fmrikit.training.loop import VoxelGate, fit
 from fmrikit.training.pretrain import checkpoint_path
-from fmrikit.training.settings import ModelSize, TrainSettings, TroiSettings, settings_record
+from fmrikit.training.settings import (SUBJECT_BATCH_SIZE, ModelSize, TrainSettings, TroiSettings,
+                                      settings_record)
 
 log = logging.getLogger("fmrikit")
 
@@ -112,7 +113,8 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
     unfreeze_backbone : bool
         Train the pretrained shared parts too.
     settings : TrainSettings, optional
-        Stage-2 training (stage 1 uses it with ``stage1_epochs``).
+        Stage-2 training (stage 1 uses it with ``stage1_epochs`` and ``troi.stage1_lr``); default
+        batch size :data:`~fmrikit.training.settings.SUBJECT_BATCH_SIZE`.
     desc : str
         ``desc-`` entity of the outputs (``sub-01_desc-troi_mask.nii.gz``...).
     flatmap : bool
@@ -123,7 +125,7 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
     SubjectResult
         ``extra`` holds the stage-1 voxel counts per epoch and the selected count.
     """
-    troi, settings = troi or TroiSettings(), settings or TrainSettings()
+    troi, settings = troi or TroiSettings(), settings or TrainSettings(batch_size=SUBJECT_BATCH_SIZE)
     troi.check()
     settings.check()
     dataset = preproc_betas_path(root, subject, coarse_roi)
