@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -29,8 +29,6 @@ class PretrainedModule(torch.nn.Module):
     Subclasses call ``super().__init__(**kwargs)`` with their init arguments, which are recorded in
     :attr:`config` and written to ``config.json``.
     """
-
-    config_name: ClassVar[str]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
