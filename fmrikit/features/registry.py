@@ -14,6 +14,7 @@ P = 256, C = 1024).
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 EXTRACTORS = ("gabor", "effnet-lite0", "clip", "dinov2")
 
 
-class FeatureExtractor:
+class FeatureExtractor(ABC):
     """Base class of the extractors: two :class:`~fmrikit.features.networks.FeatureNetwork` s per extractor.
 
     Subclasses set :attr:`name` and :attr:`patch_shape` and implement :meth:`config` and
@@ -41,13 +42,13 @@ class FeatureExtractor:
     #: (L, P, C) of :meth:`patches`.
     patch_shape: tuple[int, int, int] = (0, 0, 0)
 
+    @abstractmethod
     def config(self) -> dict:
         """Everything that changes the features, JSON-serialisable (the cache key)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _network(self, kind: str) -> FeatureNetwork:
         """The network of ``kind`` (``"pooled"`` or ``"patches"``)."""
-        raise NotImplementedError
 
     def _cached_network(self, kind: str) -> FeatureNetwork:
         networks = self.__dict__.setdefault("_networks", {})
