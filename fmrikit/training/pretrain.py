@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fmrikit.errors import MissingInputError, OutputExistsError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
@@ -103,8 +105,6 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
             log.info("%s: %d training trials, %d test images, %d voxels", p.name, len(d.train_x), len(d.test_x),
                      d.n_voxels)
         targets = image_embeddings(data, spec, ctx, root=root)
-        import torch
-
         torch.manual_seed(settings.seed)
         model = MindEyeDecoder({d.key: d.n_voxels for d in data}, embed_dim=targets[data[0].key][0].shape[1],
                                hidden=size.hidden, n_blocks=size.n_blocks, proj_hidden=size.proj_hidden,
