@@ -9,6 +9,7 @@ register tokens dropped), in row-major patch order.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from pathlib import Path
 from typing import Sequence
 
@@ -93,14 +94,16 @@ class _TransformerExtractor(FeatureExtractor):
         self.n_patches = (self.image_size // config.patch_size) ** 2
         self.patch_shape = (len(self.layers), self.n_patches, config.hidden_size)
 
+    @abstractmethod
     def _default_layers(self, depth: int) -> tuple[int, ...]:
-        raise NotImplementedError
+        """Layers used when none are asked for, for a model of ``depth`` layers."""
 
     def _image_size(self, config) -> int:
         return int(config.image_size)
 
+    @abstractmethod
     def _pooled_output(self, output) -> torch.Tensor:
-        raise NotImplementedError
+        """The pooled embedding (B, D) from the model's output."""
 
     def config(self) -> dict:
         if "revision" not in self._source and "weights" not in self._source:
