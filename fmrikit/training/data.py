@@ -94,14 +94,30 @@ def load_subject_data(path: str | os.PathLike, key: str, *, sessions: list[int] 
     test_stim, test_x = np.zeros(0, np.int64), np.zeros((0, len(cols)), np.float32)
     shared = np.nonzero(info.shared)[0]
     if len(shared):
-        test_stim, inverse = np.unique(info.stim_id[shared], return_inverse=True)
-        betas = _read_columns(path, shared, cols)
-        test_x = np.zeros((len(test_stim), len(cols)), np.float64)
-        np.add.at(test_x, inverse, betas)
-        test_x = (test_x / np.bincount(inverse)[:, None]).astype(np.float32)
+        test_stim, test_x = average_repeats(_read_columns(path, shared, cols), info.stim_id[shared])
     return SubjectData(key=key, info=info, columns=cols, train_x=torch.from_numpy(train_x),
                        train_stim=info.stim_id[train].astype(np.int64), test_x=torch.from_numpy(test_x),
                        test_stim=test_stim.astype(np.int64))
+
+
+def average_repeats(betas: np.ndarray, stim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average trials of the same stimulus.
+
+    Parameters
+    ----------
+    betas : ndarray, shape (n_trials, V)
+    stim : ndarray of int, shape (n_trials,)
+
+    Returns
+    -------
+    stim_ids : ndarray of int64, shape (n_images,)
+        Sorted unique stimulus ids.
+    mean : ndarray of float32, shape (n_images, V)
+    """
+    ids, inverse = np.unique(stim, return_inverse=True)
+    total = np.zeros((len(ids), betas.shape[1]), np.float64)
+    np.add.at(total, inverse, betas)
+    return ids.astype(np.int64), (total / np.bincount(inverse)[:, None]).astype(np.float32)
 
 
 def _read_columns(path: Path, trials: np.ndarray, columns: np.ndarray, block: int = 256) -> np.ndarray:

@@ -127,7 +127,7 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
     gates = gates or {}
     step_module = _Step(model, gates).to(ctx.device)
     per_subject = max(2, settings.batch_size // len(data))
-    steps_per_epoch = max(math.ceil(_shard_len(len(d.train_x), ctx) / per_subject) for d in data)
+    steps_per_epoch = max(math.ceil(shard_len(len(d.train_x), ctx) / per_subject) for d in data)
     groups = [dict(g, lr=g.get("lr", settings.lr)) for g in param_groups]
     optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
     total = settings.epochs * steps_per_epoch
@@ -140,7 +140,7 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
     result = FitResult()
     start = 0
     if resume and checkpoint is not None and (checkpoint / TRAINER_NAME).is_file():
-        start, result.history = _load_checkpoint(checkpoint, step_module, optimizer, scheduler)
+        start, result.history = load_checkpoint(checkpoint, step_module, optimizer, scheduler)
         log.info("resuming %s at epoch %d of %d", description, start + 1, settings.epochs)
     ddp = step_module
     if ctx.active:
@@ -153,7 +153,7 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
                 else contextlib.nullcontext())
     for epoch in range(start, settings.epochs):
         torch.manual_seed(settings.seed * 100_003 + epoch * 101 + ctx.rank)  # dropout
-        order = _epoch_order([len(x) for x in train_x], settings.seed, epoch, ctx)
+        order = epoch_order([len(x) for x in train_x], settings.seed, epoch, ctx)
         mix_rng = np.random.default_rng([settings.seed, epoch, ctx.rank, 1])
         use_mix = epoch < mix_epochs
         ddp.train()
@@ -203,7 +203,7 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
                  ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if checkpoint is not None:
             if ctx.is_main:
-                _save_checkpoint(checkpoint, step_module, optimizer, scheduler, epoch + 1, result.history)
+                save_checkpoint(checkpoint, step_module, optimizer, scheduler, epoch + 1, result.history)
             ctx.barrier()
         if stop:
             result.stopped_early = epoch + 1 < settings.epochs
@@ -212,23 +212,23 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
     return result
 
 
-def _shard_len(n: int, ctx: Distributed) -> int:
+def shard_len(n: int, ctx: Distributed) -> int:
     """Trials per process: DistributedSampler's padded share."""
     return math.ceil(n / ctx.world_size)
 
 
-def _epoch_order(sizes: list[int], seed: int, epoch: int, ctx: Distributed) -> list[np.ndarray]:
+def epoch_order(sizes: list[int], seed: int, epoch: int, ctx: Distributed) -> list[np.ndarray]:
     """Each subject's trial order for this process and epoch (same permutation on every rank, then sharded)."""
     rng = np.random.default_rng([seed, epoch])
     out = []
     for n in sizes:
         perm = rng.permutation(n)
-        padded = np.resize(perm, _shard_len(n, ctx) * ctx.world_size)
+        padded = np.resize(perm, shard_len(n, ctx) * ctx.world_size)
         out.append(padded[ctx.rank::ctx.world_size])
     return out
 
 
-def _save_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler, epoch: int, history: list) -> None:
+def save_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler, epoch: int, history: list) -> None:
     from safetensors.torch import save_file
 
     with staged_dir(folder, overwrite=True) as stage:
@@ -238,7 +238,7 @@ def _save_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler, epoc
         (stage / "history.json").write_text(json.dumps(history, indent=1))
 
 
-def _load_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler) -> tuple[int, list]:
+def load_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler) -> tuple[int, list]:
     from safetensors.torch import load_file
 
     try:
