@@ -1,0 +1,188 @@
+"""Joint training of the universal encoder on several subjects.
+
+Each step takes ``batch_images`` (subject, image) pairs from the union of all subjects' training
+images and, for each image, ``voxels_per_image`` voxels sampled at random; the loss is
+``(1 - w) MSE + w (1 - cos)`` on those voxels, so memory depends on the sample, not on the
+subjects' voxel counts. Responses are averaged over an image's repeats; the shared images are
+the test set. Checkpoints, resume and DDP work as for the decoder (:mod:`fmrikit.training.loop`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmrikit._progress import track
+from fmrikit.data.dataset import DatasetInfo
+from fmrikit.errors import DataValueError
+from fmrikit.models.encoder import UniversalEncoder, encoder_loss
+from fmrikit.training.data import SubjectData, average_repeats
+from fmrikit.training.distributed import Distributed
+from fmrikit.training.loop import FitResult, epoch_order, load_checkpoint, save_checkpoint, shard_len
+from fmrikit.training.settings import EncoderSettings
+
+log = logging.getLogger("fmrikit")
+
+
+@dataclass
+class EncoderData:
+    """One subject's repeat-averaged responses and image features.
+
+    Attributes
+    ----------
+    key : str
+    info : DatasetInfo
+    train_y : Tensor, shape (n_train_images, V)
+    train_features : Tensor, shape (n_train_images, L, P, C)
+    test_stim : ndarray of int64, shape (n_test_images,)
+    test_y : Tensor, shape (n_test_images, V)
+    test_features : Tensor, shape (n_test_images, L, P, C)
+    """
+
+    key: str
+    info: DatasetInfo
+    train_stim: np.ndarray
+    train_y: torch.Tensor
+    train_features: torch.Tensor
+    test_stim: np.ndarray
+    test_y: torch.Tensor
+    test_features: torch.Tensor
+
+    @property
+    def n_voxels(self) -> int:
+        return self.train_y.shape[1]
+
+
+def encoder_data(data: SubjectData, features) -> EncoderData:
+    """Average a subject's training trials per image and attach image features.
+
+    Parameters
+    ----------
+    data : SubjectData
+    features : callable
+        Maps stimulus ids (n,) to features (n, L, P, C).
+    """
+    stim, y = average_repeats(data.train_x.numpy(), data.train_stim)
+    return EncoderData(key=data.key, info=data.info, train_stim=stim, train_y=torch.from_numpy(y),
+                       train_features=torch.as_tensor(features(stim), dtype=torch.float32),
+                       test_stim=data.test_stim, test_y=data.test_x,
+                       test_features=torch.as_tensor(features(data.test_stim), dtype=torch.float32))
+
+
+def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: EncoderSettings, ctx: Distributed, *,
+                params: list[nn.Parameter] | None = None, checkpoint=None, resume: bool = False,
+                description: str = "encoder") -> FitResult:
+    """Train ``model`` (in place) on the subjects' training images.
+
+    Parameters
+    ----------
+    model : UniversalEncoder
+        On ``ctx.device``.
+    data : list of EncoderData
+    settings : EncoderSettings
+    ctx : Distributed
+    params : list of Parameter, optional
+        What to train (default: every parameter), e.g. only a new subject's embeddings.
+    checkpoint : Path, optional
+        Per-epoch checkpoint folder (written by rank 0).
+    resume : bool
+        Continue from ``checkpoint``.
+
+    Returns
+    -------
+    FitResult
+    """
+    settings.check()
+    params = list(model.parameters()) if params is None else params
+    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _s: 1.0)
+    pairs = np.concatenate([np.stack([np.full(len(d.train_y), k), np.arange(len(d.train_y))], 1)
+                            for k, d in enumerate(data)])
+    steps = math.ceil(shard_len(len(pairs), ctx) / settings.batch_images)
+    result, start = FitResult(), 0
+    if resume and checkpoint is not None and (checkpoint / "trainer.pt").is_file():
+        start, result.history = load_checkpoint(checkpoint, model, optimizer, scheduler)
+    net = model
+    if ctx.active:  # a step may miss a subject, whose embeddings then get no gradient
+        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True,
+                                                  device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda"
+                else contextlib.nullcontext())
+    for epoch in range(start, settings.epochs):
+        order = epoch_order([len(pairs)], settings.seed, epoch, ctx)[0]
+        rng = np.random.default_rng([settings.seed, epoch, ctx.rank, 2])
+        net.train()
+        total = 0.0
+        for step in track(range(steps), f"{description} {epoch + 1}/{settings.epochs}"):
+            batch = pairs[order[step * settings.batch_images:(step + 1) * settings.batch_images]]
+            losses, weights = [], []
+            for k in np.unique(batch[:, 0]):
+                d, images = data[k], batch[batch[:, 0] == k, 1]
+                n = min(settings.voxels_per_image, d.n_voxels)
+                voxels = np.argsort(rng.random((len(images), d.n_voxels)), axis=1)[:, :n]
+                target = d.train_y[images[:, None], voxels].to(ctx.device)
+                with autocast:
+                    pred = net(d.train_features[images].to(ctx.device), d.key,
+                               torch.from_numpy(voxels).to(ctx.device))
+                losses.append(encoder_loss(pred.float(), target, settings.cosine_weight))
+                weights.append(len(images))
+            loss = sum(w * l for w, l in zip(weights, losses)) / sum(weights)
+            if not torch.isfinite(loss):
+                raise DataValueError(f"{description}: loss became {loss.item()} at epoch {epoch + 1}",
+                                     expected="a finite loss (lower the learning rate)")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        row = {"epoch": epoch + 1, "loss": total / steps}
+        result.history.append(row)
+        log.info("%s epoch %d: loss %.4g", description, epoch + 1, row["loss"])
+        if checkpoint is not None:
+            if ctx.is_main:
+                save_checkpoint(checkpoint, model, optimizer, scheduler, epoch + 1, result.history)
+            ctx.barrier()
+    model.eval()
+    return result
+
+
+@torch.no_grad()
+def predict(model: UniversalEncoder, features: torch.Tensor, key: str, *, batch_images: int = 32,
+            voxel_chunk: int = 8192, device: torch.device | str = "cpu") -> np.ndarray:
+    """Predicted responses of every voxel of a subject.
+
+    Parameters
+    ----------
+    features : Tensor, shape (N, L, P, C)
+    key : str
+
+    Returns
+    -------
+    ndarray of float32, shape (N, V)
+    """
+    model.eval()
+    n_vox = model.voxel_embeddings[key].shape[0]
+    out = np.empty((len(features), n_vox), np.float32)
+    for i in range(0, len(features), batch_images):
+        f = features[i:i + batch_images].to(device)
+        for j in range(0, n_vox, voxel_chunk):
+            voxels = torch.arange(j, min(j + voxel_chunk, n_vox), device=device)
+            out[i:i + batch_images, j:j + voxel_chunk] = model(f, key, voxels).float().cpu().numpy()
+    return out
+
+
+def encoding_scores(model: UniversalEncoder, data: EncoderData, device="cpu") -> dict | None:
+    """Median, 25th and 75th percentile voxel Pearson r on the subject's test images (None without any)."""
+    from fmrikit.analysis.metrics import voxel_pearson
+
+    if len(data.test_y) < 2:
+        return None
+    r = voxel_pearson(predict(model, data.test_features, data.key, device=device), data.test_y.numpy())
+    r = r[np.isfinite(r)]
+    return {"median_r": float(np.median(r)), "p25_r": float(np.percentile(r, 25)),
+            "p75_r": float(np.percentile(r, 75)), "n_test_images": len(data.test_y), "n_voxels": data.n_voxels}
