@@ -20,11 +20,11 @@ from torch import nn
 
 from fmrikit._progress import track
 from fmrikit.data.dataset import DatasetInfo
-from fmrikit.errors import DataValueError
 from fmrikit.models.encoder import UniversalEncoder, encoder_loss
 from fmrikit.training.data import SubjectData, average_repeats
 from fmrikit.training.distributed import Distributed
-from fmrikit.training.loop import FitResult, epoch_order, load_checkpoint, save_checkpoint, shard_len
+from fmrikit.training.loop import (FitResult, epoch_order, load_checkpoint, optimizer_step, save_checkpoint,
+                                  shard_len)
 from fmrikit.training.settings import EncoderSettings
 
 log = logging.getLogger("fmrikit")
@@ -38,6 +38,7 @@ class EncoderData:
     ----------
     key : str
     info : DatasetInfo
+    train_stim : ndarray of int64, shape (n_train_images,)
     train_y : Tensor, shape (n_train_images, V)
     train_features : Tensor, shape (n_train_images, L, P, C)
     test_stim : ndarray of int64, shape (n_test_images,)
@@ -133,12 +134,7 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
                 losses.append(encoder_loss(pred.float(), target, settings.cosine_weight))
                 weights.append(len(images))
             loss = sum(w * l for w, l in zip(weights, losses)) / sum(weights)
-            if not torch.isfinite(loss):
-                raise DataValueError(f"{description}: loss became {loss.item()} at epoch {epoch + 1}",
-                                     expected="a finite loss (lower the learning rate)")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
             total += loss.item()
         row = {"epoch": epoch + 1, "loss": total / steps}
         result.history.append(row)

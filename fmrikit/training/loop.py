@@ -182,12 +182,7 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
             loss = contrastive + settings.mse_weight * mse
             for gate in gates.values():
                 loss = loss + gate.penalty()
-            if not torch.isfinite(loss):
-                raise DataValueError(f"{description}: loss became {loss.item()} at epoch {epoch + 1}",
-                                     expected="a finite loss (lower the learning rate)")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
             scheduler.step()
             for gate in gates.values():
                 gate.after_step()
@@ -210,6 +205,15 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
             break
     model.eval()
     return result
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, where: str) -> None:
+    """Back-propagate ``loss`` and step; a non-finite loss stops training with a clear error."""
+    if not torch.isfinite(loss):
+        raise DataValueError(f"{where}: loss became {loss.item()}", expected="a finite loss (lower the learning rate)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 def shard_len(n: int, ctx: Distributed) -> int:
