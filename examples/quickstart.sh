@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: simulate a 4-subject NSD-format world, preprocess it, pretrain
-# the cross-subject decoder on subjects 2-4, select subject 1's voxels with TROI from one session, and
-# score the voxel selections and the decoders against the simulation's ground truth.
+# the cross-subject decoder on subjects 2-4, select subject 1's voxels with TROI from one session,
+# score the voxel selections and the decoders against the simulation's ground truth, then train the
+# universal encoder on all four subjects and cluster its voxel embeddings into a functional map.
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_QUICKSTART:-./quickstart}
@@ -34,3 +35,10 @@ echo
 echo "Results (annotated ROI, sub-01 to sub-04, and the TROI mask of sub-01 vs ground-truth informative voxels):"
 fmrikit evaluate --compare "${results[@]}" "$WORK/results/troi/sub-01/results.json"
 echo "flatmaps: $(ls "$FMRIKIT_ROOT"/sub-0*/*noiseceiling.png "$FMRIKIT_ROOT"/sub-01/*troi*.png | tr '\n' ' ')"
+
+# universal encoder on all subjects (EfficientNet-Lite0 patch features), then its functional clusters
+echo
+fmrikit pretrain --model encoder --subjects 1,2,3,4 --features effnet-lite0 --epochs 10 --lr 3e-3 \
+  --voxels-per-image 2000 --overwrite
+fmrikit cluster-embeddings --k 20 --subjects 1,2 --max-images 120 --overwrite
+echo "cluster flatmaps: $(ls "$FMRIKIT_ROOT"/clusters/kmeans-k20/sub-0*_desc-clusters.png | tr '\n' ' ')"

@@ -188,8 +188,6 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
         Draw a flatmap of r when the dataset names a pycortex subject.
     overwrite : bool
     """
-    import h5py
-
     from fmrikit.data.dataset import read_betas, read_info
     from fmrikit.io.hdf5 import open_h5
 
@@ -221,9 +219,21 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     metrics = {"median_r": Metric("median voxel r", float(np.nanmedian(r)), chance=0.0, n=len(r))}
     for q in (25, 75, 90):
         metrics[f"r_p{q}"] = Metric(f"voxel r, {q}th percentile", float(np.nanpercentile(r, q)), chance=0.0)
+    n_candidates = min(M.ENCODER_CANDIDATES, len(stim))
+    if n_candidates >= 2:
+        found = M.encoder_retrieval(predicted, measured, n_candidates=n_candidates, n_draws=30, seed=42)
+        for k in (1, 5):
+            metrics[f"retrieval_top{k}"] = Metric(f"encoder retrieval top-{k} among {n_candidates}",
+                                                  found[f"top{k}"]["mean"], chance=found["chance"][f"top{k}"],
+                                                  n=n_candidates)
+    else:
+        for k in (1, 5):
+            metrics[f"retrieval_top{k}"] = Metric.skipped(f"encoder retrieval top-{k}", "fewer than 2 images")
     details: dict[str, Any] = {"r_summary": M.summarize(r), "repeats": {int(k): int(v) for k, v in
                                                                          zip(*np.unique(repeats, return_counts=True))}}
     protocol = {"r": "Pearson over images, per voxel", "measured": "z-scored betas averaged over repeats",
+                "retrieval": f"measured pattern vs predicted patterns of {n_candidates} candidates (Pearson over "
+                             "voxels), 30 draws, seed 42",
                 "dataset": str(data_path), "noise_ceiling": None}
     if info.ncsnr is not None:
         ncsnr = info.ncsnr[cols].astype(np.float64)

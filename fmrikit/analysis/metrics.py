@@ -265,6 +265,68 @@ def retrieval(brain: np.ndarray, image: np.ndarray, n_candidates: int = 300, n_d
 
 # -- encoding --------------------------------------------------------------------------------
 
+#: Candidates per encoder-retrieval round (Universal Brain Encoder); callers use all images when fewer.
+ENCODER_CANDIDATES = 100
+
+
+def encoder_retrieval(pred: np.ndarray, measured: np.ndarray, n_candidates: int = 100, n_draws: int = 30,
+                      seed: int = 42, top: tuple[int, ...] = (1, 5)) -> dict:
+    """Identify the seen image among candidates by correlating measured with predicted patterns.
+
+    Each of ``n_draws`` rounds draws ``n_candidates`` of the N images without replacement
+    (``rng = np.random.default_rng(seed)``, one ``rng.choice`` per round). For each drawn image,
+    the measured voxel pattern is Pearson-correlated (across voxels) with the predicted pattern of
+    every candidate; a hit at k is the true image ranked among the k highest (ties count
+    against it: rank = number of candidates scoring at least as high as the true one).
+
+    Parameters
+    ----------
+    pred, measured : ndarray, shape (N, n_voxels)
+        Predicted and measured responses, row k for image k.
+    n_candidates : int
+    n_draws : int
+    seed : int
+    top : tuple of int
+        The k of the top-k accuracies.
+
+    Returns
+    -------
+    dict
+        ``{"top1": {"mean", "ci95"}, "top5": ..., "n_candidates", "n_draws", "seed", "chance": {k: k / n}}``.
+
+    Raises
+    ------
+    InputError
+        N < n_candidates, n_candidates < 2 or n_draws < 2.
+    DataValueError
+        Shapes differ, non-finite values, constant rows.
+    """
+    a, b = _flat_pair(pred, measured, "pred", "measured", min_n=1)
+    n = len(a)
+    if n_candidates < 2 or n_draws < 2:
+        raise InputError("retrieval needs at least 2 candidates and 2 draws", expected="n_candidates, n_draws >= 2",
+                         found=f"n_candidates={n_candidates}, n_draws={n_draws}")
+    if n < n_candidates:
+        raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+    a, b = _standardize_rows(a, "pred"), _standardize_rows(b, "measured")
+    rng = np.random.default_rng(seed)
+    hits: dict[int, list[float]] = {k: [] for k in top}
+    for _ in range(n_draws):
+        idx = rng.choice(n, n_candidates, replace=False)
+        s = b[idx] @ a[idx].T  # (measured, candidate)
+        rank = (s >= np.diag(s)[:, None]).sum(axis=1)
+        for k in top:
+            hits[k].append(float(np.mean(rank <= k)))
+    out: dict = {}
+    for k, values in hits.items():
+        v = np.asarray(values)
+        mean, half = float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(n_draws))
+        out[f"top{k}"] = {"mean": mean, "ci95": [mean - half, mean + half]}
+    out.update({"n_candidates": int(n_candidates), "n_draws": int(n_draws), "seed": int(seed),
+                "chance": {f"top{k}": k / n_candidates for k in top}})
+    return out
+
+
 def voxel_pearson(pred: np.ndarray, measured: np.ndarray) -> np.ndarray:
     """Per-voxel Pearson r between predicted and measured responses across images.
 

@@ -1,4 +1,5 @@
-"""``fmrikit pretrain``, ``fmrikit roi-train`` and ``fmrikit adapt-subject`` (the decoder)."""
+"""``fmrikit pretrain``, ``fmrikit roi-train`` and ``fmrikit adapt-subject``: the decoder, and with
+``--model encoder`` the universal encoder."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from typing import Annotated, Optional
 import typer
 
 from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
-from fmrikit.training.settings import SUBJECT_BATCH_SIZE, ModelSize, TrainSettings, TroiSettings
+from fmrikit.project import subject_label
+from fmrikit.training.settings import (SUBJECT_BATCH_SIZE, EncoderSettings, EncoderSize, ModelSize, TrainSettings,
+                                      TroiSettings)
 
-T, M, R = TrainSettings, ModelSize, TroiSettings  # option defaults come from the library's settings
+# option defaults come from the library's settings
+T, M, R, ES, EZ = TrainSettings, ModelSize, TroiSettings, EncoderSettings, EncoderSize
+MODELS = ("decoder", "encoder", "ridge")
 
 Epochs = Annotated[int, typer.Option(help="Training epochs.")]
-BatchSize = Annotated[int, typer.Option(help="Trials per step and process (split over subjects).")]
-Lr = Annotated[float, typer.Option("--lr", help="Peak learning rate (one-cycle schedule).")]
+BatchSize = Annotated[int, typer.Option(help="Trials per step and process (split over subjects); encoder: images per "
+                                             "step and process.")]
+Lr = Annotated[float, typer.Option("--lr", help="Peak learning rate (decoder: one-cycle schedule; encoder: Adam, "
+                                                "constant).")]
 WeightDecay = Annotated[float, typer.Option(help="AdamW weight decay.")]
 MseWeight = Annotated[float, typer.Option(help="Weight of the embedding-regression MSE against the contrastive "
                                                "loss.")]
@@ -23,8 +30,8 @@ Seed = Annotated[int, typer.Option(help="Random seed.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last epoch "
                                                        "checkpoint.")]
-Backbone = Annotated[Optional[Path], typer.Option(help="Pretrained decoder folder [default: "
-                                                       "<root>/models/decoder].")]
+Backbone = Annotated[Optional[Path], typer.Option(help="Pretrained model folder [default: <root>/models/decoder, or "
+                                                       "<root>/models/encoder with --model encoder].")]
 Sessions = Annotated[Optional[str], typer.Option(help="Sessions whose trials train, e.g. 1 or 1-3 [default: all]; "
                                                       "the shared images are always the test set.")]
 Features = Annotated[str, typer.Option(help="Image features giving the target embeddings: gabor, effnet-lite0, "
@@ -33,6 +40,17 @@ ImageModel = Annotated[Optional[str], typer.Option(help="Local folder or cached 
 Hidden = Annotated[int, typer.Option(help="Backbone width.")]
 Blocks = Annotated[int, typer.Option(help="Residual blocks in the backbone.")]
 Unfreeze = Annotated[bool, typer.Option("--unfreeze-backbone", help="Train the pretrained backbone too.")]
+Model = Annotated[str, typer.Option(help="decoder (MindEye2-style, retrieval) or encoder (universal image-to-fMRI "
+                                         "encoder).")]
+PretrainModel = Annotated[str, typer.Option(help="decoder (MindEye2-style, retrieval), encoder (universal image-to-fMRI "
+                                                 "encoder) or ridge (the encoder's per-subject ridge baseline, written "
+                                                 "to <root>/sub-NN/sub-NN_desc-ridge/).")]
+NTrain = Annotated[Optional[int], typer.Option(help="Encoder: training images per subject, drawn at random with "
+                                                    "--seed [default: all].")]
+Channels = Annotated[int, typer.Option(help="Encoder: channels each feature level is projected to.")]
+EmbedDim = Annotated[int, typer.Option(help="Encoder: size of each voxel's embedding.")]
+VoxelsPerImage = Annotated[int, typer.Option(help="Encoder: voxels sampled per image and step.")]
+CosineWeight = Annotated[float, typer.Option(help="Encoder: weight of (1 - cosine similarity) against the MSE.")]
 
 
 def _settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed):
@@ -60,31 +78,59 @@ def _report(label: str, path: Path, scores: dict | None) -> None:
 
 def pretrain(
     subjects: Annotated[str, typer.Option(help="Subjects to pretrain on, e.g. 2,5,7.")],
-    model: Annotated[str, typer.Option(help="What to pretrain: decoder.")] = "decoder",
+    model: PretrainModel = "decoder",
     roi: Annotated[str, typer.Option(help="Voxel selection of the datasets (annotated ROI).")] = "nsdgeneral",
-    features: Features = "gabor",
+    features: Annotated[str, typer.Option(help="Image features: decoder targets (pooled) or encoder inputs "
+                                               "(multi-level patches): gabor, effnet-lite0, clip, dinov2.")] = "gabor",
     image_model: ImageModel = None,
     hidden: Hidden = M.hidden,
     blocks: Blocks = M.n_blocks,
+    channels: Channels = EZ.channels,
+    embed_dim: EmbedDim = EZ.embed_dim,
+    sessions: Sessions = None,
+    n_train: NTrain = None,
     epochs: Epochs = T.epochs,
     batch_size: BatchSize = T.batch_size,
     lr: Lr = T.lr,
     weight_decay: WeightDecay = T.weight_decay,
     mse_weight: MseWeight = T.mse_weight,
     temperature: Temperature = T.temperature,
+    voxels_per_image: VoxelsPerImage = ES.voxels_per_image,
+    cosine_weight: CosineWeight = ES.cosine_weight,
     seed: Seed = T.seed,
     device: Device = "auto",
-    out: Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/decoder].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/decoder or "
+                                                     "<root>/models/encoder].")] = None,
     resume: Resume = False,
     root: RootOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """Pretrain the cross-subject decoder (runs unchanged under torchrun)."""
-    from fmrikit.errors import InputError
+    """Pretrain the cross-subject decoder or the universal encoder (runs unchanged under torchrun)."""
+    _check_model(model)
+    if model == "ridge":
+        from fmrikit.training.ridge_baseline import ridge_baseline
+
+        for subject in int_list(subjects):
+            result = call(ridge_baseline, subject, root=root, roi=roi, features=features, image_model=image_model,
+                          sessions=_sessions(sessions), n_train=n_train, seed=seed,
+                          out=out / subject_label(subject) if out is not None else None, overwrite=overwrite)
+            _report_encoding(f"ridge {subject_label(subject)} (fit {result.fit_seconds:.1f} s)", result.out,
+                             result.scores)
+        return
+    if model == "encoder":
+        from fmrikit.training.encoder_runs import pretrain_encoder
+
+        result = call(pretrain_encoder, int_list(subjects), roi=roi, root=root, out=out, features=features,
+                      image_model=image_model, size=EZ(channels=channels, embed_dim=embed_dim),
+                      settings=_encoder_settings(epochs, batch_size, voxels_per_image, lr, cosine_weight, seed),
+                      sessions=_sessions(sessions), n_train=n_train, device=device, resume=resume,
+                      overwrite=overwrite)
+        for key, scores in result.scores.items():
+            _report_encoding(f"encoder {key}", result.model, scores)
+        return
+    _refuse_encoder_only(sessions=sessions, n_train=n_train)
     from fmrikit.training.pretrain import pretrain_decoder
 
-    if model != "decoder":
-        call(_raise, InputError("unknown model", expected="decoder", found=model))
     result = call(pretrain_decoder, int_list(subjects), roi=roi, root=root, out=out, features=features,
                   image_model=image_model, size=M(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
                   settings=_settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed),
@@ -148,19 +194,32 @@ def roi_train(
 
 def adapt_subject(
     subject: Annotated[int, typer.Option(help="The new subject.")],
-    mask: Annotated[Optional[Path], typer.Option(help="Binary NIfTI selecting the dataset's voxels (e.g. a TROI "
-                                                      "mask).")] = None,
+    model: Model = "decoder",
+    mask: Annotated[Optional[Path], typer.Option(help="Decoder: binary NIfTI selecting the dataset's voxels (e.g. a "
+                                                      "TROI mask).")] = None,
     roi: Annotated[Optional[str], typer.Option(help="Dataset (voxel selection) to read [default: nsdgeneral; "
                                                     "brainmask with --mask].")] = None,
     sessions: Sessions = None,
+    n_train: NTrain = None,
     backbone: Backbone = None,
+    pretrained: Annotated[bool, typer.Option(help="Encoder: learn only the new subject's voxel embeddings on the "
+                                                  "frozen pretrained encoder (--no-pretrained trains a fresh "
+                                                  "single-subject encoder on the same images).")] = True,
+    features: Annotated[Optional[str], typer.Option(help="Encoder with --no-pretrained: image features [default: "
+                                                         "gabor].")] = None,
+    image_model: ImageModel = None,
+    channels: Channels = EZ.channels,
+    embed_dim: EmbedDim = EZ.embed_dim,
     unfreeze_backbone: Unfreeze = False,
     epochs: Epochs = T.epochs,
-    batch_size: BatchSize = SUBJECT_BATCH_SIZE,
+    batch_size: Annotated[int, typer.Option(help="Decoder: trials per step and process; encoder: images per step "
+                                                 "and process.")] = SUBJECT_BATCH_SIZE,
     lr: Lr = T.lr,
     weight_decay: WeightDecay = T.weight_decay,
     mse_weight: MseWeight = T.mse_weight,
     temperature: Temperature = T.temperature,
+    voxels_per_image: VoxelsPerImage = ES.voxels_per_image,
+    cosine_weight: CosineWeight = ES.cosine_weight,
     seed: Seed = T.seed,
     desc: Annotated[str, typer.Option(help="desc- label of the outputs.")] = "adapt",
     device: Device = "auto",
@@ -168,7 +227,29 @@ def adapt_subject(
     root: RootOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """Train a new subject's input layer on the pretrained decoder over an ROI or a mask."""
+    """A new subject on a pretrained model: the decoder's input layer, or the encoder's voxel embeddings."""
+    _check_model(model, MODELS[:2])
+    if model == "encoder":
+        from fmrikit.errors import InputError
+        from fmrikit.training.encoder_runs import adapt_encoder
+
+        if mask is not None or unfreeze_backbone:
+            call(_raise, InputError("--mask and --unfreeze-backbone apply to --model decoder",
+                                    expected="no --mask, no --unfreeze-backbone", found="given"))
+        if pretrained and (features or image_model):
+            call(_raise, InputError("--features and --image-model come from the pretrained encoder",
+                                    expected="--no-pretrained with --features", found="--features with a base"))
+        result = call(adapt_encoder, subject, root=root, roi=roi or "nsdgeneral", base=backbone,
+                      pretrained=pretrained, n_train=n_train, sessions=_sessions(sessions),
+                      features=features or "gabor", image_model=image_model,
+                      size=EZ(channels=channels, embed_dim=embed_dim),
+                      settings=_encoder_settings(epochs, batch_size, voxels_per_image, lr, cosine_weight, seed),
+                      desc=desc, device=device, resume=resume, overwrite=overwrite)
+        for key, scores in result.scores.items():
+            _report_encoding(f"encoder {key}", result.model, scores)
+        return
+    _refuse_encoder_only(n_train=n_train, features=features, image_model=image_model,
+                         **({"no-pretrained": True} if not pretrained else {}))
     from fmrikit.training.adapt import adapt_subject as run
 
     result = call(run, subject, root=root, roi=roi, mask=mask, sessions=_sessions(sessions), backbone=backbone,
@@ -176,6 +257,41 @@ def adapt_subject(
                   settings=_settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed), desc=desc,
                   device=device, resume=resume, overwrite=overwrite)
     _report(f"subject decoder ({result.n_voxels} voxels)", result.model, result.retrieval)
+
+
+def _check_model(model: str, allowed: tuple[str, ...] = MODELS) -> None:
+    from fmrikit.errors import InputError
+
+    if model not in allowed:
+        call(_raise, InputError("unknown model", expected=" or ".join(allowed), found=repr(model)))
+
+
+def _refuse_encoder_only(**given) -> None:
+    from fmrikit.errors import InputError
+
+    names = [f"--{k.replace('_', '-')}" for k, v in given.items() if v]
+    if names:
+        call(_raise, InputError(f"{', '.join(names)} apply to --model encoder", expected="--model encoder",
+                                found="--model decoder"))
+
+
+def _encoder_settings(epochs, batch_size, voxels_per_image, lr, cosine_weight, seed):
+    return ES(epochs=epochs, batch_images=batch_size, voxels_per_image=voxels_per_image, lr=lr,
+              cosine_weight=cosine_weight, seed=seed)
+
+
+def _report_encoding(label: str, path: Path, scores: dict | None) -> None:
+    from fmrikit.training.distributed import env_rank
+
+    if env_rank() != 0:
+        return
+    out_console.print(f"{label}: {path}")
+    if scores:
+        nc = "" if scores["nc_score_median"] is None else f", noise-ceiling score {scores['nc_score_median']:.1f}%"
+        out_console.print(f"  on {scores['n_test_images']} test images: voxel r median {scores['median_r']:.3f}, "
+                          f"75th percentile {scores['p75_r']:.3f}{nc}; retrieval among "
+                          f"{scores['retrieval_candidates']}: top-1 {scores['retrieval_top1']:.1%}, "
+                          f"top-5 {scores['retrieval_top5']:.1%}")
 
 
 def _raise(exc: Exception) -> None:

@@ -10,6 +10,7 @@ import typer
 from fmrikit import __version__
 from fmrikit.cli import data as data_commands
 from fmrikit.cli import decode as decode_commands
+from fmrikit.cli import encode as encode_commands
 from fmrikit.cli import evaluate as evaluate_commands
 from fmrikit.cli._common import out_console, setup_logging
 
@@ -57,6 +58,7 @@ def sys_info(
 
 data_commands.register(app)
 decode_commands.register(app)
+encode_commands.register(app)
 app.add_typer(evaluate_commands.app, name="evaluate")
 
 

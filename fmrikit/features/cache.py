@@ -57,8 +57,8 @@ def dataset_features(info: DatasetInfo, stim_ids: np.ndarray, extractor: Feature
 
     Returns
     -------
-    ndarray of float32
-        ``pooled``: (n, D); ``patches``: (n, L, P, C) (stored as float16); rows in ``stim_ids`` order.
+    ndarray
+        ``pooled``: float32 (n, D); ``patches``: float16 (n, L, P, C), as stored; rows in ``stim_ids`` order.
 
     Raises
     ------
@@ -88,7 +88,7 @@ def dataset_features(info: DatasetInfo, stim_ids: np.ndarray, extractor: Feature
                 batch_size, device)
     with open_h5(path, kind) as f:
         rows = np.searchsorted(f["stim_id"][:], unique)
-        return f[kind][rows].astype(np.float32)[inverse]
+        return f[kind][rows][inverse]
 
 
 def cache_path(info: DatasetInfo, extractor: FeatureExtractor, kind: str = "pooled", *,

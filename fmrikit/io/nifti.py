@@ -6,7 +6,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -222,6 +222,60 @@ def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike) ->
     img.header.set_xyzt_units("mm", "sec")
     nib.save(img, tmp)
     os.replace(tmp, path)
+    return path
+
+
+def write_nifti_series(volumes: Iterable[np.ndarray], n_volumes: int, volume_shape: tuple[int, int, int],
+                       affine: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a 4D float32 NIfTI one 3D volume at a time, so the whole series is never in memory.
+
+    NIfTI stores x fastest and t slowest, so each volume is one contiguous block after the
+    352-byte header; the file is written under a temporary name, then renamed.
+
+    Parameters
+    ----------
+    volumes : iterable of ndarray, each shape (X, Y, Z)
+        Exactly ``n_volumes`` of them.
+    n_volumes : int
+    volume_shape : tuple of int
+        (X, Y, Z).
+    affine : ndarray, shape (4, 4)
+    path : path-like
+        ``.nii`` or ``.nii.gz``.
+
+    Raises
+    ------
+    DataValueError
+        A volume of another shape, or not ``n_volumes`` volumes.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    header = nib.Nifti1Header()
+    header.set_data_shape((*volume_shape, n_volumes))
+    header.set_data_dtype(np.float32)
+    affine = np.asarray(affine, dtype=np.float64)
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units("mm", "sec")
+    header["vox_offset"] = 352
+    tmp = path.with_name(f".{path.name}.part{''.join(path.suffixes)}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(tmp, "wb") as f:
+            header.write_to(f)  # 348 bytes + the 4-byte "no extensions" flag
+            count = 0
+            for vol in volumes:
+                if tuple(vol.shape) != tuple(volume_shape):
+                    raise DataValueError("volume of another shape", path=path, expected=str(tuple(volume_shape)),
+                                         found=str(vol.shape))
+                f.write(np.asarray(vol, dtype="<f4").tobytes(order="F"))
+                count += 1
+        if count != n_volumes:
+            raise DataValueError("wrong number of volumes", path=path, expected=str(n_volumes), found=str(count))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -11,6 +11,8 @@ For one image and one voxel:
    learned functional embedding ``F`` (L*C, E) weights their sum into one scalar.
 
 Only the voxels asked for are computed, so memory does not grow with a subject's voxel count.
+The key projection is folded into the query (``q . (W v + b + pos) = (W^T q) . v + q . (b + pos)``),
+so the patch scores cost C rather than E multiply-adds each.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ import torch
 from torch import nn
 
 from fmrikit.models.serialization import PretrainedModule
+
+
+class VoxelIndex(nn.Module):
+    """Where a subject's voxels are: a buffer ``ijk`` (n_voxels, 3) of int32 indices into its source grid."""
+
+    def __init__(self, n_voxels: int):
+        super().__init__()
+        self.register_buffer("ijk", torch.zeros(n_voxels, 3, dtype=torch.int32))
 
 
 class UniversalEncoder(PretrainedModule):
@@ -48,6 +58,7 @@ class UniversalEncoder(PretrainedModule):
                          channels=channels, embed_dim=embed_dim)
         self.voxel_embeddings = nn.ParameterDict(
             {k: nn.Parameter(torch.randn(n, embed_dim) / math.sqrt(embed_dim)) for k, n in subjects.items()})
+        self.voxel_index = nn.ModuleDict({k: VoxelIndex(n) for k, n in subjects.items()})
         self.level_proj = nn.ModuleList([nn.Linear(in_channels, channels) for _ in range(n_levels)])
         self.key_proj = nn.ModuleList([nn.Linear(channels, embed_dim) for _ in range(n_levels)])
         self.query = nn.Linear(embed_dim, embed_dim)
@@ -61,7 +72,8 @@ class UniversalEncoder(PretrainedModule):
         embed_dim = self.config["embed_dim"]
         param = nn.Parameter(torch.randn(n_voxels, embed_dim, device=self.functional.device) / math.sqrt(embed_dim))
         self.voxel_embeddings[key] = param
-        self.config["subjects"][key] = n_voxels
+        self.voxel_index[key] = VoxelIndex(n_voxels).to(param.device)
+        self.config["subjects"] = {**self.config["subjects"], key: n_voxels}
         return param
 
     def forward(self, features: torch.Tensor, key: str, voxels: torch.Tensor) -> torch.Tensor:
@@ -80,19 +92,18 @@ class UniversalEncoder(PretrainedModule):
         -------
         Tensor, shape (B, n)
         """
-        emb = self.voxel_embeddings[key][voxels]  # (n, E) or (B, n, E)
-        if emb.dim() == 2:
-            emb = emb.unsqueeze(0).expand(features.shape[0], -1, -1)
-        query = self.query(emb)  # (B, n, E)
+        emb = self.voxel_embeddings[key][voxels]  # (n, E) or (B, n, E): shared voxels are computed once
+        query = self.query(emb)
         scale = 1.0 / math.sqrt(query.shape[-1])
         pooled = []
         for level, (proj, key_proj, mlp) in enumerate(zip(self.level_proj, self.key_proj, self.mlps)):
             values = proj(features[:, level])  # (B, P, C)
-            keys = key_proj(values) + self.positions  # (B, P, E)
-            weights = torch.softmax(query @ keys.transpose(1, 2) * scale, dim=-1)  # (B, n, P)
+            q_values = query @ key_proj.weight  # (..., n, C)
+            q_fixed = query @ (key_proj.bias + self.positions).T  # (..., n, P)
+            weights = torch.softmax((q_values @ values.transpose(1, 2) + q_fixed) * scale, dim=-1)  # (B, n, P)
             pooled.append(mlp(weights @ values))  # (B, n, C)
         pooled = torch.cat(pooled, dim=-1)  # (B, n, L*C)
-        functional = torch.softmax(emb @ self.functional.T * scale, dim=-1)  # (B, n, L*C)
+        functional = torch.softmax(emb @ self.functional.T * scale, dim=-1)  # (..., n, L*C)
         return (functional * pooled).sum(-1)
 
 

@@ -1,7 +1,8 @@
 """Joint training of the universal encoder on several subjects.
 
 Each step takes ``batch_images`` (subject, image) pairs from the union of all subjects' training
-images and, for each image, ``voxels_per_image`` voxels sampled at random; the loss is
+images and, per subject in the step, ``voxels_per_image`` voxels sampled at random (an images x
+voxels grid, so the voxel side of the model runs once per step); the loss is
 ``(1 - w) MSE + w (1 - cos)`` on those voxels, so memory depends on the sample, not on the
 subjects' voxel counts. Responses are averaged over an image's repeats; the shared images are
 the test set. Checkpoints, resume and DDP work as for the decoder (:mod:`fmrikit.training.loop`).
@@ -40,10 +41,11 @@ class EncoderData:
     info : DatasetInfo
     train_stim : ndarray of int64, shape (n_train_images,)
     train_y : Tensor, shape (n_train_images, V)
-    train_features : Tensor, shape (n_train_images, L, P, C)
+    train_features : Tensor of float16, shape (n_train_images, L, P, C)
+        Half precision (as cached) to halve memory; batches are cast to float32.
     test_stim : ndarray of int64, shape (n_test_images,)
     test_y : Tensor, shape (n_test_images, V)
-    test_features : Tensor, shape (n_test_images, L, P, C)
+    test_features : Tensor of float16, shape (n_test_images, L, P, C)
     """
 
     key: str
@@ -71,9 +73,9 @@ def encoder_data(data: SubjectData, features) -> EncoderData:
     """
     stim, y = average_repeats(data.train_x.numpy(), data.train_stim)
     return EncoderData(key=data.key, info=data.info, train_stim=stim, train_y=torch.from_numpy(y),
-                       train_features=torch.as_tensor(features(stim), dtype=torch.float32),
+                       train_features=torch.as_tensor(features(stim), dtype=torch.float16),
                        test_stim=data.test_stim, test_y=data.test_x,
-                       test_features=torch.as_tensor(features(data.test_stim), dtype=torch.float32))
+                       test_features=torch.as_tensor(features(data.test_stim), dtype=torch.float16))
 
 
 def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: EncoderSettings, ctx: Distributed, *,
@@ -126,10 +128,10 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
             for k in np.unique(batch[:, 0]):
                 d, images = data[k], batch[batch[:, 0] == k, 1]
                 n = min(settings.voxels_per_image, d.n_voxels)
-                voxels = np.argsort(rng.random((len(images), d.n_voxels)), axis=1)[:, :n]
-                target = d.train_y[images[:, None], voxels].to(ctx.device)
+                voxels = np.sort(rng.choice(d.n_voxels, n, replace=False))  # one sample for the step's images
+                target = d.train_y[images[:, None], voxels[None]].to(ctx.device)
                 with autocast:
-                    pred = net(d.train_features[images].to(ctx.device), d.key,
+                    pred = net(d.train_features[images].to(ctx.device).float(), d.key,
                                torch.from_numpy(voxels).to(ctx.device))
                 losses.append(encoder_loss(pred.float(), target, settings.cosine_weight))
                 weights.append(len(images))
@@ -165,7 +167,7 @@ def predict(model: UniversalEncoder, features: torch.Tensor, key: str, *, batch_
     n_vox = model.voxel_embeddings[key].shape[0]
     out = np.empty((len(features), n_vox), np.float32)
     for i in range(0, len(features), batch_images):
-        f = features[i:i + batch_images].to(device)
+        f = features[i:i + batch_images].to(device).float()
         for j in range(0, n_vox, voxel_chunk):
             voxels = torch.arange(j, min(j + voxel_chunk, n_vox), device=device)
             out[i:i + batch_images, j:j + voxel_chunk] = model(f, key, voxels).float().cpu().numpy()
@@ -173,12 +175,48 @@ def predict(model: UniversalEncoder, features: torch.Tensor, key: str, *, batch_
 
 
 def encoding_scores(model: UniversalEncoder, data: EncoderData, device="cpu") -> dict | None:
-    """Median, 25th and 75th percentile voxel Pearson r on the subject's test images (None without any)."""
-    from fmrikit.analysis.metrics import voxel_pearson
+    """How well the model predicts the subject's test images (None with fewer than 2).
 
+    See :func:`score_predictions`.
+    """
     if len(data.test_y) < 2:
         return None
-    r = voxel_pearson(predict(model, data.test_features, data.key, device=device), data.test_y.numpy())
-    r = r[np.isfinite(r)]
-    return {"median_r": float(np.median(r)), "p25_r": float(np.percentile(r, 25)),
-            "p75_r": float(np.percentile(r, 75)), "n_test_images": len(data.test_y), "n_voxels": data.n_voxels}
+    return score_predictions(predict(model, data.test_features, data.key, device=device), data)
+
+
+def score_predictions(pred: np.ndarray, data: EncoderData) -> dict:
+    """Encoding scores of predicted responses to the subject's test images.
+
+    Parameters
+    ----------
+    pred : ndarray, shape (n_test_images, V)
+        Predictions of ``data.test_stim``.
+
+    Returns
+    -------
+    dict
+        ``median_r``, ``p25_r``, ``p75_r``: voxel Pearson r over the test images (repeat averages);
+        ``nc_score_median``: median noise-normalised score in % (NSD noise ceiling for the median
+        number of repeats, :func:`~fmrikit.analysis.metrics.noise_normalized_score`), None without
+        ncsnr; ``retrieval_top1`` / ``retrieval_top5``: encoder retrieval among
+        ``retrieval_candidates`` (100, or all test images when fewer; 30 draws, seed 42);
+        ``n_test_images``, ``n_voxels``.
+    """
+    from fmrikit.analysis import metrics as M
+
+    measured = data.test_y.numpy()
+    r = M.voxel_pearson(pred, measured)
+    finite = r[np.isfinite(r)]
+    scores = {"median_r": float(np.median(finite)), "p25_r": float(np.percentile(finite, 25)),
+              "p75_r": float(np.percentile(finite, 75)), "nc_score_median": None,
+              "n_test_images": len(data.test_y), "n_voxels": data.n_voxels}
+    info = data.info
+    if info.ncsnr is not None and len(info.ncsnr) == data.n_voxels:
+        repeats = np.unique(info.stim_id[np.isin(info.stim_id, data.test_stim)], return_counts=True)[1]
+        nc = M.noise_ceiling_nsd(info.ncsnr, int(np.median(repeats)))
+        scores["nc_score_median"] = float(np.nanmedian(M.noise_normalized_score(r, nc)))
+    n_candidates = min(M.ENCODER_CANDIDATES, len(pred))
+    found = M.encoder_retrieval(pred, measured, n_candidates=n_candidates, n_draws=30, seed=42)
+    scores.update({"retrieval_top1": found["top1"]["mean"], "retrieval_top5": found["top5"]["mean"],
+                   "retrieval_candidates": n_candidates})
+    return scores

@@ -327,3 +327,27 @@ def test_label_agreement_matches_sklearn():
     assert renamed["ari"] == pytest.approx(1.0) and renamed["nmi"] == pytest.approx(1.0)
     with pytest.raises(DataValueError):
         M.label_agreement(labels.astype(float), ref)
+
+
+def test_encoder_retrieval_matches_a_loop_over_candidates():
+    rng = np.random.default_rng(0)
+    measured = rng.normal(size=(40, 30))
+    pred = measured + rng.normal(scale=3.0, size=measured.shape)
+    got = M.encoder_retrieval(pred, measured, n_candidates=25, n_draws=5, seed=7)
+    draws = np.random.default_rng(7)
+    hits = {1: [], 5: []}
+    for _ in range(5):
+        idx = draws.choice(40, 25, replace=False)
+        for k in hits:
+            ok = 0
+            for i in idx:
+                r = [np.corrcoef(measured[i], pred[j])[0, 1] for j in idx]
+                ok += sum(v >= r[list(idx).index(i)] for v in r) <= k
+            hits[k].append(ok / 25)
+    assert got["top1"]["mean"] == pytest.approx(np.mean(hits[1]))
+    assert got["top5"]["mean"] == pytest.approx(np.mean(hits[5]))
+    assert 0 < got["top1"]["mean"] < got["top5"]["mean"] < 1 and got["chance"]["top5"] == 5 / 25
+    perfect = M.encoder_retrieval(measured, measured, n_candidates=40, n_draws=2)
+    assert perfect["top1"]["mean"] == 1.0
+    with pytest.raises(InputError):
+        M.encoder_retrieval(pred, measured, n_candidates=41)

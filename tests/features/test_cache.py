@@ -62,7 +62,7 @@ def test_patches_float16_and_other_configs_get_other_files(tmp_path):
     info, ext, root = brick_dataset(tmp_path), Counting(), tmp_path / "proj"
     ids = np.array([3, 1, 3])
     patches = dataset_features(info, ids, ext, "patches", root=root)
-    assert patches.shape == (3, 2, 4, 24) and patches.dtype == np.float32
+    assert patches.shape == (3, 2, 4, 24) and patches.dtype == np.float16
     np.testing.assert_allclose(patches, ext.patches(read_stimuli(info, ids)), rtol=1e-3, atol=1e-4)
     with h5py.File(cache_path(info, ext, "patches", root=root)) as f:
         assert f["patches"].dtype == np.float16

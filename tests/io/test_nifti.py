@@ -96,3 +96,28 @@ def test_stream_property_random_grids(tmp_path_factory):
         np.testing.assert_array_equal(got, data[tuple(ijk.T)].T)
 
     check()
+
+
+@pytest.mark.parametrize("name", ["series.nii", "series.nii.gz"])
+def test_series_writer_matches_nibabel(tmp_path, name):
+    from fmrikit.io.nifti import write_nifti_series
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(5, 4, 3, 6)).astype(np.float32)
+    affine = np.array([[-1.8, 0, 0, 90], [0, 1.8, 0, -126], [0, 0, 1.8, -72], [0, 0, 0, 1]])
+    write_nifti_series((data[..., t] for t in range(6)), 6, (5, 4, 3), affine, tmp_path / name)
+    img = nib.load(tmp_path / name)
+    np.testing.assert_array_equal(img.get_fdata(dtype=np.float32), data)
+    np.testing.assert_allclose(img.affine, affine)
+    assert img.header.get_xyzt_units() == ("mm", "sec")
+
+
+def test_series_writer_leaves_nothing_on_bad_volumes(tmp_path):
+    from fmrikit.io.nifti import write_nifti_series
+
+    vols = [np.zeros((5, 4, 3), np.float32)] * 2
+    with pytest.raises(DataValueError, match="number of volumes"):
+        write_nifti_series(iter(vols), 3, (5, 4, 3), np.eye(4), tmp_path / "a.nii.gz")
+    with pytest.raises(DataValueError, match="shape"):
+        write_nifti_series(iter([np.zeros((4, 5, 3))]), 1, (5, 4, 3), np.eye(4), tmp_path / "b.nii.gz")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,74 @@
+"""``fmrikit encode`` and ``fmrikit cluster-embeddings`` (the universal encoder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
+
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+BatchSize = Annotated[int, typer.Option(help="Images per forward pass.")]
+
+
+def encode(
+    images: Annotated[Optional[Path], typer.Argument(help="An image file or a folder of images.",
+                                                     show_default=False)] = None,
+    subject: Annotated[int, typer.Option(help="Subject whose responses are predicted.")] = ...,
+    shared: Annotated[bool, typer.Option("--shared", help="Predict the subject's test images (the dataset's "
+                                                          "shared stimuli) instead.")] = False,
+    model: Annotated[Optional[Path], typer.Option(help="Encoder folder [default: <root>/models/encoder if it holds "
+                                                       "the subject, else <root>/sub-NN/sub-NN_desc-adapt_encoder]."
+                                                  )] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/sub-NN/sub-NN_encode-<name>]."
+                                                )] = None,
+    batch_size: BatchSize = 32,
+    max_flatmaps: Annotated[int, typer.Option(help="Flatmap PNGs for the first this many images.")] = 16,
+    device: Device = "auto",
+    root: RootOption = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Predicted responses to images: a 4D NIfTI, an HDF5 of the values and flatmaps."""
+    from fmrikit.analysis.encode import encode_images
+
+    result = call(encode_images, images, subject, model=model, shared=shared, root=root, out=out,
+                  batch_size=batch_size, max_flatmaps=max_flatmaps, device=device, overwrite=overwrite)
+    out_console.print(f"predicted responses to {result.n_images} images: {result.out}")
+
+
+def cluster_embeddings(
+    k: Annotated[int, typer.Option("--k", help="Number of clusters.")] = 20,
+    subjects: Annotated[Optional[str], typer.Option(help="Subjects clustered together, e.g. 1,2 [default: all of "
+                                                         "the encoder's].")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Encoder folder [default: <root>/models/encoder].")] = None,
+    method: Annotated[str, typer.Option(help="kmeans, or gmm (Gaussian mixture, as the paper's public code).")]
+    = "kmeans",
+    images: Annotated[Optional[Path], typer.Option(help="Folder of candidate images for each cluster's montage "
+                                                        "[default: the subjects' stimuli].")] = None,
+    max_images: Annotated[int, typer.Option(help="Most candidate images scored (a random subset when more).")]
+    = 1000,
+    top: Annotated[int, typer.Option(help="Images per cluster montage.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    flatmap: Annotated[bool, typer.Option(help="Render a flatmap PNG per subject.")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/clusters/<method>-k<k>].")]
+    = None,
+    batch_size: BatchSize = 32,
+    device: Device = "auto",
+    root: RootOption = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Cluster voxel embeddings of several subjects into one functional map; each cluster's top images."""
+    from fmrikit.analysis.clusters import cluster_embeddings as run
+
+    result = call(run, k, subjects=int_list(subjects), model=model, method=method, images=images,
+                  max_images=max_images, top=top, root=root, out=out, seed=seed, flatmap=flatmap,
+                  batch_size=batch_size, device=device, overwrite=overwrite)
+    out_console.print(f"{k} clusters over {', '.join(result.labels)}: {result.out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the encoder commands to the app."""
+    app.command("encode")(encode)
+    app.command("cluster-embeddings")(cluster_embeddings)
