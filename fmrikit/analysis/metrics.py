@@ -239,11 +239,7 @@ def retrieval(brain: np.ndarray, image: np.ndarray, n_candidates: int = 300, n_d
     """
     a, b = _flat_pair(brain, image, "brain", "image", min_n=1)
     n = len(a)
-    if n_candidates < 2 or n_draws < 2:
-        raise InputError("retrieval needs at least 2 candidates and 2 draws", expected="n_candidates, n_draws >= 2",
-                         found=f"n_candidates={n_candidates}, n_draws={n_draws}")
-    if n < n_candidates:
-        raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+    _check_draws(n, n_candidates, n_draws)
     a, b = _unit_rows(a, "brain"), _unit_rows(b, "image")
     rng = np.random.default_rng(seed)
     target = np.arange(n_candidates)
@@ -253,11 +249,7 @@ def retrieval(brain: np.ndarray, image: np.ndarray, n_candidates: int = 300, n_d
         s = a[idx] @ b[idx].T
         per_draw["image_retrieval"].append(float(np.mean(np.argmax(s, axis=1) == target)))
         per_draw["brain_retrieval"].append(float(np.mean(np.argmax(s, axis=0) == target)))
-    out: dict = {}
-    for name, values in per_draw.items():
-        v = np.asarray(values)
-        mean, half = float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(n_draws))
-        out[name] = {"mean": mean, "ci95": [mean - half, mean + half], "per_draw": values}
+    out: dict = {name: {**_mean_ci95(values), "per_draw": values} for name, values in per_draw.items()}
     out.update({"n_candidates": int(n_candidates), "n_draws": int(n_draws), "seed": int(seed),
                 "chance": 1.0 / n_candidates})
     return out
@@ -303,11 +295,7 @@ def encoder_retrieval(pred: np.ndarray, measured: np.ndarray, n_candidates: int 
     """
     a, b = _flat_pair(pred, measured, "pred", "measured", min_n=1)
     n = len(a)
-    if n_candidates < 2 or n_draws < 2:
-        raise InputError("retrieval needs at least 2 candidates and 2 draws", expected="n_candidates, n_draws >= 2",
-                         found=f"n_candidates={n_candidates}, n_draws={n_draws}")
-    if n < n_candidates:
-        raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+    _check_draws(n, n_candidates, n_draws)
     a, b = _standardize_rows(a, "pred"), _standardize_rows(b, "measured")
     rng = np.random.default_rng(seed)
     hits: dict[int, list[float]] = {k: [] for k in top}
@@ -317,11 +305,7 @@ def encoder_retrieval(pred: np.ndarray, measured: np.ndarray, n_candidates: int 
         rank = (s >= np.diag(s)[:, None]).sum(axis=1)
         for k in top:
             hits[k].append(float(np.mean(rank <= k)))
-    out: dict = {}
-    for k, values in hits.items():
-        v = np.asarray(values)
-        mean, half = float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(n_draws))
-        out[f"top{k}"] = {"mean": mean, "ci95": [mean - half, mean + half]}
+    out: dict = {f"top{k}": _mean_ci95(values) for k, values in hits.items()}
     out.update({"n_candidates": int(n_candidates), "n_draws": int(n_draws), "seed": int(seed),
                 "chance": {f"top{k}": k / n_candidates for k in top}})
     return out
@@ -551,6 +535,21 @@ def label_agreement(labels: np.ndarray, reference: np.ndarray) -> dict:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+def _check_draws(n: int, n_candidates: int, n_draws: int) -> None:
+    if n_candidates < 2 or n_draws < 2:
+        raise InputError("retrieval needs at least 2 candidates and 2 draws", expected="n_candidates, n_draws >= 2",
+                         found=f"n_candidates={n_candidates}, n_draws={n_draws}")
+    if n < n_candidates:
+        raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+
+
+def _mean_ci95(values: list[float]) -> dict:
+    """Mean over draws and its normal-approximation 95% interval."""
+    v = np.asarray(values)
+    mean, half = float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": mean, "ci95": [mean - half, mean + half]}
+
 
 def _check_rgb(x: np.ndarray, name: str) -> None:
     if x.ndim != 4 or x.shape[3] != 3:

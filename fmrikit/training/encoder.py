@@ -166,11 +166,14 @@ def predict(model: UniversalEncoder, features: torch.Tensor, key: str, *, batch_
     model.eval()
     n_vox = model.voxel_embeddings[key].shape[0]
     out = np.empty((len(features), n_vox), np.float32)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(device).type == "cuda"
+                else contextlib.nullcontext())
     for i in range(0, len(features), batch_images):
         f = features[i:i + batch_images].to(device).float()
         for j in range(0, n_vox, voxel_chunk):
             voxels = torch.arange(j, min(j + voxel_chunk, n_vox), device=device)
-            out[i:i + batch_images, j:j + voxel_chunk] = model(f, key, voxels).float().cpu().numpy()
+            with autocast:
+                out[i:i + batch_images, j:j + voxel_chunk] = model(f, key, voxels).float().cpu().numpy()
     return out
 
 
