@@ -6,7 +6,7 @@
 #   2. transfer: held-out subject 4, embeddings-only adaptation with 25/50/100/all images vs a
 #      single-subject encoder trained from scratch on the same images;
 #   3. cluster-embeddings on subjects 1 and 2 vs the true voxel classes.
-#   bash examples/encoder_study.sh            (about 30 minutes on 2 CPU cores)
+#   bash examples/encoder_study.sh            (about 45 minutes on 2 CPU cores)
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_ENCODER_STUDY:-./encoder_study}
@@ -102,4 +102,4 @@ for k in (7, 20):
               f"{own[0][1]:.0%} / {own[1][1]:.0%} of the patch; patch is {own[0][2]:.0%} / {own[1][2]:.0%} of the "
               f"cluster's informative voxels")
 EOF
-echo "cluster flatmaps: $(ls "$FMRIKIT_ROOT"/clusters/kmeans-k20/*.png | head -3 | tr '\n' ' ')"
+echo "cluster flatmaps: $(ls "$FMRIKIT_ROOT"/clusters/kmeans-k20/sub-0*_desc-clusters.png | tr '\n' ' ')"
