@@ -78,6 +78,20 @@ def encoder_data(data: SubjectData, features) -> EncoderData:
                        test_features=torch.as_tensor(features(data.test_stim), dtype=torch.float16))
 
 
+class _StepLoss(nn.Module):
+    """A step's loss over every subject in the batch, in one forward (DDP allows one per backward)."""
+
+    def __init__(self, model: UniversalEncoder, cosine_weight: float):
+        super().__init__()
+        self.model, self.cosine_weight = model, cosine_weight
+
+    def forward(self, groups: list[tuple[torch.Tensor, str, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """``groups``: per subject (features (b, L, P, C), key, voxels (n,), target (b, n)); images-weighted mean."""
+        total = sum(len(f) * encoder_loss(self.model(f, key, v).float(), y, self.cosine_weight)
+                    for f, key, v, y in groups)
+        return total / sum(len(f) for f, _, _, _ in groups)
+
+
 def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: EncoderSettings, ctx: Distributed, *,
                 params: list[nn.Parameter] | None = None, checkpoint=None, resume: bool = False,
                 description: str = "encoder") -> FitResult:
@@ -111,9 +125,9 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
     result, start = FitResult(), 0
     if resume and checkpoint is not None and (checkpoint / "trainer.pt").is_file():
         start, result.history = load_checkpoint(checkpoint, model, optimizer, scheduler)
-    net = model
+    net = _StepLoss(model, settings.cosine_weight)
     if ctx.active:  # a step may miss a subject, whose embeddings then get no gradient
-        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True,
+        net = nn.parallel.DistributedDataParallel(net, find_unused_parameters=True,
                                                   device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda"
                 else contextlib.nullcontext())
@@ -124,18 +138,16 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
         total = 0.0
         for step in track(range(steps), f"{description} {epoch + 1}/{settings.epochs}"):
             batch = pairs[order[step * settings.batch_images:(step + 1) * settings.batch_images]]
-            losses, weights = [], []
+            groups = []
             for k in np.unique(batch[:, 0]):
                 d, images = data[k], batch[batch[:, 0] == k, 1]
                 n = min(settings.voxels_per_image, d.n_voxels)
                 voxels = np.sort(rng.choice(d.n_voxels, n, replace=False))  # one sample for the step's images
-                target = d.train_y[images[:, None], voxels[None]].to(ctx.device)
-                with autocast:
-                    pred = net(d.train_features[images].to(ctx.device).float(), d.key,
-                               torch.from_numpy(voxels).to(ctx.device))
-                losses.append(encoder_loss(pred.float(), target, settings.cosine_weight))
-                weights.append(len(images))
-            loss = sum(w * l for w, l in zip(weights, losses)) / sum(weights)
+                groups.append((d.train_features[images].to(ctx.device).float(), d.key,
+                               torch.from_numpy(voxels).to(ctx.device),
+                               d.train_y[images[:, None], voxels[None]].to(ctx.device)))
+            with autocast:
+                loss = net(groups)
             optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
             total += loss.item()
         row = {"epoch": epoch + 1, "loss": total / steps}

@@ -127,3 +127,14 @@ def test_pretrain_cli_under_torchrun(project, tmp_path):
     assert side["final_epoch"]["epoch"] == 2
     log = (tmp_path / "decoder/training_log.tsv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch\t")
+
+
+def test_encoder_pretrain_cli_under_torchrun(project, tmp_path):
+    res = torchrun(["-m", "fmrikit.cli.main", "pretrain", "--model", "encoder", "--subjects", "1,2", "--root",
+                    str(project), "--epochs", "2", "--channels", "4", "--embed-dim", "8", "--batch-size", "8",
+                    "--voxels-per-image", "40", "--device", "cpu", "--out", str(tmp_path / "encoder")], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    side = json.loads((tmp_path / "encoder/run.json").read_text())
+    assert side["parameters"]["world_size"] == 2 and side["parameters"]["subjects"] == ["sub-01", "sub-02"]
+    assert side["final_epoch"]["epoch"] == 2 and set(side["encoding"]) == {"sub-01", "sub-02"}
+    assert not (tmp_path / ".encoder.checkpoint").exists()
