@@ -12,6 +12,7 @@ Outputs, in one folder written atomically:
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     from fmrikit.data.dataset import read_info
     from fmrikit.features.registry import get_extractor
     from fmrikit.io.nifti import write_nifti_series
+    from fmrikit.viz.flatmap import voxels_to_volume
     from fmrikit.features.networks import resolve_device
     from fmrikit.training.encoder_runs import find_encoder, load_encoder, subject_info
 
@@ -106,7 +108,7 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     with staged_dir(out, overwrite=overwrite) as stage:
         pred = _predict_to_h5(stage / f"{label}_pred.h5", encoder, key, image_set, extractor, ijk, root=root,
                               batch_size=batch_size, device=dev)
-        write_nifti_series((_volume(row, ijk, shape) for row in _rows(pred)), n, shape, affine,
+        write_nifti_series((voxels_to_volume(row, ijk, shape) for row in _rows(pred)), n, shape, affine,
                            stage / f"{label}_pred.nii.gz")
         files = [f"{label}_pred.h5", f"{label}_pred.nii.gz"]
         if max_flatmaps and entry.get("pycortex_subject"):
@@ -133,23 +135,30 @@ def predict_image_set(encoder, key: str, image_set: ImageSet, extractor, *, root
         yield rows, predict(encoder, feats, key, batch_images=batch_size, device=device)
 
 
-def _predict_to_h5(path: Path, encoder, key: str, image_set: ImageSet, extractor, ijk: np.ndarray, *, root,
-                   batch_size: int, device):
+@contextmanager
+def prediction_file(path: Path, names: list[str], stim_id: np.ndarray | None, ijk: np.ndarray, key: str):
+    """Create a predictions HDF5 (the layout ``fmrikit evaluate encoding`` reads) and yield its ``pred`` dataset.
+
+    Datasets: ``pred`` float32 (n_images, n_voxels), chunked by image, for the caller to fill;
+    ``image_name``; ``stim_id`` int64 when given; ``voxels/ijk`` int32 (n_voxels, 3).
+    """
     import h5py
 
-    f = h5py.File(path, "w")
-    with f:
-        ds = f.create_dataset("pred", (len(image_set), len(ijk)), np.float32,
-                              chunks=(1, len(ijk)))
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image_name", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+        if stim_id is not None:
+            f.create_dataset("stim_id", data=np.asarray(stim_id, dtype=np.int64))
+        f.create_dataset("voxels/ijk", data=np.asarray(ijk, dtype=np.int32))
+        f.attrs.update({"subject": key, "units": "predicted betas (z-scored units of the training data)"})
+        yield f.create_dataset("pred", (len(names), len(ijk)), np.float32, chunks=(1, len(ijk)))
+
+
+def _predict_to_h5(path: Path, encoder, key: str, image_set: ImageSet, extractor, ijk: np.ndarray, *, root,
+                   batch_size: int, device) -> Path:
+    with prediction_file(path, image_set.names, image_set.stim_id, ijk, key) as ds:
         for rows, pred in predict_image_set(encoder, key, image_set, extractor, root=root, batch_size=batch_size,
                                             device=device):
             ds[rows[0]:rows[-1] + 1] = pred
-        f.create_dataset("image_name", data=np.array(image_set.names, dtype=object),
-                         dtype=h5py.string_dtype())
-        if image_set.stim_id is not None:
-            f.create_dataset("stim_id", data=image_set.stim_id.astype(np.int64))
-        f.create_dataset("voxels/ijk", data=ijk.astype(np.int32))
-        f.attrs.update({"subject": key, "units": "predicted betas (z-scored units of the training data)"})
     return path
 
 
@@ -160,12 +169,6 @@ def _rows(path: Path):
     with h5py.File(path, "r") as f:
         for k in range(f["pred"].shape[0]):
             yield f["pred"][k]
-
-
-def _volume(values: np.ndarray, ijk: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    from fmrikit.viz.flatmap import voxels_to_volume
-
-    return voxels_to_volume(values, ijk, shape)
 
 
 def _flatmaps(stage: Path, pred_path: Path, image_set: ImageSet, ijk, entry, label: str, limit: int) -> list[str]:

@@ -293,10 +293,11 @@ def load_encoder_data(dataset: Path, subject: int, spec: dict, ctx: Distributed,
         return dataset_features(sub.info, ids, extractor, "patches", root=root, batch_size=batch_size,
                                 device=str(ctx.device))
 
-    if ctx.is_main:  # fill the cache once; the other ranks then read it
-        features(np.concatenate([sub.train_stim, sub.test_stim]))
+    if ctx.is_main:  # rank 0 fills the cache; the other ranks then read it
+        data = encoder_data(sub, features)
     ctx.barrier()
-    data = encoder_data(sub, features)
+    if not ctx.is_main:
+        data = encoder_data(sub, features)
     log.info("%s: %d training images, %d test images, %d voxels", dataset.name, len(data.train_stim),
              len(data.test_stim), data.n_voxels)
     return data

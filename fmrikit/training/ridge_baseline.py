@@ -91,7 +91,11 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
         ridge.save(stage / f"{label}_ridge.h5")
         files = [f"{label}_ridge.h5"]
         if pred is not None:
-            _write_predictions(stage / f"{label}_pred.h5", pred, data)
+            from fmrikit.analysis.encode import prediction_file
+
+            with prediction_file(stage / f"{label}_pred.h5", [f"stim-{i}" for i in data.test_stim], data.test_stim,
+                                 data.info.ijk, data.key) as ds:
+                ds[:] = pred
             files.append(f"{label}_pred.h5")
         write_sidecar(stage / "ridge.json", command="pretrain", seed=seed, run_id=new_run_id(),
                       inputs=[file_checksum(dataset)],
@@ -103,13 +107,3 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
                              "median_alpha": float(np.median(ridge.alphas))})
     return RidgeResult(out=out, scores=scores, fit_seconds=seconds)
 
-
-def _write_predictions(path: Path, pred: np.ndarray, data) -> None:
-    import h5py
-
-    with h5py.File(path, "w") as f:
-        f.create_dataset("pred", data=pred.astype(np.float32))
-        f.create_dataset("stim_id", data=data.test_stim.astype(np.int64))
-        f.create_dataset("image_name", data=np.array([f"stim-{i}" for i in data.test_stim], dtype=object),
-                         dtype=h5py.string_dtype())
-        f.create_dataset("voxels/ijk", data=np.asarray(data.info.ijk, dtype=np.int32))
