@@ -9,13 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
+from fmrikit.errors import InputError
 from fmrikit.project import subject_label
 from fmrikit.training.settings import (SUBJECT_BATCH_SIZE, EncoderSettings, EncoderSize, ModelSize, TrainSettings,
                                       TroiSettings)
 
 # option defaults come from the library's settings
 T, M, R, ES, EZ = TrainSettings, ModelSize, TroiSettings, EncoderSettings, EncoderSize
-MODELS = ("decoder", "encoder", "ridge")
+MODELS = ("decoder", "encoder", "ridge", "autoencoder", "latent-mapper")
 
 Epochs = Annotated[int, typer.Option(help="Training epochs.")]
 BatchSize = Annotated[int, typer.Option(help="Trials per step and process (split over subjects); encoder: images per "
@@ -43,8 +44,10 @@ Unfreeze = Annotated[bool, typer.Option("--unfreeze-backbone", help="Train the p
 Model = Annotated[str, typer.Option(help="decoder (MindEye2-style, retrieval) or encoder (universal image-to-fMRI "
                                          "encoder).")]
 PretrainModel = Annotated[str, typer.Option(help="decoder (MindEye2-style, retrieval), encoder (universal image-to-fMRI "
-                                                 "encoder) or ridge (the encoder's per-subject ridge baseline, written "
-                                                 "to <root>/sub-NN/sub-NN_desc-ridge/).")]
+                                                 "encoder), ridge (the encoder's per-subject ridge baseline, written "
+                                                 "to <root>/sub-NN/sub-NN_desc-ridge/), autoencoder (the embedded "
+                                                 "image autoencoder of reconstruction) or latent-mapper (fMRI to "
+                                                 "autoencoder / Stable Diffusion latents, one subject).")]
 NTrain = Annotated[Optional[int], typer.Option(help="Encoder: training images per subject, drawn at random with "
                                                     "--seed [default: all].")]
 Channels = Annotated[int, typer.Option(help="Encoder: channels each feature level is projected to.")]
@@ -77,7 +80,9 @@ def _report(label: str, path: Path, scores: dict | None) -> None:
 
 
 def pretrain(
-    subjects: Annotated[str, typer.Option(help="Subjects to pretrain on, e.g. 2,5,7.")],
+    ctx: typer.Context,
+    subjects: Annotated[Optional[str], typer.Option(help="Subjects to pretrain on, e.g. 2,5,7.")] = None,
+    subject: Annotated[Optional[int], typer.Option(help="latent-mapper: the subject (or --subjects N).")] = None,
     model: PretrainModel = "decoder",
     roi: Annotated[str, typer.Option(help="Voxel selection of the datasets (annotated ROI).")] = "nsdgeneral",
     features: Annotated[str, typer.Option(help="Image features: decoder targets (pooled) or encoder inputs "
@@ -97,16 +102,45 @@ def pretrain(
     temperature: Temperature = T.temperature,
     voxels_per_image: VoxelsPerImage = ES.voxels_per_image,
     cosine_weight: CosineWeight = ES.cosine_weight,
+    mapper: Annotated[str, typer.Option(help="latent-mapper: image mapper ridge, cnn, vae or gcn (text: ridge, or the "
+                                             "text CNN).")] = "gcn",
+    pipeline: Annotated[Optional[str], typer.Option(help="latent-mapper: Stable Diffusion folder or cached id whose "
+                                                         "VAE and text encoder give the targets [default: the "
+                                                         "embedded autoencoder, image latents only].")] = None,
+    autoencoder: Annotated[Optional[Path], typer.Option(help="latent-mapper: autoencoder folder [default: "
+                                                             "<root>/models/autoencoder].")] = None,
+    text: Annotated[bool, typer.Option(help="latent-mapper with --pipeline: also train the caption-embedding "
+                                            "mapper.")] = True,
+    captions: Annotated[Optional[Path], typer.Option(help="latent-mapper: folder of COCO captions_*.json [default: "
+                                                          "in the NSD tree].")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="autoencoder / latent-mapper: image side in pixels "
+                                                           "[default: 64 / the autoencoder's].")] = None,
+    patience: Annotated[int, typer.Option(help="latent-mapper: epochs without validation gain before stopping.")] = 5,
     seed: Seed = T.seed,
     device: Device = "auto",
-    out: Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/decoder or "
-                                                     "<root>/models/encoder].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/decoder, "
+                                                     "<root>/models/encoder, <root>/models/autoencoder or "
+                                                     "<root>/sub-NN/sub-NN_desc-<mapper>_latentmapper].")] = None,
     resume: Resume = False,
     root: RootOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Pretrain the cross-subject decoder or the universal encoder (runs unchanged under torchrun)."""
     _check_model(model)
+    if subject is not None and subjects is None and model == "latent-mapper":
+        subjects = str(subject)
+    if subjects is None or (subject is not None and model != "latent-mapper"):
+        call(_raise, InputError("which subjects?", expected="--subjects (--subject N with --model latent-mapper)",
+                                found="--subject" if subject is not None else "none"))
+    if model in ("autoencoder", "latent-mapper"):
+        given = {name for name in ("epochs", "batch_size", "lr")
+                 if ctx.get_parameter_source(name).name == "COMMANDLINE"}
+        _pretrain_reconstruction(model, int_list(subjects), given, roi=roi, mapper=mapper, pipeline=pipeline,
+                                 autoencoder=autoencoder, text=text, captions=captions, image_size=image_size,
+                                 sessions=_sessions(sessions), epochs=epochs, batch_size=batch_size, lr=lr,
+                                 patience=patience, seed=seed, device=device, out=out, resume=resume, root=root,
+                                 overwrite=overwrite)
+        return
     if model == "ridge":
         from fmrikit.training.ridge_baseline import ridge_baseline
 
@@ -257,6 +291,44 @@ def adapt_subject(
                   settings=_settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed), desc=desc,
                   device=device, resume=resume, overwrite=overwrite)
     _report(f"subject decoder ({result.n_voxels} voxels)", result.model, result.retrieval)
+
+
+def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *, roi, mapper, pipeline, autoencoder, text, captions,
+                             image_size, sessions, epochs, batch_size, lr, patience, seed, device, out, resume, root,
+                             overwrite) -> None:
+    """``pretrain --model autoencoder`` and ``--model latent-mapper``; ``given`` names the options set on the
+    command line (the others take these models' own defaults, not the decoder's)."""
+    from fmrikit.training.supervised import SupervisedSettings
+
+    if model == "autoencoder":
+        from fmrikit.training.autoencoder import AutoencoderSize, pretrain_autoencoder
+
+        settings = SupervisedSettings(epochs=epochs if "epochs" in given else 30,
+                                      batch_size=batch_size if "batch_size" in given else 32,
+                                      lr=lr if "lr" in given else 1e-3, patience=None, seed=seed)
+        path = call(pretrain_autoencoder, subjects, root=root, out=out, size=AutoencoderSize(image_size=image_size or 64),
+                    settings=settings, device=device, resume=resume, overwrite=overwrite)
+        out_console.print(f"autoencoder: {path}")
+        return
+    from fmrikit.training.latent_mapper import MapperOptions, pretrain_latent_mapper
+
+    if len(subjects) != 1:
+        call(_raise, InputError("a latent mapper is trained per subject", expected="--subjects N (one subject)",
+                                found=",".join(map(str, subjects))))
+    settings = None
+    if given or patience != 5 or seed != T.seed:
+        settings = SupervisedSettings(epochs=epochs if "epochs" in given else 100,
+                                      batch_size=batch_size if "batch_size" in given else 64,
+                                      lr=lr if "lr" in given else 5e-4, patience=patience, seed=seed)
+    result = call(pretrain_latent_mapper, subjects[0], mapper=mapper, root=root, roi=roi, autoencoder=autoencoder,
+                  pipeline=pipeline, text=text, captions=captions, sessions=sessions,
+                  options=MapperOptions(image_size=image_size), settings=settings, device=device, out=out,
+                  resume=resume, overwrite=overwrite)
+    out_console.print(f"latent mapper ({mapper}): {result.model}")
+    for name, s in result.scores.items():
+        out_console.print(f"  {name} ({s['arch']}, {s['n_voxels']} voxels): test MSE {s['test_mse']:.4f} on "
+                          f"{s['n_test_images']} images (predicting the training mean: "
+                          f"{s['baseline_mse_train_mean']:.4f})")
 
 
 def _check_model(model: str, allowed: tuple[str, ...] = MODELS) -> None:

@@ -12,6 +12,7 @@ from fmrikit.cli import data as data_commands
 from fmrikit.cli import decode as decode_commands
 from fmrikit.cli import encode as encode_commands
 from fmrikit.cli import evaluate as evaluate_commands
+from fmrikit.cli import reconstruct as reconstruct_commands
 from fmrikit.cli._common import out_console, setup_logging
 
 app = typer.Typer(name="fmrikit", no_args_is_help=True, add_completion=False,
@@ -59,6 +60,7 @@ def sys_info(
 data_commands.register(app)
 decode_commands.register(app)
 encode_commands.register(app)
+reconstruct_commands.register(app)
 app.add_typer(evaluate_commands.app, name="evaluate")
 
 

@@ -1,0 +1,57 @@
+"""``fmrikit reconstruct``: images from betas through latent mappers or the decoder and diffusers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fmrikit.cli._common import OverwriteOption, RootOption, call, out_console
+
+
+def reconstruct(
+    betas: Annotated[Optional[Path], typer.Argument(help="3D or 4D betas NIfTI on the model's grid.",
+                                                    show_default=False)] = None,
+    subject: Annotated[int, typer.Option(help="Subject whose models decode the betas.")] = ...,
+    trials: Annotated[Optional[str], typer.Option(help="Instead of a file: 'shared' (the test images, repeats "
+                                                       "averaged) or 0-based trial indices of the model's dataset, "
+                                                       "e.g. 0-9,20.")] = None,
+    method: Annotated[str, typer.Option(help="latent (mappers to autoencoder / Stable Diffusion latents) or unclip "
+                                             "(decoder image embedding into Stable unCLIP).")] = "latent",
+    mapper: Annotated[str, typer.Option(help="Latent route: the subject's mapper (ridge, cnn, vae, gcn).")] = "gcn",
+    model: Annotated[Optional[Path], typer.Option(help="Mapper folder (latent) or subject decoder folder (unclip) "
+                                                       "[default: the subject's].")] = None,
+    pipeline: Annotated[Optional[str], typer.Option(help="Stable Diffusion folder or cached Hugging Face id (never "
+                                                         "downloaded) [latent default: the mapper's pipeline or "
+                                                         "embedded autoencoder].")] = None,
+    input_scale: Annotated[str, typer.Option(help="auto (integer betas: /300 and z-score over the file's volumes; "
+                                                  "float: already z-scored), raw or zscored.")] = "auto",
+    samples: Annotated[int, typer.Option(help="Images per input (diffusion routes).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
+    strength: Annotated[float, typer.Option(help="img2img: fraction of the steps run from the noised latent.")] = 0.75,
+    guidance_scale: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    noise_level: Annotated[int, typer.Option(help="unCLIP: noise added to the image embedding.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Inputs per pipeline call.")] = 8,
+    max_sheet: Annotated[int, typer.Option(help="Inputs shown on the contact sheet.")] = 24,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option(help="Output folder [default: "
+                                                     "<root>/sub-NN/sub-NN_recon-<method>_<input>].")] = None,
+    root: RootOption = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Reconstruct the seen images from betas: PNGs by trial and stimulus, a contact sheet, a sidecar."""
+    from fmrikit.pipelines.reconstruct import reconstruct as run
+
+    result = call(run, subject, betas=betas, trials=trials, method=method, mapper=mapper, model=model,
+                  pipeline=pipeline, input_scale=input_scale, samples=samples, seed=seed, steps=steps,
+                  strength=strength, guidance_scale=guidance_scale, noise_level=noise_level, batch_size=batch_size,
+                  max_sheet=max_sheet, device=device, root=root, out=out, overwrite=overwrite)
+    out_console.print(f"{len(result.images)} reconstructions of {result.n_inputs} inputs: {result.out}")
+    out_console.print(f"contact sheet: {result.contact_sheet}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the reconstruction command to the app."""
+    app.command("reconstruct")(reconstruct)

@@ -1,0 +1,253 @@
+"""Image generation through diffusers' own pipelines, and VAE encode/decode (weights are never downloaded).
+
+Two routes: ``img2img`` (``StableDiffusionImg2ImgPipeline``) starts from a predicted VAE latent, passed as
+the pipeline's ``image`` (diffusers takes 4-channel tensors as latents, already scaled), with predicted CLIP
+text embeddings as ``prompt_embeds`` (any token count: the unconditional embeddings of classifier-free
+guidance are built with the same length); ``unclip`` (``StableUnCLIPImg2ImgPipeline``) is conditioned on
+``image_embeds`` only. Randomness enters through one ``torch.Generator`` per sample, seeded by ``seeds[i]``,
+so a sample does not depend on the rest of its batch (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
+
+KINDS = {"img2img": "StableDiffusionImg2ImgPipeline", "unclip": "StableUnCLIPImg2ImgPipeline"}
+_WHERE = "a diffusers save_pretrained folder or a cached Hugging Face id"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
+
+
+def resolve_pipeline(source: str | os.PathLike) -> tuple[Path, dict]:
+    """The local folder of a diffusers pipeline and what identifies it.
+
+    Returns ``(folder, record)``: ``{"pipeline": folder}`` for a folder with ``model_index.json``,
+    ``{"pipeline": id, "revision": snapshot}`` for a Hugging Face id already in the local cache.
+    Raises :class:`MissingInputError` for anything else: weights are never downloaded.
+    """
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        if not (folder / "model_index.json").is_file():
+            raise MissingInputError("no model_index.json in the pipeline folder", path=folder,
+                                    expected=_WHERE, found="no model_index.json")
+        return folder, {"pipeline": str(folder.resolve())}
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot = Path(snapshot_download(str(source), local_files_only=True))
+    except Exception as exc:  # not cached, or not a valid id: the hub raises several types
+        raise MissingInputError("diffusers model not found locally (weights are never downloaded)", path=source,
+                                expected=_WHERE, found=_first_line(exc)) from exc
+    if not (snapshot / "model_index.json").is_file():
+        raise MissingInputError("cached snapshot has no model_index.json", path=snapshot, expected=_WHERE,
+                                found="no model_index.json")
+    return snapshot, {"pipeline": str(source), "revision": snapshot.name}
+
+
+@contextmanager
+def _quiet_loading():
+    """Switch off loading bars (restored afterwards) and the ``torch_dtype`` renaming warning of diffusers >= 0.36."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    was = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            yield
+    finally:
+        if was[0]:
+            dlog.enable_progress_bar()
+        if was[1]:
+            tlog.enable_progress_bar()
+
+
+def load_pipeline(source: str | os.PathLike, kind: str, device: str | torch.device = "cpu",
+                  dtype: torch.dtype | None = None):
+    """Load a pipeline of ``kind`` ("img2img" or "unclip") offline; dtype defaults to float32 on CPU, bf16 on CUDA.
+
+    Returns ``(pipeline, record)``, the record of :func:`resolve_pipeline` plus ``"class"``. Raises
+    :class:`InputError` for an unknown kind, :class:`CorruptFileError` for a folder that does not load as it.
+    """
+    if kind not in KINDS:
+        raise InputError("unknown pipeline kind", expected=" or ".join(KINDS), found=repr(kind))
+    import diffusers
+
+    folder, record = resolve_pipeline(source)
+    device = torch.device(device)
+    dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    cls = getattr(diffusers, KINDS[kind])
+    kwargs = {"local_files_only": True, "torch_dtype": dtype}
+    if kind == "img2img":
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        with _quiet_loading():
+            pipe = cls.from_pretrained(folder, **kwargs)
+        if kind == "img2img" and pipe.unet.config.class_embed_type is not None:
+            raise ValueError("the UNet needs class labels (an unCLIP UNet?)")
+    except Exception as exc:
+        raise CorruptFileError(f"folder does not load as a {kind} pipeline", path=folder, expected=cls.__name__,
+                               found=_first_line(exc)) from exc
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device), {**record, "class": cls.__name__}
+
+
+def load_autoencoder(source: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Load an ``AutoencoderKL`` (float32): a standalone folder, or the ``vae`` of a pipeline folder / cached id.
+
+    Returns ``(vae, record)``. Raises :class:`MissingInputError` when nothing is found locally,
+    :class:`CorruptFileError` when the folder holds something else.
+    """
+    from diffusers import AutoencoderKL
+
+    folder = Path(source).expanduser()
+    if (folder / "config.json").is_file():
+        record = {"autoencoder": str(folder.resolve())}
+    else:
+        pipeline, record = resolve_pipeline(source)
+        folder, record = pipeline / "vae", {**record, "subfolder": "vae"}
+    try:
+        found = json.loads((folder / "config.json").read_text()).get("_class_name")
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError("autoencoder config not readable", path=folder / "config.json",
+                               expected="AutoencoderKL", found=_first_line(exc)) from exc
+    if found != "AutoencoderKL":
+        raise CorruptFileError("not an AutoencoderKL folder", path=folder, expected="AutoencoderKL", found=str(found))
+    try:
+        with _quiet_loading():
+            vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32)
+    except Exception as exc:
+        raise CorruptFileError("autoencoder weights not readable", path=folder, expected="AutoencoderKL",
+                               found=_first_line(exc)) from exc
+    return vae.to(device).eval(), {**record, "class": "AutoencoderKL"}
+
+
+def latent_shape(vae, image_size: int) -> tuple[int, int, int]:
+    """``(latent_channels, h, w)`` of a square image of side ``image_size`` (px)."""
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    if image_size % factor:
+        raise InputError("image size not divisible by the autoencoder's downsampling factor",
+                         expected=f"a multiple of {factor}", found=str(image_size))
+    return int(vae.config.latent_channels), image_size // factor, image_size // factor
+
+
+@torch.no_grad()
+def encode_images(vae, images: np.ndarray, *, batch_size: int = 16, device: str | torch.device = "cpu",
+                  size: int | None = None) -> np.ndarray:
+    """Scaled VAE latents of images: posterior mean times ``scaling_factor``.
+
+    ``images`` (N, H, W, 3) uint8, resized to ``size`` x ``size`` (PIL bicubic) when given; returns
+    (N, C, h, w) float32. The VAE is moved to ``device``.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not len(images):
+        raise DataValueError("images must be uint8 RGB", expected="(N, H, W, 3) uint8, N > 0",
+                             found=f"{images.shape} {images.dtype}")
+    if size is not None and images.shape[1:3] != (size, size):
+        from PIL import Image
+
+        images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+    vae = vae.to(device)
+    dtype = next(vae.parameters()).dtype
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[start:start + batch_size]).to(device).permute(0, 3, 1, 2)
+        x = (x.float() / 127.5 - 1.0).to(dtype)
+        out.append((vae.encode(x).latent_dist.mean * vae.config.scaling_factor).float().cpu())
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def decode_latents(vae, latents: np.ndarray | torch.Tensor, *, batch_size: int = 16,
+                   device: str | torch.device = "cpu") -> np.ndarray:
+    """Images (N, H, W, 3) uint8 from scaled latents (N, C, h, w), as :func:`encode_images` gives."""
+    latents = torch.as_tensor(latents)
+    if latents.ndim != 4 or latents.shape[1] != vae.config.latent_channels or not len(latents):
+        raise DataValueError("latents do not fit the autoencoder",
+                             expected=f"(N, {vae.config.latent_channels}, h, w)", found=str(tuple(latents.shape)))
+    vae = vae.to(device)
+    dtype = next(vae.parameters()).dtype
+    out = []
+    for start in range(0, len(latents), batch_size):
+        z = latents[start:start + batch_size].to(device, dtype) / vae.config.scaling_factor
+        x = ((vae.decode(z).sample.float() + 1.0) * 127.5).clamp(0, 255).round()
+        out.append(x.permute(0, 2, 3, 1).to(torch.uint8).cpu())
+    return torch.cat(out).numpy()
+
+
+def _generators(pipe, seeds: Sequence[int], n: int) -> list[torch.Generator]:
+    if len(seeds) != n:
+        raise InputError("one seed per sample is needed", expected=f"{n} seeds", found=f"{len(seeds)}")
+    return [torch.Generator(device=pipe.device).manual_seed(int(s)) for s in seeds]
+
+
+def _prompt(pipe, prompt_embeds, n: int) -> dict:
+    """``prompt_embeds`` cast to the pipeline, or the empty prompt for each sample."""
+    if prompt_embeds is None:
+        return {"prompt": [""] * n}
+    embeds = torch.as_tensor(prompt_embeds)
+    width = pipe.text_encoder.config.hidden_size
+    if embeds.ndim != 3 or embeds.shape[0] != n or embeds.shape[2] != width:
+        raise DataValueError("prompt_embeds do not fit the pipeline", expected=f"({n}, n_tokens, {width})",
+                             found=str(tuple(embeds.shape)))
+    return {"prompt_embeds": embeds.to(pipe.device, pipe.dtype)}
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    return (np.asarray(images, dtype=np.float32) * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def generate_img2img(pipe, latents: np.ndarray | torch.Tensor, prompt_embeds: np.ndarray | torch.Tensor | None,
+                     *, seeds: Sequence[int], strength: float = 0.75, steps: int = 50,
+                     guidance_scale: float = 7.5) -> np.ndarray:
+    """Images (B, H, W, 3) uint8 from scaled latents (B, 4, h, w) and optional ``prompt_embeds`` (B, T, D).
+
+    ``strength`` is the fraction of the ``steps`` run from the noised latent; guidance applies when
+    ``guidance_scale`` > 1 (against the empty prompt).
+    """
+    latents = torch.as_tensor(latents)
+    if latents.ndim != 4 or latents.shape[1] != 4 or pipe.unet.config.in_channels != 4:
+        raise DataValueError("diffusers' img2img takes only 4-channel latents as latents",
+                             expected=f"(B, 4, h, w) for a UNet of {pipe.unet.config.in_channels} channels",
+                             found=str(tuple(latents.shape)))
+    if not 0 < strength <= 1 or int(steps * strength) < 1:
+        raise InputError("strength leaves no denoising step", expected="0 < strength <= 1, steps * strength >= 1",
+                         found=f"strength {strength}, steps {steps}")
+    n = len(latents)
+    out = pipe(image=latents.to(pipe.device, pipe.dtype), **_prompt(pipe, prompt_embeds, n), strength=strength,
+               num_inference_steps=steps, guidance_scale=guidance_scale, generator=_generators(pipe, seeds, n),
+               output_type="np")
+    return _to_uint8(out.images)
+
+
+def generate_unclip(pipe, image_embeds: np.ndarray | torch.Tensor, *, seeds: Sequence[int], steps: int = 20,
+                    guidance_scale: float = 7.5, noise_level: int = 0,
+                    prompt_embeds: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+    """Images (B, H, W, 3) uint8 conditioned on ``image_embeds`` (B, E); the size is the UNet's sample size."""
+    embeds = torch.as_tensor(image_embeds)
+    width = pipe.unet.config.projection_class_embeddings_input_dim // 2
+    if embeds.ndim != 2 or embeds.shape[1] != width:
+        raise DataValueError("image_embeds do not fit the pipeline", expected=f"(B, {width})",
+                             found=str(tuple(embeds.shape)))
+    n_levels = pipe.image_noising_scheduler.config.num_train_timesteps
+    if not 0 <= noise_level < n_levels:
+        raise InputError("noise_level out of range", expected=f"0 to {n_levels - 1}", found=str(noise_level))
+    n, side = len(embeds), pipe.unet.config.sample_size * pipe.vae_scale_factor
+    out = pipe(image_embeds=embeds.to(pipe.device, pipe.dtype), **_prompt(pipe, prompt_embeds, n), height=side,
+               width=side, num_inference_steps=steps, guidance_scale=guidance_scale, noise_level=noise_level,
+               generator=_generators(pipe, seeds, n), output_type="np")
+    return _to_uint8(out.images)

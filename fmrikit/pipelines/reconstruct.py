@@ -1,0 +1,523 @@
+"""``fmrikit reconstruct``: images from fMRI through the latent mappers or the decoder and diffusers.
+
+Routes
+------
+``latent``  the subject's latent mappers predict the autoencoder latent z (and, with a Stable
+            Diffusion pipeline, the CLIP text-condition embeddings); the embedded autoencoder decodes
+            z directly, or ``StableDiffusionImg2ImgPipeline`` denoises from z noised to ``strength``
+            with the predicted embeddings as ``prompt_embeds`` (Takagi & Nishimoto).
+``unclip``  the subject's decoder predicts the image embedding (its regression head), which
+            conditions ``StableUnCLIPImg2ImgPipeline`` through ``image_embeds`` (MindEye2 / TROI).
+
+Inputs are a 3D or 4D betas NIfTI on the model's grid (masked with the model's voxels; integer NSD
+betas are divided by 300 and z-scored per voxel over the file's volumes, as ``preprocess`` does per
+session) or trials of the subject's preprocessed dataset (``shared``: the test images, repeats averaged).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmrikit._progress import track
+from fmrikit.errors import DataValueError, GridMismatchError, InputError, MissingInputError
+from fmrikit.io.atomic import staged_dir
+from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.project import subject_dir, subject_label
+
+log = logging.getLogger("fmrikit")
+
+METHODS = ("latent", "unclip")
+INPUT_SCALES = ("auto", "raw", "zscored")
+#: NSD stores betas as int16 percent signal change times this.
+NSD_BETA_SCALE = 300.0
+SESSION_FILE = re.compile(r"betas_session(\d+)")
+
+
+@dataclass
+class Inputs:
+    """Betas to reconstruct from, over the model's voxels.
+
+    Attributes
+    ----------
+    x : ndarray of float32, shape (n, V)
+        Z-scored betas.
+    names : list of str
+        Output stem per row: ``trial-NNNN`` plus ``_stim-<id>`` when the stimulus is known.
+    stim_id : ndarray of int64, shape (n,)
+        0-based stimulus id per row, -1 when unknown.
+    source : dict
+        What was read (for the sidecar).
+    """
+
+    x: np.ndarray
+    names: list[str]
+    stim_id: np.ndarray
+    source: dict[str, Any]
+
+
+@dataclass
+class ReconstructResult:
+    """Where a reconstruction run wrote its images."""
+
+    out: Path
+    images: list[Path]
+    contact_sheet: Path
+    n_inputs: int
+
+
+def read_nifti_inputs(path: str | os.PathLike, ijk: np.ndarray, affine: np.ndarray,
+                      volume_shape: tuple[int, int, int], input_scale: str = "auto") -> tuple[np.ndarray, dict]:
+    """Betas of a 3D or 4D NIfTI at the model's voxels, scaled as in training.
+
+    Parameters
+    ----------
+    path : path-like
+    ijk : ndarray of int, shape (V, 3)
+        The model's voxels on its source grid.
+    affine : ndarray, shape (4, 4)
+    volume_shape : tuple of int
+        The model's source grid, which the file must share.
+    input_scale : {"auto", "raw", "zscored"}
+        ``raw``: divide integer betas by 300 and z-score each voxel over the file's volumes (needs
+        >= 2 volumes); ``zscored``: use the values as they are; ``auto``: ``raw`` for integer files,
+        ``zscored`` for float files.
+
+    Returns
+    -------
+    x : ndarray of float32, shape (n_volumes, V)
+    record : dict
+        Checksum and the scaling applied.
+
+    Raises
+    ------
+    GridMismatchError
+        The file's grid or affine differs from the model's.
+    DataValueError
+        Too few volumes to z-score, non-finite values, or a voxel constant over the volumes.
+    """
+    from fmrikit.io.nifti import check_same_grid, iter_masked_volumes, load_image
+
+    if input_scale not in INPUT_SCALES:
+        raise InputError("unknown --input-scale", expected=" or ".join(INPUT_SCALES), found=repr(input_scale))
+    img = load_image(path, ndim=(3, 4))
+    check_same_grid({str(path): (img.shape[:3], img.affine), "the model's grid": (tuple(volume_shape), affine)})
+    checksum: dict = {}
+    if img.ndim == 3:
+        raw = np.asarray(img.dataobj)[tuple(np.asarray(ijk).T)][None]
+        checksum = file_checksum(path)
+    else:
+        raw = np.concatenate([block for _, block in iter_masked_volumes(path, ijk, checksum=checksum)])
+    integer = np.issubdtype(np.asarray(img.dataobj[..., 0] if img.ndim == 4 else raw).dtype, np.integer) \
+        and img.dataobj.slope in (1, None) and not img.dataobj.inter
+    scale = ("raw" if integer else "zscored") if input_scale == "auto" else input_scale
+    x = raw.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataValueError("betas contain NaN or Inf", path=path, expected="finite values",
+                             found=f"{int((~np.isfinite(x)).sum())} non-finite values at the model's voxels")
+    if scale == "raw":
+        if len(x) < 2:
+            raise DataValueError("one volume cannot be z-scored", path=path,
+                                 expected="a session's 4D betas, or --input-scale zscored for z-scored betas",
+                                 found="a single volume of raw betas")
+        if integer:
+            x /= NSD_BETA_SCALE
+        std = x.std(0)
+        if (std == 0).any():
+            raise DataValueError("voxels are constant over the file's volumes", path=path,
+                                 expected="varying betas at every model voxel", found=f"{int((std == 0).sum())} constant")
+        x = (x - x.mean(0)) / std
+    return x, {**checksum, "input_scale": scale, "n_volumes": int(len(x)), "integer_betas": bool(integer)}
+
+
+def _session_stimuli(path: Path, dataset: Path | None, n: int) -> np.ndarray:
+    """Stimulus ids of an NSD session file's volumes, from the subject's dataset (-1 when unknown)."""
+    from fmrikit.data.dataset import read_info
+    from fmrikit.io.hdf5 import open_h5
+
+    match = SESSION_FILE.search(path.name)
+    unknown = np.full(n, -1, np.int64)
+    if match is None or dataset is None or not dataset.is_file():
+        return unknown
+    info = read_info(dataset)
+    with open_h5(dataset) as f:
+        index = f["trials/index_in_session"][:] if "trials/index_in_session" in f else None
+    rows = np.nonzero(info.session == int(match.group(1)))[0]
+    if index is None or len(rows) != n:
+        return unknown
+    out = unknown.copy()
+    out[index[rows]] = info.stim_id[rows]
+    return out
+
+
+def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """Betas of a preprocessed dataset's trials at the model's voxels.
+
+    Parameters
+    ----------
+    dataset : Path
+    ijk : ndarray, shape (V, 3)
+    trials : str
+        ``shared`` (the test images, repeats averaged, named by their position) or trial indices
+        (0-based rows of the dataset) such as ``0-9,20``.
+
+    Returns
+    -------
+    x : ndarray of float32, shape (n, V)
+    stim_id : ndarray of int64, shape (n,)
+    names : list of str
+    record : dict
+    """
+    from fmrikit.data.dataset import read_betas, read_info
+    from fmrikit.training.data import average_repeats
+
+    info = read_info(dataset)
+    columns = _columns(info, ijk)
+    if trials == "shared":
+        rows = np.nonzero(info.shared)[0]
+        if not len(rows):
+            raise DataValueError("the dataset has no shared trials", path=dataset, expected="trials/shared set")
+        stim, x = average_repeats(read_betas(dataset, rows)[:, columns], info.stim_id[rows])
+        names = [f"trial-{k:04d}_stim-{s}" for k, s in enumerate(stim)]
+    else:
+        rows = _parse_rows(trials, info.n_trials, dataset)
+        x, stim = read_betas(dataset, rows)[:, columns], info.stim_id[rows]
+        names = [f"trial-{r:04d}_stim-{s}" for r, s in zip(rows, stim)]
+    return x.astype(np.float32), stim.astype(np.int64), names, {**file_checksum(dataset), "trials": trials}
+
+
+def _parse_rows(text: str, n: int, dataset: Path) -> np.ndarray:
+    rows: list[int] = []
+    try:
+        for part in text.split(","):
+            a, _, b = part.strip().partition("-")
+            rows.extend(range(int(a), int(b or a) + 1))
+    except ValueError:
+        raise InputError("cannot read --trials", expected="shared, or 0-based trial indices like 0-9,20",
+                         found=repr(text)) from None
+    bad = [r for r in rows if not 0 <= r < n]
+    if bad or not rows:
+        raise InputError("trial indices out of range", path=dataset, expected=f"0 to {n - 1}",
+                         found=str(bad[:3] or "none"))
+    return np.asarray(rows, np.int64)
+
+
+def _columns(info, ijk: np.ndarray) -> np.ndarray:
+    """Dataset columns of the model's voxels, in the model's order."""
+    from fmrikit.io.nifti import volume_index
+
+    ijk = np.asarray(ijk)
+    if len(ijk) and (ijk.max(0) >= np.asarray(info.volume_shape)).any():
+        raise GridMismatchError("model voxels fall outside the dataset's grid", path=info.path,
+                                expected=f"indices within {tuple(info.volume_shape)}")
+    flat_data = volume_index(info.ijk, info.volume_shape)
+    flat_model = volume_index(ijk, info.volume_shape)
+    order = np.argsort(flat_data)
+    cols = order[np.minimum(np.searchsorted(flat_data, flat_model, sorter=order), len(order) - 1)]
+    missing = int((flat_data[cols] != flat_model).sum())
+    if missing:
+        raise DataValueError("the dataset lacks voxels of the model", path=info.path,
+                             expected="every model voxel", found=f"{missing} of {len(ijk)} missing")
+    return cols
+
+
+def sample_seed(seed: int, row: int, sample: int) -> int:
+    """The generator seed of one output image: fixed by (seed, input row, sample), not by batching."""
+    return int(np.random.SeedSequence([seed, row, sample]).generate_state(1)[0])
+
+
+def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials: str | None = None,
+                method: str = "latent", mapper: str = "gcn", model: str | os.PathLike | None = None,
+                pipeline: str | None = None, input_scale: str = "auto", samples: int = 1, seed: int = 0,
+                steps: int = 50, strength: float = 0.75, guidance_scale: float = 7.5, noise_level: int = 0,
+                batch_size: int = 8, max_sheet: int = 24, device: str = "auto", root: str | os.PathLike | None = None,
+                out: str | os.PathLike | None = None, overwrite: bool = False) -> ReconstructResult:
+    """Reconstruct images from a subject's betas.
+
+    Parameters
+    ----------
+    subject : int
+    betas : path-like, optional
+        3D or 4D NIfTI on the model's grid (exactly one of ``betas`` and ``trials``).
+    trials : str, optional
+        ``shared`` or 0-based trial indices of the model's preprocessed dataset.
+    method : {"latent", "unclip"}
+    mapper : str
+        Latent route: which of the subject's mappers (``pretrain --model latent-mapper --mapper``).
+    model : path-like, optional
+        The mapper folder (latent) or subject decoder folder (unclip) instead of the default.
+    pipeline : str, optional
+        Stable Diffusion folder or cached id: img2img for ``latent`` (default: the one the mapper
+        was trained with, or the mapper's embedded autoencoder), unCLIP for ``unclip`` (required).
+    input_scale : {"auto", "raw", "zscored"}
+        How a NIfTI's values are turned into model inputs (:func:`read_nifti_inputs`).
+    samples : int
+        Images per input (diffusion routes), each from its own seed (:func:`sample_seed`).
+    steps, strength, guidance_scale, noise_level
+        Diffusion settings (``strength``: img2img; ``noise_level``: unCLIP).
+    batch_size : int
+        Inputs per pipeline call.
+    max_sheet : int
+        Inputs shown on the contact sheet.
+    out : path-like, optional
+        Output folder (default ``<root>/sub-NN/sub-NN_recon-<method>_<input>``).
+
+    Returns
+    -------
+    ReconstructResult
+    """
+    from fmrikit.features.networks import resolve_device
+
+    if method not in METHODS:
+        raise InputError("unknown --method", expected=" or ".join(METHODS), found=repr(method))
+    if (betas is None) == (trials is None):
+        raise InputError("give a betas file or --trials", expected="exactly one", found="both" if betas else "neither")
+    if samples < 1 or batch_size < 1 or steps < 1:
+        raise InputError("--samples, --batch-size and --steps must be positive",
+                         found=f"{samples}, {batch_size}, {steps}")
+    dev = resolve_device(device)
+    route = _load_route(subject, method, mapper, model, pipeline, root, dev)
+    if route.deterministic and samples > 1:
+        raise InputError("the embedded autoencoder decodes deterministically: one sample per input",
+                         expected="--samples 1, or --pipeline for diffusion", found=f"--samples {samples}")
+    tag = ("latent-" + route.record["mapper"]) if method == "latent" else "unclip"
+    if betas is not None:
+        betas = Path(betas)
+        x, source = read_nifti_inputs(betas, route.ijk, route.affine, route.volume_shape, input_scale)
+        stim = _session_stimuli(betas, route.dataset, len(x))
+        names = [f"trial-{k:04d}" + (f"_stim-{s}" if s >= 0 else "") for k, s in enumerate(stim)]
+        stem = betas.name.split(".")[0]
+    else:
+        if route.dataset is None or not route.dataset.is_file():
+            raise MissingInputError("the model's dataset is gone", path=route.dataset, expected="a preprocessed dataset")
+        x, stim, names, source = dataset_inputs(route.dataset, route.ijk, trials)
+        stem = "trials-" + re.sub(r"[^0-9A-Za-z]+", "", trials)
+    out = Path(out) if out is not None else subject_dir(root, subject) / f"{subject_label(subject)}_recon-{tag}_{stem}"
+    run_id = new_run_id()
+    with staged_dir(out, overwrite=overwrite) as stage:
+        images = np.empty((samples, len(x)), dtype=object)
+        predictions = []
+        for start in track(range(0, len(x), batch_size), f"reconstruct {subject_label(subject)}",
+                           total=-(-len(x) // batch_size)):
+            rows = np.arange(start, min(start + batch_size, len(x)))
+            pred = route.predict(torch.from_numpy(x[rows]))
+            predictions.append(pred)
+            for s in range(samples):
+                seeds = [sample_seed(seed, int(r), s) for r in rows]
+                out_images = route.generate(pred, seeds, steps=steps, strength=strength,
+                                            guidance_scale=guidance_scale, noise_level=noise_level)
+                for r, im in zip(rows, out_images):
+                    images[s, r] = im
+        written = _write_images(stage, images, names)
+        truth = _truth_images(route, stim)
+        _contact_sheet(stage / "contact_sheet.png", images[:, :max_sheet], truth[:max_sheet] if truth else None,
+                       names[:max_sheet])
+        _write_predictions(stage / "predictions.h5", predictions, stim, names)
+        write_sidecar(stage / "reconstruct.json", command="reconstruct", seed=seed, run_id=run_id,
+                      inputs=[source, *route.inputs],
+                      parameters={"subject": subject, "method": method, "mapper": mapper if method == "latent" else None,
+                                  "model": str(route.model_path), "pipeline": route.record.get("pipeline"),
+                                  "input_scale": input_scale, "samples": samples, "steps": steps,
+                                  "strength": strength, "guidance_scale": guidance_scale, "noise_level": noise_level,
+                                  "batch_size": batch_size, "device": str(dev), "betas": str(betas) if betas else None,
+                                  "trials": trials},
+                      outputs=["contact_sheet.png", "predictions.h5"] + [str(p.relative_to(stage)) for p in written],
+                      extra={"route": route.record, "n_inputs": int(len(x)), "stim_id": stim.tolist(),
+                             "seeds": [[sample_seed(seed, r, s) for r in range(len(x))] for s in range(samples)]})
+    return ReconstructResult(out=out, images=[out / p.relative_to(stage) for p in written],
+                             contact_sheet=out / "contact_sheet.png", n_inputs=len(x))
+
+
+class _Route:
+    """A loaded model plus the generator that turns its predictions into images."""
+
+    deterministic = False
+
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+def _load_route(subject: int, method: str, mapper: str, model, pipeline, root, dev) -> _Route:
+    if method == "latent":
+        return _latent_route(subject, mapper, model, pipeline, root, dev)
+    return _unclip_route(subject, model, pipeline, root, dev)
+
+
+def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Route:
+    from fmrikit.models.latent_mappers import LatentMapper
+    from fmrikit.models.serialization import read_config
+    from fmrikit.pipelines.diffusion import (decode_latents, generate_img2img, load_autoencoder, load_pipeline,
+                                             resolve_pipeline)
+    from fmrikit.training.latent_mapper import mapper_dir, vae_checksum
+
+    folder = Path(model) if model is not None else mapper_dir(root, subject, mapper)
+    if not (folder / "image" / "config.json").is_file():
+        raise MissingInputError("no latent mapper", path=folder, expected=f"run fmrikit pretrain --model latent-mapper "
+                                f"--subject {subject} --mapper {mapper} first (or pass --model)")
+    record = read_config(folder / "image")
+    image = LatentMapper.from_pretrained(folder / "image").eval()
+    text = LatentMapper.from_pretrained(folder / "text").eval() if (folder / "text" / "config.json").is_file() else None
+    generator = record["generator"]
+    shape = tuple(record["target_shape"])
+    inputs = [{"model": str(folder.resolve())}]
+    if pipeline is None and generator["kind"] == "pipeline":
+        pipeline = generator["source"]
+    if pipeline is None:
+        vae, _ = load_autoencoder(generator["vae_folder"], device=dev)
+        if vae_checksum(Path(generator["vae_folder"])) != generator["vae_sha256"]:
+            raise DataValueError("the autoencoder changed since the mapper was trained", path=generator["vae_folder"],
+                                 expected=f"sha256 {generator['vae_sha256'][:12]}...")
+
+        def generate(pred, seeds, **_):
+            return decode_latents(vae, pred[0].reshape((-1,) + shape), device=dev)
+
+        deterministic, route_record = True, {"generator": "autoencoder", "autoencoder": generator["vae_folder"]}
+    else:
+        pipe_folder, _ = resolve_pipeline(pipeline)
+        if vae_checksum(pipe_folder / "vae") != generator["vae_sha256"]:
+            raise DataValueError("the pipeline's VAE is not the one the mapper was trained on", path=pipe_folder / "vae",
+                                 expected=f"the VAE of {generator['source']}",
+                                 found="other weights (train the mapper with --pipeline on this pipeline)")
+        pipe, pipe_record = load_pipeline(pipeline, "img2img", device=dev)
+
+        def generate(pred, seeds, *, steps, strength, guidance_scale, **_):
+            latents, embeds = pred
+            return generate_img2img(pipe, latents.reshape((-1,) + shape), embeds, seeds=seeds, strength=strength,
+                                    steps=steps, guidance_scale=guidance_scale)
+
+        deterministic, route_record = False, {"generator": "img2img", **pipe_record}
+
+    def predict(x: torch.Tensor):
+        latents = image.predict(x[:, image_cols])
+        embeds = None
+        if text is not None and not deterministic:
+            embeds = text.predict(x[:, text_cols]).reshape((len(x),) + tuple(read_config(folder / "text")["target_shape"]))
+        return latents, embeds
+
+    ijk, image_cols, text_cols = _union_voxels(image, text)
+    return _Route(deterministic=deterministic, ijk=ijk, affine=np.asarray(record["affine"]),
+                  volume_shape=tuple(record["volume_shape"]), dataset=Path(record["dataset"]), model_path=folder,
+                  record={"mapper": record["config"]["arch"], "text_mapper": text is not None, **route_record},
+                  inputs=inputs, predict=predict, generate=generate)
+
+
+def _union_voxels(image, text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All input voxels of the mappers (V, 3) and each mapper's positions among them."""
+    from fmrikit.io.nifti import volume_index
+
+    parts = [image.ijk.numpy()] + ([text.ijk.numpy()] if text is not None else [])
+    shape = tuple(int(v) + 1 for v in np.concatenate(parts).max(0))
+    flats = [volume_index(p, shape) for p in parts]
+    union = np.unique(np.concatenate(flats))
+    ijk = np.stack(np.unravel_index(union, shape, order="F"), axis=1).astype(np.int64)
+    pos = [np.searchsorted(union, f) for f in flats]
+    return ijk, pos[0], pos[1] if text is not None else np.zeros(0, np.int64)
+
+
+def _unclip_route(subject: int, model, pipeline, root, dev) -> _Route:
+    from fmrikit.models.subject import load_subject_model
+    from fmrikit.pipelines.diffusion import generate_unclip, load_pipeline
+
+    if pipeline is None:
+        raise InputError("--method unclip needs a Stable unCLIP pipeline", expected="--pipeline PATH_OR_ID",
+                         found="none")
+    folder = Path(model) if model is not None else _default_decoder(root, subject)
+    sub = load_subject_model(folder, device="cpu")
+    pipe, pipe_record = load_pipeline(pipeline, "unclip", device=dev)
+    width = pipe.unet.config.projection_class_embeddings_input_dim // 2
+    if sub.model.config["embed_dim"] != width:
+        raise DataValueError("the decoder's image embedding does not fit the pipeline", path=folder,
+                             expected=f"{width}-dimensional embeddings (a decoder trained on the pipeline's CLIP image "
+                             "features: --features clip --image-model)", found=str(sub.model.config["embed_dim"]))
+
+    @torch.no_grad()
+    def predict(x: torch.Tensor):
+        _, regression = sub.model(x, sub.key)
+        return regression * sub.model.target_std + sub.model.target_mean, None
+
+    def generate(pred, seeds, *, steps, guidance_scale, noise_level, **_):
+        return generate_unclip(pipe, pred[0], seeds=seeds, steps=steps, guidance_scale=guidance_scale,
+                               noise_level=noise_level)
+
+    dataset = Path(sub.record.get("dataset", "")) if sub.record.get("dataset") else None
+    return _Route(ijk=sub.ijk.astype(np.int64), affine=sub.affine, volume_shape=sub.volume_shape, dataset=dataset,
+                  model_path=folder, record={"decoder": str(folder), "features": sub.record.get("features"),
+                                             **pipe_record},
+                  inputs=[{"model": str(Path(folder).resolve())}], predict=predict, generate=generate)
+
+
+def _default_decoder(root, subject: int) -> Path:
+    for desc in ("troi", "adapt"):
+        folder = subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_decoder"
+        if (folder / "config.json").is_file():
+            return folder
+    raise MissingInputError("no subject decoder", path=subject_dir(root, subject),
+                            expected=f"run fmrikit roi-train or adapt-subject --subject {subject} (or pass --model)")
+
+
+def _truth_images(route: _Route, stim: np.ndarray) -> list[np.ndarray] | None:
+    """Ground-truth stimuli of the inputs, when every stimulus is known and readable."""
+    from fmrikit.data.dataset import read_info, read_stimuli
+    from fmrikit.errors import FmrikitError
+
+    if route.dataset is None or not route.dataset.is_file() or (stim < 0).any():
+        return None
+    try:
+        return list(read_stimuli(read_info(route.dataset), stim))
+    except FmrikitError as exc:
+        log.warning("no ground truth on the contact sheet: %s", exc.one_line())
+        return None
+
+
+def _write_images(stage: Path, images: np.ndarray, names: list[str]) -> list[Path]:
+    from PIL import Image
+
+    written = []
+    for s in range(images.shape[0]):
+        folder = stage if images.shape[0] == 1 else stage / f"sample-{s + 1:02d}"
+        folder.mkdir(exist_ok=True)
+        for name, im in zip(names, images[s]):
+            Image.fromarray(im).save(folder / f"{name}.png")
+            written.append(folder / f"{name}.png")
+    return written
+
+
+def _write_predictions(path: Path, predictions: list, stim: np.ndarray, names: list[str]) -> None:
+    """``predictions.h5``: the predicted latents / embeddings per input, with stim_id and names."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("prediction", data=torch.cat([p[0] for p in predictions]).float().numpy())
+        if all(p[1] is not None for p in predictions):
+            f.create_dataset("text_embeddings", data=torch.cat([p[1] for p in predictions]).float().numpy())
+        f.create_dataset("stim_id", data=stim)
+        f.create_dataset("name", data=np.array(names, dtype=h5py.string_dtype()))
+
+
+def _contact_sheet(path: Path, images: np.ndarray, truth: list[np.ndarray] | None, names: list[str],
+                   tile: int = 128, columns: int = 4) -> None:
+    """A PNG grid: per input, [ground truth |] its samples, labelled by name."""
+    from PIL import Image, ImageDraw
+
+    n_samples, n = images.shape
+    per = n_samples + (truth is not None)
+    cols = max(1, columns // per) * per
+    rows = -(-n * per // cols)
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + 14)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k in range(n):
+        tiles = ([truth[k]] if truth is not None else []) + [images[s, k] for s in range(n_samples)]
+        for j, im in enumerate(tiles):
+            slot = k * per + j
+            x, y = (slot % cols) * tile, (slot // cols) * (tile + 14)
+            sheet.paste(Image.fromarray(im).resize((tile, tile), Image.BICUBIC), (x, y + 14))
+            label = ("truth " if truth is not None and j == 0 else "") + names[k].split("_")[-1]
+            draw.text((x + 2, y + 1), label, fill="black")
+    sheet.save(path)

@@ -1,0 +1,167 @@
+"""A plain minibatch trainer for the reconstruction models (latent mappers, the embedded autoencoder).
+
+Adam on a loss the model computes for a batch of rows; data order depends only on (seed, epoch);
+optional early stopping on a validation loss (the best epoch's weights are kept); a checkpoint
+after every epoch from which ``resume`` continues exactly. These models are small: one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmrikit._progress import track
+from fmrikit.errors import CorruptFileError
+from fmrikit.io.atomic import staged_dir
+from fmrikit.training.loop import STATE_NAME, TRAINER_NAME, optimizer_step
+
+log = logging.getLogger("fmrikit")
+
+BEST_NAME = "best.safetensors"
+
+
+@dataclass
+class SupervisedSettings:
+    """Optimisation of a reconstruction model.
+
+    Attributes
+    ----------
+    epochs : int
+    batch_size : int
+    lr : float
+        Adam learning rate (constant).
+    patience : int or None
+        Stop after this many epochs without a lower validation loss (None: train every epoch).
+    seed : int
+    """
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 5e-4
+    patience: int | None = 5
+    seed: int = 0
+
+
+@dataclass
+class SupervisedResult:
+    """Per-epoch rows and the epoch whose weights were kept."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def fit_supervised(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[torch.Tensor, dict]], n_rows: int,
+                   settings: SupervisedSettings, *, device: torch.device,
+                   val_loss: Callable[[], float] | None = None, checkpoint: Path | None = None,
+                   resume: bool = False, description: str = "training") -> SupervisedResult:
+    """Train ``model`` in place.
+
+    Parameters
+    ----------
+    model : nn.Module
+        On ``device``.
+    batch_loss : callable
+        Rows (int array, shape (b,)) of the training set -> (loss, dict of floats to log).
+    n_rows : int
+        Training rows.
+    settings : SupervisedSettings
+    device : torch.device
+        bf16 autocast on CUDA.
+    val_loss : callable, optional
+        Validation loss of the current weights (eval mode is set around it); with it, the weights
+        of the best epoch are restored at the end and ``settings.patience`` stops early.
+    checkpoint : Path, optional
+        Folder of the per-epoch checkpoint.
+    resume : bool
+        Continue from ``checkpoint`` if it holds one.
+    """
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
+    result, start, best, bad = SupervisedResult(), 0, float("inf"), 0
+    if resume and checkpoint is not None and (checkpoint / TRAINER_NAME).is_file():
+        start, result.history, best, bad, result.best_epoch = _load(checkpoint, model, optimizer)
+        log.info("resuming %s at epoch %d of %d", description, start + 1, settings.epochs)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    n_steps = max(1, -(-n_rows // settings.batch_size))
+    for epoch in range(start, settings.epochs):
+        if val_loss is not None and settings.patience is not None and bad >= settings.patience:
+            break
+        torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout, VAE sampling
+        order = np.random.default_rng([settings.seed, epoch]).permutation(n_rows)
+        model.train()
+        sums: dict[str, float] = {}
+        for step in track(range(n_steps), f"{description} {epoch + 1}/{settings.epochs}"):
+            rows = order[step * settings.batch_size:(step + 1) * settings.batch_size]
+            with autocast:
+                loss, parts = batch_loss(rows)
+            optimizer_step(loss.float(), optimizer, f"{description} epoch {epoch + 1}")
+            for k, v in {"loss": loss.item(), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + v / n_steps
+        row = {"epoch": epoch + 1, **sums}
+        if val_loss is not None:
+            model.eval()
+            with torch.no_grad():
+                row["val_loss"] = float(val_loss())
+            if row["val_loss"] < best:
+                best, bad, result.best_epoch = row["val_loss"], 0, epoch + 1
+                if checkpoint is not None:
+                    _save_best(checkpoint, model)
+            else:
+                bad += 1
+        else:
+            result.best_epoch = epoch + 1
+        result.history.append(row)
+        log.info("%s epoch %d: %s", description, epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        if checkpoint is not None:
+            _save(checkpoint, model, optimizer, epoch + 1, result.history, best, bad, result.best_epoch)
+    if val_loss is not None and checkpoint is not None and (checkpoint / BEST_NAME).is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(checkpoint / BEST_NAME, device=str(device)))
+    model.eval()
+    return result
+
+
+def _save_best(folder: Path, model: nn.Module) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, folder / (BEST_NAME + ".tmp"))
+    (folder / (BEST_NAME + ".tmp")).replace(folder / BEST_NAME)
+
+
+def _save(folder: Path, model, optimizer, epoch: int, history: list, best: float, bad: int, best_epoch: int) -> None:
+    from safetensors.torch import save_file
+
+    best_file = folder / BEST_NAME
+    best_bytes = best_file.read_bytes() if best_file.is_file() else None
+    with staged_dir(folder, overwrite=True) as stage:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, stage / STATE_NAME)
+        torch.save({"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "bad": bad,
+                    "best_epoch": best_epoch}, stage / TRAINER_NAME)
+        (stage / "history.json").write_text(json.dumps(history, indent=1))
+        if best_bytes is not None:
+            (stage / BEST_NAME).write_bytes(best_bytes)
+
+
+def _load(folder: Path, model, optimizer) -> tuple[int, list, float, int, int]:
+    from safetensors.torch import load_file
+
+    try:
+        model.load_state_dict(load_file(folder / STATE_NAME))
+        trainer = torch.load(folder / TRAINER_NAME, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(trainer["optimizer"])
+        history = json.loads((folder / "history.json").read_text())
+    except Exception as exc:  # safetensors, torch and json raise assorted types for damaged files
+        raise CorruptFileError("cannot resume from the checkpoint (start again without --resume)", path=folder,
+                               expected="a checkpoint of the same run",
+                               found=f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    return int(trainer["epoch"]), history, float(trainer["best"]), int(trainer["bad"]), int(trainer["best_epoch"])
