@@ -65,3 +65,14 @@ def project(sim_world, tmp_path_factory):
     for subject in (1, 2):
         preprocess_nsd(sim_world, subject, root=root, flatmap=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def autoencoder(project):
+    """The embedded autoencoder trained for 3 short epochs on the project's 32-px stimuli."""
+    from fmrikit.training.autoencoder import AutoencoderSize, pretrain_autoencoder
+    from fmrikit.training.supervised import SupervisedSettings
+
+    return pretrain_autoencoder([1, 2], root=project, size=AutoencoderSize(image_size=32, channels=(16, 16)),
+                                settings=SupervisedSettings(epochs=3, batch_size=16, lr=2e-3, patience=None),
+                                device="cpu")
