@@ -57,19 +57,25 @@ def resolve_pipeline(source: str | os.PathLike) -> tuple[Path, dict]:
 
 
 @contextmanager
-def _quiet_loading():
-    """Switch off loading bars (restored afterwards) and the ``torch_dtype`` renaming warning of diffusers >= 0.36."""
+def quiet_loading():
+    """Switch off loading bars and advice (``pip install accelerate``...) of diffusers and transformers, restored
+    afterwards, and the ``torch_dtype`` renaming warning of diffusers >= 0.36."""
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
     was = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    levels = dlog.get_verbosity(), tlog.get_verbosity()
     dlog.disable_progress_bar()
     tlog.disable_progress_bar()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             yield
     finally:
+        dlog.set_verbosity(levels[0])
+        tlog.set_verbosity(levels[1])
         if was[0]:
             dlog.enable_progress_bar()
         if was[1]:
@@ -95,7 +101,7 @@ def load_pipeline(source: str | os.PathLike, kind: str, device: str | torch.devi
     if kind == "img2img":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
-        with _quiet_loading():
+        with quiet_loading():
             pipe = cls.from_pretrained(folder, **kwargs)
         if kind == "img2img" and pipe.unet.config.class_embed_type is not None:
             raise ValueError("the UNet needs class labels (an unCLIP UNet?)")
@@ -128,7 +134,7 @@ def load_autoencoder(source: str | os.PathLike, device: str | torch.device = "cp
     if found != "AutoencoderKL":
         raise CorruptFileError("not an AutoencoderKL folder", path=folder, expected="AutoencoderKL", found=str(found))
     try:
-        with _quiet_loading():
+        with quiet_loading():
             vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32)
     except Exception as exc:
         raise CorruptFileError("autoencoder weights not readable", path=folder, expected="AutoencoderKL",

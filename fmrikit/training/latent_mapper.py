@@ -177,9 +177,12 @@ def text_targets(captions: list[list[str]], tokenizer, text_encoder, n_tokens: i
 def _text_model(pipeline_folder: Path):
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    from fmrikit.pipelines.diffusion import quiet_loading
+
     try:
-        tokenizer = CLIPTokenizer.from_pretrained(pipeline_folder / "tokenizer", local_files_only=True)
-        encoder = CLIPTextModel.from_pretrained(pipeline_folder / "text_encoder", local_files_only=True)
+        with quiet_loading():
+            tokenizer = CLIPTokenizer.from_pretrained(pipeline_folder / "tokenizer", local_files_only=True)
+            encoder = CLIPTextModel.from_pretrained(pipeline_folder / "text_encoder", local_files_only=True)
     except (OSError, ValueError) as exc:
         raise MissingInputError("the pipeline has no usable CLIP text encoder", path=pipeline_folder,
                                 expected="tokenizer/ and text_encoder/ (or pass --no-text)",
