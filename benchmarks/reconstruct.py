@@ -20,12 +20,17 @@ images and the fastest run is kept. Peak RSS is the process's ``ru_maxrss``; "ab
 peak less the RSS before the warm-up, i.e. after imports (embedded: each ``reconstruct`` call loads
 its models itself, so they count in the increase) or after loading the pipeline (diffusers routes).
 
+Threads: every process runs with ``OMP_NUM_THREADS=--threads`` (default 1). On a machine shared with
+other jobs, torch's default (one thread per core) makes the small operators of batch-1 calls wait on
+descheduled OpenMP threads, and their times then measure the neighbours (10-20x slower here);
+``--threads 0`` keeps torch's default for a machine of one's own.
+
 Reading the ratios: "batching speed-up" is s/image at batch 1 over s/image at batch ``--batch``,
 both measured in this run; above 1, batching pays. The tiny pipelines have random weights and
 16-pixel images, so their absolute times measure diffusers' per-step overhead, not a real model.
 
-    python benchmarks/reconstruct.py [--images 16] [--steps 10] [--batch 8] [--repeats 2] [--epochs 1]
-                                     [--work DIR] [--json PATH]
+    python benchmarks/reconstruct.py [--images 16] [--steps 10] [--batch 8] [--repeats 2] [--threads 1]
+                                     [--epochs 1] [--work DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ def child_setup(work: str, trials_per_session: int, n_shared: int, epochs: int) 
     Returns
     -------
     dict
-        Versions and threads of this machine, and what the routes will reconstruct.
+        Versions of torch, diffusers and Python, and what the embedded route reconstructs.
     """
     import diffusers
     import torch
@@ -103,10 +108,9 @@ def child_setup(work: str, trials_per_session: int, n_shared: int, epochs: int) 
     save_tiny_img2img(work / "img2img")
     save_tiny_unclip(work / "unclip")
     record = read_config(mapper.model / "image")
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "n_test_images": mapper.scores["image"]["n_test_images"],
-            "n_voxels": mapper.scores["image"]["n_voxels"], "latent_shape": record["target_shape"],
-            "image_size": record["image_size"]}
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version(),
+            "n_test_images": mapper.scores["image"]["n_test_images"], "n_voxels": mapper.scores["image"]["n_voxels"],
+            "latent_shape": record["target_shape"], "image_size": record["image_size"]}
 
 
 def child_embedded(work: str, batch: int, repeats: int) -> dict:
@@ -124,11 +128,13 @@ def child_embedded(work: str, batch: int, repeats: int) -> dict:
     Returns
     -------
     dict
-        ``seconds`` of the fastest call, ``n_images``, ``base_mb`` (RSS after imports) and ``peak_mb``.
+        ``seconds`` of the fastest call, ``n_images``, ``base_mb`` (RSS after imports), ``peak_mb`` and
+        ``torch_threads``.
     """
     import diffusers.models.autoencoders.autoencoder_kl  # noqa: F401  (the lazy imports of a call: not in base)
     import h5py  # noqa: F401
     import PIL.Image  # noqa: F401
+    import torch
 
     from fmrikit.models.latent_mappers import LatentMapper  # noqa: F401
     from fmrikit.pipelines.reconstruct import reconstruct
@@ -146,7 +152,8 @@ def child_embedded(work: str, batch: int, repeats: int) -> dict:
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "n_images": n_images, "base_mb": base, "peak_mb": _peak_mb()}
+    return {"seconds": min(times), "n_images": n_images, "base_mb": base, "peak_mb": _peak_mb(),
+            "torch_threads": torch.get_num_threads()}
 
 
 def child_diffusers(work: str, kind: str, batch: int, n_images: int, steps: int, repeats: int) -> dict:
@@ -169,7 +176,7 @@ def child_diffusers(work: str, kind: str, batch: int, n_images: int, steps: int,
     -------
     dict
         ``seconds`` of the fastest run, ``n_images``, ``base_mb`` (RSS after loading the pipeline),
-        ``peak_mb`` and the image side ``image_px``.
+        ``peak_mb``, the image side ``image_px`` and ``torch_threads``.
     """
     import numpy as np
     import torch
@@ -204,24 +211,90 @@ def child_diffusers(work: str, kind: str, batch: int, n_images: int, steps: int,
             generate(slice(start, min(start + batch, n_images)))
         times.append(time.perf_counter() - t0)
     return {"seconds": min(times), "n_images": n_images, "base_mb": base, "peak_mb": _peak_mb(),
-            "image_px": int(image_px)}
+            "image_px": int(image_px), "torch_threads": torch.get_num_threads()}
 
 
 CHILDREN = {"setup": child_setup, "embedded": child_embedded, "diffusers": child_diffusers}
 
 
-def run_child(name: str, *args) -> dict:
+def run_child(threads: int, name: str, *args) -> dict:
     """Run ``CHILDREN[name](*args)`` in a fresh Python process and return its result.
 
     The parent imports neither torch nor fmrikit: on Linux a child's ``ru_maxrss`` starts from its
     parent's peak, so the parent must stay small for the children's peaks to be their own.
+
+    Parameters
+    ----------
+    threads : int
+        ``OMP_NUM_THREADS`` of the child (torch's intra-op threads); 0 leaves torch's default.
+    name : str
+        Key of :data:`CHILDREN`.
+    *args
+        JSON-serialisable arguments of the child function.
     """
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps([name, *args])], env=env,
                           capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{name} {args[1:]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(args: argparse.Namespace, work: Path) -> tuple[dict, list[dict]]:
+    """Build (or reuse) the world in ``work``, then time every (route, batch) in its own process.
+
+    Returns
+    -------
+    setup : dict
+        The result of :func:`child_setup`, cached in ``work/setup.json``.
+    rows : list of dict
+        Per (route, batch): the child's result plus ``route``, ``batch``, ``s_per_image`` and ``above_base_mb``.
+    """
+    setup_file = work / "setup.json"
+    if setup_file.is_file():
+        setup = json.loads(setup_file.read_text())
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        setup = run_child(args.threads, "setup", str(work), args.trials_per_session, args.shared, args.epochs)
+        setup_file.write_text(json.dumps(setup))
+    rows = []
+    for route in ROUTES:
+        for batch in (1, args.batch):
+            if route == "embedded":
+                res = run_child(args.threads, "embedded", str(work), batch, args.repeats)
+            else:
+                res = run_child(args.threads, "diffusers", str(work), route, batch, args.images, args.steps,
+                                args.repeats)
+            rows.append({"route": route, "batch": batch, **res, "s_per_image": res["seconds"] / res["n_images"],
+                         "above_base_mb": res["peak_mb"] - res["base_mb"]})
+    return setup, rows
+
+
+def report(args: argparse.Namespace, setup: dict, rows: list[dict]) -> dict[str, float]:
+    """Print the set-up and the table; return the batching speed-up per route."""
+    per = {(r["route"], r["batch"]): r for r in rows}
+    speedup = {route: per[route, 1]["s_per_image"] / per[route, args.batch]["s_per_image"] for route in ROUTES}
+    threads = sorted({r["torch_threads"] for r in rows})
+    print(f"machine: {os.cpu_count()} CPU cores ({len(os.sched_getaffinity(0))} usable), torch threads "
+          f"{'/'.join(map(str, threads))}, torch {setup['torch']}, diffusers {setup['diffusers']}, "
+          f"Python {setup['python']}")
+    print(f"embedded: reconstruct end to end, subject 1, {setup['n_test_images']} shared test images, ridge mapper "
+          f"({setup['n_voxels']} voxels), embedded autoencoder {setup['image_size']} px "
+          f"(latents {'x'.join(map(str, setup['latent_shape']))})")
+    print(f"img2img:  tiny pipeline, {args.images} images of {per['img2img', 1]['image_px']} px, {args.steps} steps "
+          f"x strength {STRENGTH}, guidance {GUIDANCE}, prompt_embeds {TEXT_TOKENS} tokens")
+    print(f"unclip:   tiny pipeline, {args.images} images of {per['unclip', 1]['image_px']} px, {args.steps} steps, "
+          f"guidance {GUIDANCE}, noise level 0")
+    print(f"each row a fresh process; one warm-up call left out, fastest of {args.repeats} timed runs")
+    header = f"{'route':<10}{'batch':>6}{'s/image':>10}{'images/s':>10}{'peak RSS MB':>13}{'above base MB':>15}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['route']:<10}{r['batch']:>6}{r['s_per_image']:>10.4f}{1 / r['s_per_image']:>10.1f}"
+              f"{r['peak_mb']:>13.0f}{r['above_base_mb']:>15.0f}")
+    print(f"batching speed-up, s/image at batch 1 / s/image at batch {args.batch} (> 1: batching pays): "
+          + ", ".join(f"{route} {speedup[route]:.2f}" for route in ROUTES))
+    return speedup
 
 
 def main() -> None:
@@ -230,6 +303,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="diffusion steps (img2img runs strength x steps of them)")
     ap.add_argument("--batch", type=int, default=8, help="the batch size compared with batch 1")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each measurement (fastest kept)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="OMP_NUM_THREADS of every process (0: inherit, torch's default is one per core)")
     ap.add_argument("--epochs", type=int, default=1, help="training epochs of the embedded autoencoder")
     ap.add_argument("--trials-per-session", type=int, default=100, help="simulated trials in each of 2 sessions")
     ap.add_argument("--shared", type=int, default=24, help="shared images: the embedded route's test images")
@@ -241,58 +316,16 @@ def main() -> None:
         name, *rest = json.loads(args.child)
         print(json.dumps(CHILDREN[name](*rest)))
         return
-    if args.batch < 2 or args.images < args.batch or args.repeats < 1:
-        ap.error("need --batch >= 2, --images >= --batch and --repeats >= 1")
+    if args.batch < 2 or args.images < args.batch or args.repeats < 1 or args.threads < 0:
+        ap.error("need --batch >= 2, --images >= --batch, --repeats >= 1 and --threads >= 0")
 
     with tempfile.TemporaryDirectory(prefix="fmrikit-bench-reconstruct-") as tmp:
-        work = args.work or Path(tmp)
-        setup_file = work / "setup.json"
-        if setup_file.is_file():
-            setup = json.loads(setup_file.read_text())
-        else:
-            work.mkdir(parents=True, exist_ok=True)
-            t0 = time.perf_counter()
-            setup = run_child("setup", str(work), args.trials_per_session, args.shared, args.epochs)
-            setup["setup_s"] = time.perf_counter() - t0
-            setup_file.write_text(json.dumps(setup))
-        rows = []
-        for batch in (1, args.batch):
-            rows.append({"route": "embedded", "batch": batch, **run_child("embedded", str(work), batch, args.repeats)})
-        for kind in ("img2img", "unclip"):
-            for batch in (1, args.batch):
-                rows.append({"route": kind, "batch": batch, **run_child("diffusers", str(work), kind, batch,
-                                                                        args.images, args.steps, args.repeats)})
-    for r in rows:
-        r["s_per_image"] = r["seconds"] / r["n_images"]
-        r["above_base_mb"] = r["peak_mb"] - r["base_mb"]
-    per = {(r["route"], r["batch"]): r["s_per_image"] for r in rows}
-    speedup = {route: per[route, 1] / per[route, args.batch] for route in ROUTES}
-
-    cores = len(os.sched_getaffinity(0))
-    print(f"machine: {os.cpu_count()} CPU cores ({cores} usable), torch {setup['torch']} with "
-          f"{setup['torch_threads']} threads, diffusers {setup['diffusers']}, Python {setup['python']}")
-    shape = "x".join(map(str, setup["latent_shape"]))
-    img_px = next(r["image_px"] for r in rows if r["route"] == "img2img")
-    unclip_px = next(r["image_px"] for r in rows if r["route"] == "unclip")
-    print(f"embedded: reconstruct end to end, subject 1, {setup['n_test_images']} shared test images, ridge mapper "
-          f"({setup['n_voxels']} voxels), embedded autoencoder {setup['image_size']} px (latents {shape})")
-    print(f"img2img:  tiny pipeline, {args.images} images of {img_px} px, {args.steps} steps x strength {STRENGTH}, "
-          f"guidance {GUIDANCE}, prompt_embeds {TEXT_TOKENS} tokens")
-    print(f"unclip:   tiny pipeline, {args.images} images of {unclip_px} px, {args.steps} steps, guidance {GUIDANCE}, "
-          "noise level 0")
-    print(f"each row a fresh process; one warm-up call left out, fastest of {args.repeats} timed runs")
-    header = f"{'route':<10}{'batch':>6}{'s/image':>10}{'images/s':>10}{'peak RSS MB':>13}{'above base MB':>15}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['route']:<10}{r['batch']:>6}{r['s_per_image']:>10.4f}{1 / r['s_per_image']:>10.1f}"
-              f"{r['peak_mb']:>13.0f}{r['above_base_mb']:>15.0f}")
-    print(f"batching speed-up, s/image at batch 1 / s/image at batch {args.batch} (> 1: batching pays): "
-          + ", ".join(f"{route} {speedup[route]:.2f}" for route in ROUTES))
+        setup, rows = measure(args, args.work or Path(tmp))
+    speedup = report(args, setup, rows)
     if args.json:
-        args.json.write_text(json.dumps({"setup": setup, "cores": cores, "options": {k: str(v) for k, v in
-                                                                                       vars(args).items()},
-                                         "rows": rows, "batching_speedup": speedup}, indent=2))
+        args.json.write_text(json.dumps({"options": {k: str(v) for k, v in vars(args).items() if k != "child"},
+                                         "cores": len(os.sched_getaffinity(0)), "setup": setup, "rows": rows,
+                                         "batching_speedup": speedup}, indent=2))
 
 
 if __name__ == "__main__":

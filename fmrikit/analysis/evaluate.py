@@ -42,6 +42,9 @@ NETWORK_METRICS = [("alexnet2", "AlexNet(2)", "two_way"), ("alexnet5", "AlexNet(
                    ("inception", "Inception", "two_way"), ("clip", "CLIP", "two_way"),
                    ("effnet-b", "EffNet-B", "distance"), ("swav", "SwAV", "distance")]
 OFFLINE_LABEL = "EffNet-Lite0 two-way (offline, not a protocol metric)"
+#: Side (px) of the images whose pixels are the features of the pixel two-way identification.
+PIXEL_TWO_WAY_SIZE = 64
+PIXEL_LABEL = f"Pixel two-way ({PIXEL_TWO_WAY_SIZE} px, not a protocol metric)"
 
 
 def default_out(kind: str, root: str | os.PathLike | None = None) -> Path:
@@ -102,6 +105,12 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
         sums += len(gt_pix) * np.array([M.pixcorr(gt_pix, rec_pix), M.ssim(gt_pix, rec_pix)])
     metrics = {"pixcorr": Metric("PixCorr", float(sums[0] / n), chance=0.0, n=n),
                "ssim": Metric("SSIM", float(sums[1] / n), n=n)}
+    try:
+        metrics["pixel_two_way"] = Metric(PIXEL_LABEL, M.two_way_identification(
+            M.resize_images(gt, PIXEL_TWO_WAY_SIZE, interp), M.resize_images(rec, PIXEL_TWO_WAY_SIZE, interp)),
+            chance=0.5, n=n)
+    except FmrikitError as exc:  # e.g. a uniform image has no pixel correlation
+        metrics["pixel_two_way"] = Metric.skipped(PIXEL_LABEL, exc.one_line())
     for key, label, kind in NETWORK_METRICS:
         try:
             net = _network(key, clip_model, weights_dir)

@@ -113,6 +113,14 @@ def pretrain(
                                             "mapper.")] = True,
     captions: Annotated[Optional[Path], typer.Option(help="latent-mapper: folder of COCO captions_*.json [default: "
                                                           "in the NSD tree].")] = None,
+    image_roi: Annotated[str, typer.Option(help="latent-mapper: NSD atlas or mask NIfTI of the image mapper's voxels "
+                                                "(with --image-labels).")] = "prf-visualrois",
+    image_labels: Annotated[Optional[str], typer.Option(help="latent-mapper: labels of --image-roi, e.g. 1-7 [default: "
+                                                             "1-7 of prf-visualrois (V1-hV4), else all > 0].")] = None,
+    text_roi: Annotated[str, typer.Option(help="latent-mapper: NSD atlas or mask NIfTI of the text mapper's voxels "
+                                               "(with --text-labels).")] = "streams",
+    text_labels: Annotated[Optional[str], typer.Option(help="latent-mapper: labels of --text-roi [default: 5 (ventral) "
+                                                            "of streams, else all > 0].")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="autoencoder / latent-mapper: image side in pixels "
                                                            "[default: 64 / the autoencoder's].")] = None,
     patience: Annotated[int, typer.Option(help="latent-mapper: epochs without validation gain before stopping.")] = 5,
@@ -137,6 +145,7 @@ def pretrain(
                  if ctx.get_parameter_source(name).name == "COMMANDLINE"}
         _pretrain_reconstruction(model, int_list(subjects), given, roi=roi, mapper=mapper, pipeline=pipeline,
                                  autoencoder=autoencoder, text=text, captions=captions, image_size=image_size,
+                                 rois=(image_roi, image_labels, text_roi, text_labels),
                                  sessions=_sessions(sessions), epochs=epochs, batch_size=batch_size, lr=lr,
                                  patience=patience, seed=seed, device=device, out=out, resume=resume, root=root,
                                  overwrite=overwrite)
@@ -293,8 +302,8 @@ def adapt_subject(
     _report(f"subject decoder ({result.n_voxels} voxels)", result.model, result.retrieval)
 
 
-def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *, roi, mapper, pipeline, autoencoder, text, captions,
-                             image_size, sessions, epochs, batch_size, lr, patience, seed, device, out, resume, root,
+def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *, roi, mapper, pipeline, autoencoder,
+                             text, captions, image_size, rois, sessions, epochs, batch_size, lr, patience, seed, device, out, resume, root,
                              overwrite) -> None:
     """``pretrain --model autoencoder`` and ``--model latent-mapper``; ``given`` names the options set on the
     command line (the others take these models' own defaults, not the decoder's)."""
@@ -322,13 +331,30 @@ def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *
                                       lr=lr if "lr" in given else 5e-4, patience=patience, seed=seed)
     result = call(pretrain_latent_mapper, subjects[0], mapper=mapper, root=root, roi=roi, autoencoder=autoencoder,
                   pipeline=pipeline, text=text, captions=captions, sessions=sessions,
-                  options=MapperOptions(image_size=image_size), settings=settings, device=device, out=out,
+                  options=_mapper_options(image_size, *rois), settings=settings, device=device, out=out,
                   resume=resume, overwrite=overwrite)
     out_console.print(f"latent mapper ({mapper}): {result.model}")
     for name, s in result.scores.items():
         out_console.print(f"  {name} ({s['arch']}, {s['n_voxels']} voxels): test MSE {s['test_mse']:.4f} on "
                           f"{s['n_test_images']} images (predicting the training mean: "
                           f"{s['baseline_mse_train_mean']:.4f})")
+
+
+def _mapper_options(image_size, image_roi, image_labels, text_roi, text_labels):
+    """MapperOptions from the CLI: labels default to V1-hV4 of prf-visualrois / ventral of streams."""
+    from fmrikit.data.preprocess import parse_ranges
+    from fmrikit.training.latent_mapper import MapperOptions
+
+    def labels(text, roi, atlas, default):
+        if text:
+            return tuple(call(parse_ranges, text, "ROI labels", 1))
+        return default if roi == atlas else None
+
+    base = MapperOptions()
+    return MapperOptions(image_roi=image_roi, image_labels=labels(image_labels, image_roi, "prf-visualrois",
+                                                                  base.image_labels),
+                         text_roi=text_roi, text_labels=labels(text_labels, text_roi, "streams", base.text_labels),
+                         image_size=image_size)
 
 
 def _check_model(model: str, allowed: tuple[str, ...] = MODELS) -> None:

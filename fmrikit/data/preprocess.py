@@ -457,17 +457,38 @@ def parse_sessions(text: str) -> list[int]:
     ------
     InputError
     """
+    return parse_ranges(text, "session list", minimum=1)
+
+
+def parse_ranges(text: str, what: str, minimum: int = 0) -> list[int]:
+    """Sorted unique integers of a list of values and ranges such as ``0-9,20``.
+
+    Parameters
+    ----------
+    text : str
+    what : str
+        What the list is, for the error message (``"session list"``, ``"trial indices"``...).
+    minimum : int
+        Smallest value allowed.
+
+    Raises
+    ------
+    InputError
+        Unreadable text, an empty list or a value below ``minimum``.
+    """
     out: list[int] = []
     try:
         for piece in text.split(","):
             piece = piece.strip()
-            if "-" in piece:
+            if "-" in piece[1:]:
                 lo, hi = (int(v) for v in piece.split("-", 1))
                 out.extend(range(lo, hi + 1))
             elif piece:
                 out.append(int(piece))
     except ValueError:
-        raise InputError("cannot parse session list", expected="e.g. 1-40 or 1,3,5", found=text) from None
-    if not out or min(out) < 1:
-        raise InputError("cannot parse session list", expected="1-based sessions such as 1-40", found=text)
+        raise InputError(f"cannot parse {what}", expected=f"values from {minimum} and ranges such as "
+                         f"{minimum}-{minimum + 9},{minimum + 20}", found=repr(text)) from None
+    if not out or min(out) < minimum:
+        raise InputError(f"cannot parse {what}", expected=f"values from {minimum} and ranges such as "
+                         f"{minimum}-{minimum + 9},{minimum + 20}", found=repr(text))
     return sorted(set(out))

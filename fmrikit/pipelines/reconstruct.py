@@ -194,18 +194,11 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
 
 
 def _parse_rows(text: str, n: int, dataset: Path) -> np.ndarray:
-    rows: list[int] = []
-    try:
-        for part in text.split(","):
-            a, _, b = part.strip().partition("-")
-            rows.extend(range(int(a), int(b or a) + 1))
-    except ValueError:
-        raise InputError("cannot read --trials", expected="shared, or 0-based trial indices like 0-9,20",
-                         found=repr(text)) from None
-    bad = [r for r in rows if not 0 <= r < n]
-    if bad or not rows:
-        raise InputError("trial indices out of range", path=dataset, expected=f"0 to {n - 1}",
-                         found=str(bad[:3] or "none"))
+    from fmrikit.data.preprocess import parse_ranges
+
+    rows = parse_ranges(text, "--trials", minimum=0)
+    if rows[-1] >= n:
+        raise InputError("trial indices out of range", path=dataset, expected=f"0 to {n - 1}", found=str(rows[-1]))
     return np.asarray(rows, np.int64)
 
 

@@ -60,6 +60,21 @@ def test_recon_unrelated_images_score_lower(recon_dirs):
     assert abs(rec["metrics"]["pixcorr"]["value"]) < 0.5
 
 
+def test_recon_pixel_two_way_against_a_loop(recon_dirs):
+    from fmrikit.analysis.metrics import resize_images
+
+    rec = evaluate_recon(recon_dirs / "other", recon_dirs / "brick.h5", recon_dirs / "out2", offline_network=False)
+    gt = resize_images(resize_images(_images(6), 256, "bilinear"), 64, "bilinear").reshape(6, -1)
+    other = np.stack([np.asarray(Image.open(recon_dirs / "other" / f"trial-{k:04d}_stim-{k + 3:05d}.png"))
+                      for k in range(6)])
+    rc = resize_images(resize_images(other, 256, "bilinear"), 64, "bilinear").reshape(6, -1)
+    wins = [np.mean([np.corrcoef(gt[i], rc[j])[0, 1] < np.corrcoef(gt[j], rc[j])[0, 1] for i in range(6) if i != j])
+            for j in range(6)]
+    assert rec["metrics"]["pixel_two_way"]["value"] == pytest.approx(np.mean(wins))
+    same = evaluate_recon(recon_dirs / "same", recon_dirs / "brick.h5", recon_dirs / "out3", offline_network=False)
+    assert same["metrics"]["pixel_two_way"]["value"] == pytest.approx(1.0)
+
+
 def test_recon_refuses_mismatched_sets(recon_dirs, tmp_path):
     (recon_dirs / "same" / "trial-0099_stim-00042.png").write_bytes((recon_dirs / "same").glob("*.png").__next__()
                                                                     .read_bytes())

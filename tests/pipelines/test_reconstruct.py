@@ -67,8 +67,8 @@ def test_dataset_trials_and_shared_averages(dataset):
     info = read_info(dataset)
     cols = np.arange(5, info.n_voxels, 11)
     x, stim, names, _ = dataset_inputs(dataset, info.ijk[cols], "3-5,0")
-    assert np.array_equal(stim, info.stim_id[[3, 4, 5, 0]]) and names[0] == f"trial-0003_stim-{stim[0]}"
-    assert np.allclose(x, read_betas(dataset)[[3, 4, 5, 0]][:, cols])
+    assert np.array_equal(stim, info.stim_id[[0, 3, 4, 5]]) and names[1] == f"trial-0003_stim-{stim[1]}"
+    assert np.allclose(x, read_betas(dataset)[[0, 3, 4, 5]][:, cols])
     x, stim, names, _ = dataset_inputs(dataset, info.ijk[cols], "shared")
     all_betas = read_betas(dataset)
     for k, s in enumerate(stim):
