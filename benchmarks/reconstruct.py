@@ -226,7 +226,8 @@ def run_child(threads: int, name: str, *args) -> dict:
     Parameters
     ----------
     threads : int
-        ``OMP_NUM_THREADS`` of the child (torch's intra-op threads); 0 leaves torch's default.
+        ``OMP_NUM_THREADS`` of the child (torch's intra-op threads); 0 keeps the environment's setting
+        (unset: torch's default, one thread per core).
     name : str
         Key of :data:`CHILDREN`.
     *args

@@ -16,7 +16,7 @@ from fmrikit.training.settings import (SUBJECT_BATCH_SIZE, EncoderSettings, Enco
 
 # option defaults come from the library's settings
 T, M, R, ES, EZ = TrainSettings, ModelSize, TroiSettings, EncoderSettings, EncoderSize
-MODELS = ("decoder", "encoder", "ridge", "autoencoder", "latent-mapper")
+MODELS = ("decoder", "encoder", "ridge", "autoencoder", "latent-mapper", "prior")
 
 Epochs = Annotated[int, typer.Option(help="Training epochs.")]
 BatchSize = Annotated[int, typer.Option(help="Trials per step and process (split over subjects); encoder: images per "
@@ -46,8 +46,9 @@ Model = Annotated[str, typer.Option(help="decoder (MindEye2-style, retrieval) or
 PretrainModel = Annotated[str, typer.Option(help="decoder (MindEye2-style, retrieval), encoder (universal image-to-fMRI "
                                                  "encoder), ridge (the encoder's per-subject ridge baseline, written "
                                                  "to <root>/sub-NN/sub-NN_desc-ridge/), autoencoder (the embedded "
-                                                 "image autoencoder of reconstruction) or latent-mapper (fMRI to "
-                                                 "autoencoder / Stable Diffusion latents, one subject).")]
+                                                 "image autoencoder of reconstruction), latent-mapper (fMRI to "
+                                                 "autoencoder / Stable Diffusion latents, one subject) or prior (the "
+                                                 "diffusion prior of a subject decoder, unCLIP route).")]
 NTrain = Annotated[Optional[int], typer.Option(help="Encoder: training images per subject, drawn at random with "
                                                     "--seed [default: all].")]
 Channels = Annotated[int, typer.Option(help="Encoder: channels each feature level is projected to.")]
@@ -123,7 +124,10 @@ def pretrain(
                                                             "of streams, else all > 0].")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="autoencoder / latent-mapper: image side in pixels "
                                                            "[default: 64 / the autoencoder's].")] = None,
-    patience: Annotated[int, typer.Option(help="latent-mapper: epochs without validation gain before stopping.")] = 5,
+    patience: Annotated[int, typer.Option(help="latent-mapper / prior: epochs without validation gain before "
+                                               "stopping [prior: 10].")] = 5,
+    backbone: Annotated[Optional[Path], typer.Option(help="prior: the subject decoder folder [default: the subject's "
+                                                          "troi, else adapt decoder].")] = None,
     seed: Seed = T.seed,
     device: Device = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/decoder, "
@@ -135,17 +139,17 @@ def pretrain(
 ) -> None:
     """Pretrain the cross-subject decoder or the universal encoder (runs unchanged under torchrun)."""
     _check_model(model)
-    if subject is not None and subjects is None and model == "latent-mapper":
+    if subject is not None and subjects is None and model in ("latent-mapper", "prior"):
         subjects = str(subject)
-    if subjects is None or (subject is not None and model != "latent-mapper"):
-        call(_raise, InputError("which subjects?", expected="--subjects (--subject N with --model latent-mapper)",
-                                found="--subject" if subject is not None else "none"))
-    if model in ("autoencoder", "latent-mapper"):
-        given = {name for name in ("epochs", "batch_size", "lr")
+    if subjects is None or (subject is not None and model not in ("latent-mapper", "prior")):
+        call(_raise, InputError("which subjects?", expected="--subjects (--subject N with --model latent-mapper or "
+                                "prior)", found="--subject" if subject is not None else "none"))
+    if model in ("autoencoder", "latent-mapper", "prior"):
+        given = {name for name in ("epochs", "batch_size", "lr", "patience")
                  if ctx.get_parameter_source(name).name == "COMMANDLINE"}
         _pretrain_reconstruction(model, int_list(subjects), given, roi=roi, mapper=mapper, pipeline=pipeline,
                                  autoencoder=autoencoder, text=text, captions=captions, image_size=image_size,
-                                 rois=(image_roi, image_labels, text_roi, text_labels),
+                                 rois=(image_roi, image_labels, text_roi, text_labels), backbone=backbone,
                                  sessions=_sessions(sessions), epochs=epochs, batch_size=batch_size, lr=lr,
                                  patience=patience, seed=seed, device=device, out=out, resume=resume, root=root,
                                  overwrite=overwrite)
@@ -303,7 +307,7 @@ def adapt_subject(
 
 
 def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *, roi, mapper, pipeline, autoencoder,
-                             text, captions, image_size, rois, sessions, epochs, batch_size, lr, patience, seed, device, out, resume, root,
+                             text, captions, image_size, rois, backbone, sessions, epochs, batch_size, lr, patience, seed, device, out, resume, root,
                              overwrite) -> None:
     """``pretrain --model autoencoder`` and ``--model latent-mapper``; ``given`` names the options set on the
     command line (the others take these models' own defaults, not the decoder's)."""
@@ -319,19 +323,27 @@ def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *
                     settings=settings, device=device, resume=resume, overwrite=overwrite)
         out_console.print(f"autoencoder: {path}")
         return
-    from fmrikit.training.latent_mapper import MapperOptions, pretrain_latent_mapper
-
     if len(subjects) != 1:
-        call(_raise, InputError("a latent mapper is trained per subject", expected="--subjects N (one subject)",
+        call(_raise, InputError(f"a {model} is trained per subject", expected="--subject N (one subject)",
                                 found=",".join(map(str, subjects))))
-    settings = None
-    if given or patience != 5 or seed != T.seed:
+    if model == "prior":
+        from fmrikit.training.prior import pretrain_prior
+
         settings = SupervisedSettings(epochs=epochs if "epochs" in given else 100,
                                       batch_size=batch_size if "batch_size" in given else 64,
-                                      lr=lr if "lr" in given else 5e-4, patience=patience, seed=seed)
+                                      lr=lr if "lr" in given else 3e-4,
+                                      patience=patience if "patience" in given else 10, seed=seed)
+        path = call(pretrain_prior, subjects[0], root=root, decoder=backbone, settings=settings, device=device,
+                    out=out, resume=resume, overwrite=overwrite)
+        out_console.print(f"diffusion prior: {path}")
+        return
+    from fmrikit.training.latent_mapper import pretrain_latent_mapper
+
+    values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
+    overrides = {"seed": seed, **{k: v for k, v in values.items() if k in given}}
     result = call(pretrain_latent_mapper, subjects[0], mapper=mapper, root=root, roi=roi, autoencoder=autoencoder,
                   pipeline=pipeline, text=text, captions=captions, sessions=sessions,
-                  options=_mapper_options(image_size, *rois), settings=settings, device=device, out=out,
+                  options=_mapper_options(image_size, *rois), overrides=overrides, device=device, out=out,
                   resume=resume, overwrite=overwrite)
     out_console.print(f"latent mapper ({mapper}): {result.model}")
     for name, s in result.scores.items():

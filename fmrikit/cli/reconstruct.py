@@ -25,6 +25,9 @@ def reconstruct(
     pipeline: Annotated[Optional[str], typer.Option(help="Stable Diffusion folder or cached Hugging Face id (never "
                                                          "downloaded) [latent default: the mapper's pipeline or "
                                                          "embedded autoencoder].")] = None,
+    prior: Annotated[Optional[Path], typer.Option(help="unclip: diffusion prior of the decoder (pretrain --model "
+                                                       "prior) sampling the image embedding.")] = None,
+    prior_guidance: Annotated[float, typer.Option(help="unclip with --prior: the prior's guidance scale.")] = 1.0,
     input_scale: Annotated[str, typer.Option(help="auto (integer betas: /300 and z-score over the file's volumes; "
                                                   "float: already z-scored), raw or zscored.")] = "auto",
     samples: Annotated[int, typer.Option(help="Images per input (diffusion routes).")] = 1,
@@ -45,7 +48,7 @@ def reconstruct(
     from fmrikit.pipelines.reconstruct import reconstruct as run
 
     result = call(run, subject, betas=betas, trials=trials, method=method, mapper=mapper, model=model,
-                  pipeline=pipeline, input_scale=input_scale, samples=samples, seed=seed, steps=steps,
+                  pipeline=pipeline, prior=prior, prior_guidance=prior_guidance, input_scale=input_scale, samples=samples, seed=seed, steps=steps,
                   strength=strength, guidance_scale=guidance_scale, noise_level=noise_level, batch_size=batch_size,
                   max_sheet=max_sheet, device=device, root=root, out=out, overwrite=overwrite)
     out_console.print(f"{len(result.images)} reconstructions of {result.n_inputs} inputs: {result.out}")

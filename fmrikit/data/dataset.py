@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrikit.errors import CorruptFileError, DataValueError, MissingInputError
+from fmrikit.errors import CorruptFileError, DataValueError, GridMismatchError, MissingInputError
 from fmrikit.io.hdf5 import open_h5
 
 REQUIRED = ("betas", "trials/stim_id", "trials/session", "trials/shared", "voxels/ijk")
@@ -105,6 +105,43 @@ def read_betas(path: str | os.PathLike, trials: np.ndarray | slice | None = None
             trials = np.nonzero(trials)[0]
         unique, inverse = np.unique(trials, return_inverse=True)  # h5py needs increasing indices
         return ds[unique][inverse]
+
+
+def voxel_columns(info: DatasetInfo, ijk: np.ndarray) -> np.ndarray:
+    """Dataset columns of given voxels (a model's inputs), in their order.
+
+    Parameters
+    ----------
+    info : DatasetInfo
+    ijk : ndarray of int, shape (V, 3)
+        Voxels on the dataset's grid.
+
+    Returns
+    -------
+    ndarray of int64, shape (V,)
+
+    Raises
+    ------
+    GridMismatchError
+        Voxels outside the dataset's grid.
+    DataValueError
+        Voxels the dataset does not hold.
+    """
+    from fmrikit.io.nifti import volume_index
+
+    ijk = np.asarray(ijk)
+    if len(ijk) and ((ijk.max(0) >= np.asarray(info.volume_shape)) | (ijk.min(0) < 0)).any():
+        raise GridMismatchError("voxels fall outside the dataset's grid", path=info.path,
+                                expected=f"indices within {tuple(info.volume_shape)}")
+    flat_data = volume_index(info.ijk, info.volume_shape)
+    flat = volume_index(ijk, info.volume_shape)
+    order = np.argsort(flat_data)
+    cols = order[np.minimum(np.searchsorted(flat_data, flat, sorter=order), len(order) - 1)]
+    missing = int((flat_data[cols] != flat).sum())
+    if missing:
+        raise DataValueError("the dataset lacks voxels of the model", path=info.path, expected="every model voxel",
+                             found=f"{missing} of {len(ijk)} missing")
+    return cols.astype(np.int64)
 
 
 def read_stimuli(info: DatasetInfo, stim_ids: np.ndarray) -> np.ndarray:

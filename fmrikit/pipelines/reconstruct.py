@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fmrikit._progress import track
-from fmrikit.errors import DataValueError, GridMismatchError, InputError, MissingInputError
+from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_dir, subject_label
@@ -175,11 +175,11 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
     names : list of str
     record : dict
     """
-    from fmrikit.data.dataset import read_betas, read_info
+    from fmrikit.data.dataset import read_betas, read_info, voxel_columns
     from fmrikit.training.data import average_repeats
 
     info = read_info(dataset)
-    columns = _columns(info, ijk)
+    columns = voxel_columns(info, ijk)
     if trials == "shared":
         rows = np.nonzero(info.shared)[0]
         if not len(rows):
@@ -202,25 +202,6 @@ def _parse_rows(text: str, n: int, dataset: Path) -> np.ndarray:
     return np.asarray(rows, np.int64)
 
 
-def _columns(info, ijk: np.ndarray) -> np.ndarray:
-    """Dataset columns of the model's voxels, in the model's order."""
-    from fmrikit.io.nifti import volume_index
-
-    ijk = np.asarray(ijk)
-    if len(ijk) and (ijk.max(0) >= np.asarray(info.volume_shape)).any():
-        raise GridMismatchError("model voxels fall outside the dataset's grid", path=info.path,
-                                expected=f"indices within {tuple(info.volume_shape)}")
-    flat_data = volume_index(info.ijk, info.volume_shape)
-    flat_model = volume_index(ijk, info.volume_shape)
-    order = np.argsort(flat_data)
-    cols = order[np.minimum(np.searchsorted(flat_data, flat_model, sorter=order), len(order) - 1)]
-    missing = int((flat_data[cols] != flat_model).sum())
-    if missing:
-        raise DataValueError("the dataset lacks voxels of the model", path=info.path,
-                             expected="every model voxel", found=f"{missing} of {len(ijk)} missing")
-    return cols
-
-
 def sample_seed(seed: int, row: int, sample: int) -> int:
     """The generator seed of one output image: fixed by (seed, input row, sample), not by batching."""
     return int(np.random.SeedSequence([seed, row, sample]).generate_state(1)[0])
@@ -228,7 +209,7 @@ def sample_seed(seed: int, row: int, sample: int) -> int:
 
 def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials: str | None = None,
                 method: str = "latent", mapper: str = "gcn", model: str | os.PathLike | None = None,
-                pipeline: str | None = None, input_scale: str = "auto", samples: int = 1, seed: int = 0,
+                pipeline: str | None = None, prior: str | os.PathLike | None = None, prior_guidance: float = 1.0, input_scale: str = "auto", samples: int = 1, seed: int = 0,
                 steps: int = 50, strength: float = 0.75, guidance_scale: float = 7.5, noise_level: int = 0,
                 batch_size: int = 8, max_sheet: int = 24, device: str = "auto", root: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, overwrite: bool = False) -> ReconstructResult:
@@ -249,6 +230,10 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     pipeline : str, optional
         Stable Diffusion folder or cached id: img2img for ``latent`` (default: the one the mapper
         was trained with, or the mapper's embedded autoencoder), unCLIP for ``unclip`` (required).
+    prior : path-like, optional
+        ``unclip``: a diffusion prior of the decoder (``pretrain --model prior``) that samples the
+        image embedding from the decoder's prediction (guidance ``prior_guidance``), with the
+        sample's seed.
     input_scale : {"auto", "raw", "zscored"}
         How a NIfTI's values are turned into model inputs (:func:`read_nifti_inputs`).
     samples : int
@@ -276,7 +261,9 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
         raise InputError("--samples, --batch-size and --steps must be positive",
                          found=f"{samples}, {batch_size}, {steps}")
     dev = resolve_device(device)
-    route = _load_route(subject, method, mapper, model, pipeline, root, dev)
+    if prior is not None and method != "unclip":
+        raise InputError("--prior applies to --method unclip", expected="--method unclip", found=f"--method {method}")
+    route = _load_route(subject, method, mapper, model, pipeline, root, dev, prior, prior_guidance)
     if route.deterministic and samples > 1:
         raise InputError("the embedded autoencoder decodes deterministically: one sample per input",
                          expected="--samples 1, or --pipeline for diffusion", found=f"--samples {samples}")
@@ -317,6 +304,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                       inputs=[source, *route.inputs],
                       parameters={"subject": subject, "method": method, "mapper": mapper if method == "latent" else None,
                                   "model": str(route.model_path), "pipeline": route.record.get("pipeline"),
+                                  "prior": str(prior) if prior else None, "prior_guidance": prior_guidance,
                                   "input_scale": input_scale, "samples": samples, "steps": steps,
                                   "strength": strength, "guidance_scale": guidance_scale, "noise_level": noise_level,
                                   "batch_size": batch_size, "device": str(dev), "betas": str(betas) if betas else None,
@@ -337,10 +325,10 @@ class _Route:
         self.__dict__.update(kwargs)
 
 
-def _load_route(subject: int, method: str, mapper: str, model, pipeline, root, dev) -> _Route:
+def _load_route(subject: int, method: str, mapper: str, model, pipeline, root, dev, prior, prior_guidance) -> _Route:
     if method == "latent":
         return _latent_route(subject, mapper, model, pipeline, root, dev)
-    return _unclip_route(subject, model, pipeline, root, dev)
+    return _unclip_route(subject, model, pipeline, root, dev, prior, prior_guidance)
 
 
 def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Route:
@@ -414,14 +402,15 @@ def _union_voxels(image, text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ijk, pos[0], pos[1] if text is not None else np.zeros(0, np.int64)
 
 
-def _unclip_route(subject: int, model, pipeline, root, dev) -> _Route:
+def _unclip_route(subject: int, model, pipeline, root, dev, prior_path, prior_guidance) -> _Route:
     from fmrikit.models.subject import load_subject_model
     from fmrikit.pipelines.diffusion import generate_unclip, load_pipeline
+    from fmrikit.training.prior import load_prior, sample_prior
 
     if pipeline is None:
         raise InputError("--method unclip needs a Stable unCLIP pipeline", expected="--pipeline PATH_OR_ID",
                          found="none")
-    folder = Path(model) if model is not None else _default_decoder(root, subject)
+    folder = Path(model) if model is not None else default_decoder(root, subject)
     sub = load_subject_model(folder, device="cpu")
     pipe, pipe_record = load_pipeline(pipeline, "unclip", device=dev)
     width = pipe.unet.config.projection_class_embeddings_input_dim // 2
@@ -430,23 +419,32 @@ def _unclip_route(subject: int, model, pipeline, root, dev) -> _Route:
                              expected=f"{width}-dimensional embeddings (a decoder trained on the pipeline's CLIP image "
                              "features: --features clip --image-model)", found=str(sub.model.config["embed_dim"]))
 
+    prior, prior_record = (None, None) if prior_path is None else load_prior(prior_path, folder, device=dev)
+
     @torch.no_grad()
     def predict(x: torch.Tensor):
         _, regression = sub.model(x, sub.key)
         return regression * sub.model.target_std + sub.model.target_mean, None
 
     def generate(pred, seeds, *, steps, guidance_scale, noise_level, **_):
-        return generate_unclip(pipe, pred[0], seeds=seeds, steps=steps, guidance_scale=guidance_scale,
+        embeds = pred[0]
+        if prior is not None:
+            std = sample_prior(prior, sub.model.standardize(embeds), seeds=seeds, steps=steps,
+                               guidance_scale=prior_guidance).cpu()
+            embeds = std * sub.model.target_std + sub.model.target_mean
+        return generate_unclip(pipe, embeds, seeds=seeds, steps=steps, guidance_scale=guidance_scale,
                                noise_level=noise_level)
 
     dataset = Path(sub.record.get("dataset", "")) if sub.record.get("dataset") else None
     return _Route(ijk=sub.ijk.astype(np.int64), affine=sub.affine, volume_shape=sub.volume_shape, dataset=dataset,
                   model_path=folder, record={"decoder": str(folder), "features": sub.record.get("features"),
-                                             **pipe_record},
+                                             "prior": str(prior_path) if prior_path else None,
+                                             "prior_guidance": prior_guidance if prior_path else None, **pipe_record},
                   inputs=[{"model": str(Path(folder).resolve())}], predict=predict, generate=generate)
 
 
-def _default_decoder(root, subject: int) -> Path:
+def default_decoder(root, subject: int) -> Path:
+    """The subject's decoder folder: its ``troi``, else its ``adapt`` model."""
     for desc in ("troi", "adapt"):
         folder = subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_decoder"
         if (folder / "config.json").is_file():

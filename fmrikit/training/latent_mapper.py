@@ -194,7 +194,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
                            roi: str = "nsdgeneral", autoencoder: str | os.PathLike | None = None,
                            pipeline: str | None = None, text: bool = True,
                            captions: str | os.PathLike | None = None, sessions: list[int] | None = None,
-                           options: MapperOptions | None = None, settings: SupervisedSettings | None = None,
+                           options: MapperOptions | None = None, overrides: dict[str, Any] | None = None,
                            device: str = "auto", out: str | os.PathLike | None = None, resume: bool = False,
                            overwrite: bool = False) -> MapperResult:
     """Train a subject's image (and text) latent mappers.
@@ -218,8 +218,9 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     sessions : list of int, optional
         Sessions whose non-shared trials train (default all).
     options : MapperOptions, optional
-    settings : SupervisedSettings, optional
-        Default: the report's Table 2 learning rate and batch size per mapper, 100 epochs, patience 5.
+    overrides : dict, optional
+        :class:`SupervisedSettings` fields to change; the defaults are the report's Table 2 learning
+        rate and batch size of each mapper, 100 epochs, patience 5, seed 0.
     out : path-like, optional
         Default :func:`mapper_dir`.
 
@@ -285,8 +286,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         model = _build(arch, x_train, y.shape[1], options, labels if name == "image" else None)
         model.ijk.copy_(torch.from_numpy(data.ijk[pos[name]]))
         model.set_target_statistics(y[rows_train])
-        run_settings = settings or SupervisedSettings(epochs=100, lr=PAPER_SETTINGS.get(arch, (5e-4, 64))[0],
-                                                      batch_size=PAPER_SETTINGS.get(arch, (5e-4, 64))[1])
+        run_settings = mapper_settings(arch, overrides)
         histories[name] = _train(model, arch, x_train, y[rows_train], data.train_stim, run_settings, dev,
                                  checkpoints / name, resume, f"{name} mapper ({arch})")
         model.cpu().eval()
@@ -309,14 +309,21 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         for name, hist in histories.items():
             if hist:
                 write_log(stage / f"training_log_{name}.tsv", hist)
-        write_sidecar(stage / "run.json", command="pretrain --model latent-mapper", seed=(settings or
-                      SupervisedSettings()).seed, run_id=run_id, inputs=[file_checksum(dataset)],
+        write_sidecar(stage / "run.json", command="pretrain --model latent-mapper",
+                      seed=mapper_settings(mapper, overrides).seed, run_id=run_id, inputs=[file_checksum(dataset)],
                       parameters={"subject": subject, "mapper": mapper, "roi": roi, "sessions": sessions,
-                                  "options": asdict(options), "training": asdict(settings) if settings else
-                                  "report Table 2 per mapper", "text": use_text, "device": str(dev)},
+                                  "options": asdict(options), "training": {n: asdict(mapper_settings(
+                                      scores[n]["arch"], overrides)) for n in scores},
+                                  "text": use_text, "device": str(dev)},
                       outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores})
     shutil.rmtree(checkpoints, ignore_errors=True)
     return MapperResult(model=out, scores=scores, history=histories)
+
+
+def mapper_settings(arch: str, overrides: dict[str, Any] | None = None) -> SupervisedSettings:
+    """Training settings of a mapper: the report's Table 2 learning rate and batch size, then ``overrides``."""
+    lr, batch = PAPER_SETTINGS.get(arch, (5e-4, 64))
+    return SupervisedSettings(**{"epochs": 100, "lr": lr, "batch_size": batch, "patience": 5, **(overrides or {})})
 
 
 def _build(arch: str, x_train: torch.Tensor, out_dim: int, options: MapperOptions,

@@ -102,6 +102,25 @@ def test_unclip_route_from_the_adapted_decoder(project):
         "StableUnCLIPImg2ImgPipeline"
 
 
+def test_unclip_route_through_a_diffusion_prior(project):
+    root = project / "proj"
+    _ok(["pretrain", "--model", "prior", "--subject", "1", "--epochs", "2", "--root", str(root), *CPU])
+    prior = root / "sub-01/sub-01_desc-prior_prior"
+    record = json.loads((prior / "prior.json").read_text())
+    assert record["decoder"].endswith("sub-01_desc-adapt_decoder") and (prior / "training_log.tsv").is_file()
+    args = ["reconstruct", "--subject", "1", "--method", "unclip", "--trials", "0-2", "--pipeline",
+            str(project / "unclip"), "--steps", "2", "--root", str(root), *CPU]
+    _ok([*args, "--prior", str(prior), "--out", str(project / "prior-out")])
+    with_prior = np.asarray(Image.open(next((project / "prior-out").glob("trial-0000*.png"))))
+    without = np.asarray(Image.open(next((project / "unclip-out").glob("trial-0000*.png"))))
+    assert with_prior.shape == without.shape and not np.array_equal(with_prior, without)
+    _ok(["adapt-subject", "--subject", "1", "--desc", "other", "--seed", "5", "--epochs", "1", "--batch-size", "16",
+         "--root", str(root), *CPU])
+    res = runner.invoke(app, [*args, "--prior", str(prior), "--model", str(root / "sub-01/sub-01_desc-other_decoder"),
+                              "--out", str(project / "never")])
+    assert res.exit_code == 2 and "another decoder" in res.output and not (project / "never").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--samples", "2"], "one sample per input"),
     (["--method", "unclip"], "needs a Stable unCLIP pipeline"),

@@ -13,10 +13,9 @@ from fmrikit.errors import InputError, OutputExistsError
 from fmrikit.models.latent_mappers import LatentMapper
 from fmrikit.pipelines.diffusion import encode_images, load_autoencoder
 from fmrikit.training.latent_mapper import MapperOptions, pretrain_latent_mapper
-from fmrikit.training.supervised import SupervisedSettings
 
 SMALL = MapperOptions(channels=4, hidden=32, latent_dim=16, gcn_width=16, gcn_hidden=32)
-QUICK = SupervisedSettings(epochs=3, batch_size=16, lr=1e-3, patience=5)
+QUICK = {"epochs": 3, "batch_size": 16, "lr": 1e-3}
 
 
 def _test_set(project, cols):
@@ -60,7 +59,7 @@ def test_ridge_mapper_is_scikit_learn_ridge_on_standardised_betas(project, autoe
 
 
 def test_gcn_graph_is_the_thresholded_upper_triangle_of_node_correlations(project, autoencoder):
-    result = pretrain_latent_mapper(1, mapper="gcn", root=project, options=SMALL, settings=QUICK, device="cpu",
+    result = pretrain_latent_mapper(1, mapper="gcn", root=project, options=SMALL, overrides=QUICK, device="cpu",
                                     out=project / "mapper-gcn")
     model = LatentMapper.from_pretrained(result.model / "image")
     info = read_info(project / "sub-01/sub-01_desc-preproc_betas.h5")
