@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,19 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from _memory import peak_mb, rss_mb  # benchmarks/ is on sys.path when a script runs
+
 LEVELS, PATCHES, CHANNELS = 5, 49, 192  # EfficientNet-Lite0 patch features
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _data(n_voxels: int, n_images: int, seed: int = 0):
@@ -74,7 +63,7 @@ def child_train(n_voxels: int, voxels_per_image: int, steps: int) -> dict:
     data = _data(n_voxels, 32 * steps)
     torch.manual_seed(0)
     model = UniversalEncoder({"sub-01": n_voxels}, LEVELS, PATCHES, CHANNELS)
-    before = _rss_mb()
+    before = rss_mb()
     t0 = time.perf_counter()
     fit_encoder(model, [data], EncoderSettings(epochs=1, batch_images=32, voxels_per_image=voxels_per_image),
                 Distributed(0, 1, torch.device("cpu")))
@@ -82,7 +71,7 @@ def child_train(n_voxels: int, voxels_per_image: int, steps: int) -> dict:
     adam_mb = 2 * sum(p.numel() for p in model.parameters()) * 4 / 2 ** 20
     return {"n_voxels": n_voxels, "voxels_per_image": min(voxels_per_image, n_voxels), "steps": steps,
             "seconds": seconds, "samples_per_s": steps * 32 * min(voxels_per_image, n_voxels) / seconds,
-            "step_memory_mb": _peak_mb() - before - adam_mb, "adam_mb": adam_mb}
+            "step_memory_mb": peak_mb() - before - adam_mb, "adam_mb": adam_mb}
 
 
 def child_encode(work: Path, n_voxels: int, n_images: int) -> dict:

@@ -39,30 +39,17 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _memory import peak_mb, rss_mb  # benchmarks/ is on sys.path when a script runs
+
 REPO = Path(__file__).resolve().parents[1]
 STRENGTH, GUIDANCE, TEXT_TOKENS = 0.75, 7.5, 15
 ROUTES = ("embedded", "img2img", "unclip")
-
-
-def _rss_mb() -> float:
-    """Current resident set size of this process (MB)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    """Peak resident set size of this process (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_setup(work: str, trials_per_session: int, n_shared: int, epochs: int) -> dict:
@@ -140,7 +127,7 @@ def child_embedded(work: str, batch: int, repeats: int) -> dict:
     from fmrikit.pipelines.reconstruct import reconstruct
 
     root, out = Path(work) / "project", Path(work) / f"recon-batch{batch}"
-    base = _rss_mb()
+    base = rss_mb()
 
     def call():
         return reconstruct(1, trials="shared", method="latent", mapper="ridge", batch_size=batch, root=root, out=out,
@@ -152,7 +139,7 @@ def child_embedded(work: str, batch: int, repeats: int) -> dict:
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "n_images": n_images, "base_mb": base, "peak_mb": _peak_mb(),
+    return {"seconds": min(times), "n_images": n_images, "base_mb": base, "peak_mb": peak_mb(),
             "torch_threads": torch.get_num_threads()}
 
 
@@ -184,7 +171,7 @@ def child_diffusers(work: str, kind: str, batch: int, n_images: int, steps: int,
     from fmrikit.pipelines.diffusion import generate_img2img, generate_unclip, load_pipeline
 
     pipe, _ = load_pipeline(Path(work) / kind, kind, device="cpu")
-    base = _rss_mb()
+    base = rss_mb()
     rng = np.random.default_rng(0)
     unet = pipe.unet.config
     if kind == "img2img":
@@ -210,7 +197,7 @@ def child_diffusers(work: str, kind: str, batch: int, n_images: int, steps: int,
         for start in range(0, n_images, batch):
             generate(slice(start, min(start + batch, n_images)))
         times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "n_images": n_images, "base_mb": base, "peak_mb": _peak_mb(),
+    return {"seconds": min(times), "n_images": n_images, "base_mb": base, "peak_mb": peak_mb(),
             "image_px": int(image_px), "torch_threads": torch.get_num_threads()}
 
 

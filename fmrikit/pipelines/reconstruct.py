@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -115,8 +115,9 @@ def read_nifti_inputs(path: str | os.PathLike, ijk: np.ndarray, affine: np.ndarr
         checksum = file_checksum(path)
     else:
         raw = np.concatenate([block for _, block in iter_masked_volumes(path, ijk, checksum=checksum)])
-    integer = np.issubdtype(np.asarray(img.dataobj[..., 0] if img.ndim == 4 else raw).dtype, np.integer) \
-        and img.dataobj.slope in (1, None) and not img.dataobj.inter
+    proxy = img.dataobj
+    integer = np.issubdtype(np.dtype(img.get_data_dtype()), np.integer) and proxy.slope in (1, None) \
+        and proxy.inter in (0, None)  # stored integers, not rescaled by the header
     scale = ("raw" if integer else "zscored") if input_scale == "auto" else input_scale
     x = raw.astype(np.float32)
     if not np.isfinite(x).all():
@@ -316,13 +317,24 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                              contact_sheet=out / "contact_sheet.png", n_inputs=len(x))
 
 
+@dataclass
 class _Route:
-    """A loaded model plus the generator that turns its predictions into images."""
+    """A loaded model and the generator that turns its predictions into images.
 
-    deterministic = False
+    ``predict`` maps z-scored betas (B, V) over ``ijk`` to (prediction (B, D), text embeddings or
+    None); ``generate`` maps those and one seed per input to uint8 images (B, H, W, 3).
+    """
 
-    def __init__(self, **kwargs):
-        self.__dict__.update(kwargs)
+    ijk: np.ndarray
+    affine: np.ndarray
+    volume_shape: tuple[int, int, int]
+    dataset: Path | None
+    model_path: Path
+    record: dict[str, Any]
+    inputs: list[dict]
+    predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+    generate: Callable[..., np.ndarray]
+    deterministic: bool = False
 
 
 def _load_route(subject: int, method: str, mapper: str, model, pipeline, root, dev, prior, prior_guidance) -> _Route:
@@ -344,7 +356,10 @@ def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Rou
                                 f"--subject {subject} --mapper {mapper} first (or pass --model)")
     record = read_config(folder / "image")
     image = LatentMapper.from_pretrained(folder / "image").eval()
-    text = LatentMapper.from_pretrained(folder / "text").eval() if (folder / "text" / "config.json").is_file() else None
+    text, text_shape = None, None
+    if (folder / "text" / "config.json").is_file():
+        text, text_shape = LatentMapper.from_pretrained(folder / "text").eval(), \
+            tuple(read_config(folder / "text")["target_shape"])
     generator = record["generator"]
     shape = tuple(record["target_shape"])
     inputs = [{"model": str(folder.resolve())}]
@@ -379,7 +394,7 @@ def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Rou
         latents = image.predict(x[:, image_cols])
         embeds = None
         if text is not None and not deterministic:
-            embeds = text.predict(x[:, text_cols]).reshape((len(x),) + tuple(read_config(folder / "text")["target_shape"]))
+            embeds = text.predict(x[:, text_cols]).reshape((len(x),) + text_shape)
         return latents, embeds
 
     ijk, image_cols, text_cols = _union_voxels(image, text)

@@ -16,13 +16,7 @@ ARCHS = ["ridge", "cnn", "text-cnn", "vae", "gcn"]
 ADJ = [[0.0, 0.8, 0.6, 0.0], [0.0, 0.0, 0.7, 0.9], [0.0, 0.0, 0.0, 0.55], [0.0, 0.0, 0.0, 0.0]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The models are tiny: one thread is fastest and does not stall when the CPUs are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest on busy cores
 
 
 def _labels() -> np.ndarray:

@@ -48,12 +48,8 @@ def quick_settings(**kw) -> TrainSettings:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: threads only add synchronisation, which stalls badly on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _tiny_models_one_thread(one_thread):
+    """Every training test runs its tiny models on one thread (the ``one_thread`` fixture)."""
 
 
 @pytest.fixture(scope="session")
