@@ -49,7 +49,7 @@ for design in early nsdgeneral; do
     fmrikit pretrain --model latent-mapper --subject 1 --mapper "$mapper" "${roi[@]}" --out "$model" --overwrite
     fmrikit reconstruct --subject 1 --trials shared --model "$model" --out "$WORK/results/$design/$mapper/recon" \
       --overwrite > /dev/null
-    fmrikit evaluate recon --pred "$WORK/results/$design/$mapper/recon" --truth "$BRICK" \
+    fmrikit evaluate recon --pred "$WORK/results/$design/$mapper/recon/images" --truth "$BRICK" \
       --out "$WORK/results/$design/$mapper/eval" --overwrite > /dev/null
   done
 done

@@ -487,8 +487,8 @@ def _write_images(stage: Path, images: np.ndarray, names: list[str]) -> list[Pat
 
     written = []
     for s in range(images.shape[0]):
-        folder = stage if images.shape[0] == 1 else stage / f"sample-{s + 1:02d}"
-        folder.mkdir(exist_ok=True)
+        folder = stage / "images" if images.shape[0] == 1 else stage / "images" / f"sample-{s + 1:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
         for name, im in zip(names, images[s]):
             Image.fromarray(im).save(folder / f"{name}.png")
             written.append(folder / f"{name}.png")

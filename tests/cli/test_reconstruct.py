@@ -63,8 +63,8 @@ def test_embedded_route_from_a_raw_session_file(project, sim_world):
         session, index, stim = f["trials/session"][:], f["trials/index_in_session"][:], f["trials/stim_id"][:]
     first = session == 1
     want = {f"trial-{i:04d}_stim-{s}.png" for i, s in zip(index[first], stim[first])}
-    assert {p.name for p in out.glob("trial-*.png")} == want
-    assert Image.open(next(out.glob("trial-*.png"))).size == (32, 32)
+    assert {p.name for p in (out / "images").glob("trial-*.png")} == want
+    assert Image.open(next((out / "images").glob("trial-*.png"))).size == (32, 32)
     sidecar = json.loads((out / "reconstruct.json").read_text())
     assert sidecar["route"]["generator"] == "autoencoder" and sidecar["inputs"][0]["input_scale"] == "raw"
     assert sidecar["inputs"][0]["sha256"] and len(sidecar["stim_id"]) == first.sum()
@@ -78,14 +78,14 @@ def test_img2img_route_with_text_is_deterministic_and_batch_independent(project)
             "--samples", "2", "--steps", "2", "--guidance-scale", "3", "--root", str(root), *CPU]
     _ok([*args, "--batch-size", "3", "--out", str(project / "b3")])
     _ok([*args, "--batch-size", "1", "--out", str(project / "b1")])
-    names = sorted(p.name for p in (project / "b3/sample-01").glob("*.png"))
-    assert names and names == sorted(p.name for p in (project / "b1/sample-02").glob("*.png"))
+    names = sorted(p.name for p in (project / "b3/images/sample-01").glob("*.png"))
+    assert names and names == sorted(p.name for p in (project / "b1/images/sample-02").glob("*.png"))
     for name in names:
-        a = np.asarray(Image.open(project / "b3/sample-01" / name), np.int16)
+        a = np.asarray(Image.open(project / "b3/images/sample-01" / name), np.int16)
         assert a.shape == (16, 16, 3)
-        assert np.abs(a - np.asarray(Image.open(project / "b1/sample-01" / name), np.int16)).max() <= 2
-    assert any(not np.array_equal(np.asarray(Image.open(project / "b3/sample-01" / n)),
-                                  np.asarray(Image.open(project / "b3/sample-02" / n))) for n in names)
+        assert np.abs(a - np.asarray(Image.open(project / "b1/images/sample-01" / name), np.int16)).max() <= 2
+    assert any(not np.array_equal(np.asarray(Image.open(project / "b3/images/sample-01" / n)),
+                                  np.asarray(Image.open(project / "b3/images/sample-02" / n))) for n in names)
     sidecar = json.loads((project / "b3/reconstruct.json").read_text())
     assert sidecar["route"]["generator"] == "img2img" and sidecar["route"]["text_mapper"]
     with h5py.File(project / "b3/predictions.h5") as f:
@@ -96,7 +96,7 @@ def test_unclip_route_from_the_adapted_decoder(project):
     root = project / "proj"
     _ok(["reconstruct", "--subject", "1", "--method", "unclip", "--trials", "0-3", "--pipeline",
          str(project / "unclip"), "--steps", "2", "--root", str(root), "--out", str(project / "unclip-out"), *CPU])
-    pngs = sorted((project / "unclip-out").glob("trial-*.png"))
+    pngs = sorted((project / "unclip-out/images").glob("trial-*.png"))
     assert len(pngs) == 4 and Image.open(pngs[0]).size == (16, 16)
     assert json.loads((project / "unclip-out/reconstruct.json").read_text())["route"]["class"] == \
         "StableUnCLIPImg2ImgPipeline"
@@ -111,8 +111,8 @@ def test_unclip_route_through_a_diffusion_prior(project):
     args = ["reconstruct", "--subject", "1", "--method", "unclip", "--trials", "0-2", "--pipeline",
             str(project / "unclip"), "--steps", "2", "--root", str(root), *CPU]
     _ok([*args, "--prior", str(prior), "--out", str(project / "prior-out")])
-    with_prior = np.asarray(Image.open(next((project / "prior-out").glob("trial-0000*.png"))))
-    without = np.asarray(Image.open(next((project / "unclip-out").glob("trial-0000*.png"))))
+    with_prior = np.asarray(Image.open(next((project / "prior-out/images").glob("trial-0000*.png"))))
+    without = np.asarray(Image.open(next((project / "unclip-out/images").glob("trial-0000*.png"))))
     assert with_prior.shape == without.shape and not np.array_equal(with_prior, without)
     _ok(["adapt-subject", "--subject", "1", "--desc", "other", "--seed", "5", "--epochs", "1", "--batch-size", "16",
          "--root", str(root), *CPU])
