@@ -3,7 +3,7 @@
 # the cross-subject decoder on subjects 2-4, select subject 1's voxels with TROI from one session,
 # score the voxel selections and the decoders against the simulation's ground truth, then train the
 # universal encoder on all four subjects and cluster its voxel embeddings into a functional map; last,
-# reconstruct the images subject 1 saw in a raw NSD session file (embedded autoencoder + GCN latent mapper).
+# reconstruct the images subject 1 saw in a raw NSD session file (embedded autoencoder + ridge latent mapper).
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_QUICKSTART:-./quickstart}
@@ -44,14 +44,15 @@ fmrikit pretrain --model encoder --subjects 1,2,3,4 --features effnet-lite0 --ep
 fmrikit cluster-embeddings --k 20 --subjects 1,2 --max-images 120 --overwrite
 echo "cluster flatmaps: $(ls "$FMRIKIT_ROOT"/clusters/kmeans-k20/sub-0*_desc-clusters.png | tr '\n' ' ')"
 
-# reconstruction on the embedded default: the image autoencoder, subject 1's GCN latent mapper trained on
+# reconstruction on the embedded default: the image autoencoder, subject 1's ridge latent mapper (the best of
+# the four in examples/recon_mappers.sh) trained on
 # sessions 2-4, then images from the raw betas file of session 1 and from the held-out shared images
 echo
 fmrikit pretrain --model autoencoder --subjects 1,2 --epochs 8 --overwrite
-fmrikit pretrain --model latent-mapper --subject 1 --mapper gcn --sessions 2-4 --overwrite
+fmrikit pretrain --model latent-mapper --subject 1 --mapper ridge --sessions 2-4 --overwrite
 fmrikit reconstruct "$WORK/nsd/nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.nii.gz" \
-  --subject 1 --overwrite
-fmrikit reconstruct --subject 1 --trials shared --overwrite
-fmrikit evaluate recon --pred "$FMRIKIT_ROOT/sub-01/sub-01_recon-latent-gcn_trials-shared/images" \
+  --subject 1 --mapper ridge --overwrite
+fmrikit reconstruct --subject 1 --trials shared --mapper ridge --overwrite
+fmrikit evaluate recon --pred "$FMRIKIT_ROOT/sub-01/sub-01_recon-latent-ridge_trials-shared/images" \
   --truth "$WORK/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" --out "$WORK/results/recon/sub-01" --overwrite
 echo "contact sheets: $(ls "$FMRIKIT_ROOT"/sub-01/sub-01_recon-*/contact_sheet.png | tr '\n' ' ')"
