@@ -45,8 +45,8 @@ fmrikit cluster-embeddings --k 20 --subjects 1,2 --max-images 120 --overwrite
 echo "cluster flatmaps: $(ls "$FMRIKIT_ROOT"/clusters/kmeans-k20/sub-0*_desc-clusters.png | tr '\n' ' ')"
 
 # reconstruction on the embedded default: the image autoencoder, subject 1's ridge latent mapper (the best of
-# the four in examples/recon_mappers.sh) trained on
-# sessions 2-4, then images from the raw betas file of session 1 and from the held-out shared images
+# the four in examples/recon_mappers.sh) trained on sessions 2-4, then images from the raw betas file of
+# session 1 and from the held-out shared images
 echo
 fmrikit pretrain --model autoencoder --subjects 1,2 --epochs 8 --overwrite
 fmrikit pretrain --model latent-mapper --subject 1 --mapper ridge --sessions 2-4 --overwrite
