@@ -19,7 +19,8 @@ def reconstruct(
                                                        "e.g. 0-9,20.")] = None,
     method: Annotated[str, typer.Option(help="latent (mappers to autoencoder / Stable Diffusion latents) or unclip "
                                              "(decoder image embedding into Stable unCLIP).")] = "latent",
-    mapper: Annotated[str, typer.Option(help="Latent route: the subject's mapper (ridge, cnn, vae, gcn).")] = "gcn",
+    mapper: Annotated[Optional[str], typer.Option(help="Latent route: the subject's mapper (ridge, cnn, vae, gcn) "
+                                                       "[default: the first trained of gcn, cnn, vae, ridge].")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Mapper folder (latent) or subject decoder folder (unclip) "
                                                        "[default: the subject's].")] = None,
     pipeline: Annotated[Optional[str], typer.Option(help="Stable Diffusion folder or cached Hugging Face id (never "

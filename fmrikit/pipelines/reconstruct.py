@@ -209,7 +209,7 @@ def sample_seed(seed: int, row: int, sample: int) -> int:
 
 
 def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials: str | None = None,
-                method: str = "latent", mapper: str = "gcn", model: str | os.PathLike | None = None,
+                method: str = "latent", mapper: str | None = None, model: str | os.PathLike | None = None,
                 pipeline: str | None = None, prior: str | os.PathLike | None = None, prior_guidance: float = 1.0, input_scale: str = "auto", samples: int = 1, seed: int = 0,
                 steps: int = 50, strength: float = 0.75, guidance_scale: float = 7.5, noise_level: int = 0,
                 batch_size: int = 8, max_sheet: int = 24, device: str = "auto", root: str | os.PathLike | None = None,
@@ -224,8 +224,9 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     trials : str, optional
         ``shared`` or 0-based trial indices of the model's preprocessed dataset.
     method : {"latent", "unclip"}
-    mapper : str
-        Latent route: which of the subject's mappers (``pretrain --model latent-mapper --mapper``).
+    mapper : str, optional
+        Latent route: which of the subject's mappers (``pretrain --model latent-mapper --mapper``);
+        default the first trained of gcn, cnn, vae, ridge.
     model : path-like, optional
         The mapper folder (latent) or subject decoder folder (unclip) instead of the default.
     pipeline : str, optional
@@ -303,7 +304,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
         _write_predictions(stage / "predictions.h5", predictions, stim, names)
         write_sidecar(stage / "reconstruct.json", command="reconstruct", seed=seed, run_id=run_id,
                       inputs=[source, *route.inputs],
-                      parameters={"subject": subject, "method": method, "mapper": mapper if method == "latent" else None,
+                      parameters={"subject": subject, "method": method, "mapper": route.record.get("mapper"),
                                   "model": str(route.model_path), "pipeline": route.record.get("pipeline"),
                                   "prior": str(prior) if prior else None, "prior_guidance": prior_guidance,
                                   "input_scale": input_scale, "samples": samples, "steps": steps,
@@ -350,10 +351,16 @@ def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Rou
                                              resolve_pipeline)
     from fmrikit.training.latent_mapper import mapper_dir, vae_checksum
 
-    folder = Path(model) if model is not None else mapper_dir(root, subject, mapper)
+    if model is not None:
+        folder = Path(model)
+    elif mapper is not None:
+        folder = mapper_dir(root, subject, mapper)
+    else:  # the subject's first trained mapper, the report's best first
+        folder = next((f for f in (mapper_dir(root, subject, m) for m in ("gcn", "cnn", "vae", "ridge"))
+                       if (f / "image" / "config.json").is_file()), mapper_dir(root, subject, "gcn"))
     if not (folder / "image" / "config.json").is_file():
         raise MissingInputError("no latent mapper", path=folder, expected=f"run fmrikit pretrain --model latent-mapper "
-                                f"--subject {subject} --mapper {mapper} first (or pass --model)")
+                                f"--subject {subject} --mapper {mapper or 'gcn'} first (or pass --model)")
     record = read_config(folder / "image")
     image = LatentMapper.from_pretrained(folder / "image").eval()
     text, text_shape = None, None

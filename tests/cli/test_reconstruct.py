@@ -55,8 +55,8 @@ def _session_file(sim_world):
 
 def test_embedded_route_from_a_raw_session_file(project, sim_world):
     root = project / "proj"
-    res = _ok(["reconstruct", str(_session_file(sim_world)), "--subject", "1", "--mapper", "ridge",
-               "--root", str(root), *CPU])
+    res = _ok(["reconstruct", str(_session_file(sim_world)), "--subject", "1", "--root", str(root), *CPU])
+    # the only mapper of the subject is ridge: found without --mapper
     out = root / "sub-01/sub-01_recon-latent-ridge_betas_session01"
     assert "contact sheet" in res.output and (out / "contact_sheet.png").is_file()
     with h5py.File(root / "sub-01/sub-01_desc-preproc_betas.h5") as f:
