@@ -52,7 +52,7 @@ fmrikit pretrain --model autoencoder --subjects 1,2 --epochs 8 --overwrite
 fmrikit pretrain --model latent-mapper --subject 1 --mapper ridge --sessions 2-4 --overwrite
 fmrikit reconstruct "$WORK/nsd/nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.nii.gz" \
   --subject 1 --overwrite
-fmrikit reconstruct --subject 1 --trials shared --overwrite
+fmrikit reconstruct --subject 1 --trials shared --mapper ridge --overwrite
 fmrikit evaluate recon --pred "$FMRIKIT_ROOT/sub-01/sub-01_recon-latent-ridge_trials-shared/images" \
   --truth "$WORK/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" --out "$WORK/results/recon/sub-01" --overwrite
 echo "contact sheets: $(ls "$FMRIKIT_ROOT"/sub-01/sub-01_recon-*/contact_sheet.png | tr '\n' ' ')"
