@@ -62,8 +62,18 @@ def atlas_labels(info: DatasetInfo, roi: str) -> np.ndarray:
     return data[tuple(info.ijk.T)]
 
 
-def roi_columns(info: DatasetInfo, roi: str, labels: list[int] | None = None) -> np.ndarray:
+def roi_columns(info: DatasetInfo, roi: str, labels: list[int] | None = None,
+                values: np.ndarray | None = None) -> np.ndarray:
     """Dataset columns inside an ROI (labels > 0, or the given labels).
+
+    Parameters
+    ----------
+    info : DatasetInfo
+    roi : str
+        NSD atlas name or NIfTI path (:func:`atlas_labels`).
+    labels : list of int, optional
+    values : ndarray of int, shape (n_voxels,), optional
+        ``atlas_labels(info, roi)`` when the caller has read it already.
 
     Returns
     -------
@@ -75,7 +85,7 @@ def roi_columns(info: DatasetInfo, roi: str, labels: list[int] | None = None) ->
     DataValueError
         The ROI holds none of the dataset's voxels.
     """
-    values = atlas_labels(info, roi)
+    values = atlas_labels(info, roi) if values is None else values
     inside = np.isin(values, labels) if labels is not None else values > 0
     if not inside.any():
         raise DataValueError("the ROI holds none of the dataset's voxels", path=info.path,

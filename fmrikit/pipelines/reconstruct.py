@@ -176,8 +176,8 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
     names : list of str
     record : dict
     """
-    from fmrikit.data.dataset import read_betas, read_info, voxel_columns
-    from fmrikit.training.data import average_repeats
+    from fmrikit.data.dataset import read_info, voxel_columns
+    from fmrikit.training.data import average_repeats, read_columns
 
     info = read_info(dataset)
     columns = voxel_columns(info, ijk)
@@ -185,11 +185,11 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
         rows = np.nonzero(info.shared)[0]
         if not len(rows):
             raise DataValueError("the dataset has no shared trials", path=dataset, expected="trials/shared set")
-        stim, x = average_repeats(read_betas(dataset, rows)[:, columns], info.stim_id[rows])
+        stim, x = average_repeats(read_columns(dataset, rows, columns), info.stim_id[rows])
         names = [f"trial-{k:04d}_stim-{s}" for k, s in enumerate(stim)]
     else:
         rows = _parse_rows(trials, info.n_trials, dataset)
-        x, stim = read_betas(dataset, rows)[:, columns], info.stim_id[rows]
+        x, stim = read_columns(dataset, rows, columns), info.stim_id[rows]
         names = [f"trial-{r:04d}_stim-{s}" for r, s in zip(rows, stim)]
     return x.astype(np.float32), stim.astype(np.int64), names, {**file_checksum(dataset), "trials": trials}
 
@@ -284,8 +284,9 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     out = Path(out) if out is not None else subject_dir(root, subject) / f"{subject_label(subject)}_recon-{tag}_{stem}"
     run_id = new_run_id()
     with staged_dir(out, overwrite=overwrite) as stage:
-        images = np.empty((samples, len(x)), dtype=object)
-        predictions = []
+        n_sheet = min(max_sheet, len(x))
+        sheet = np.empty((samples, n_sheet), dtype=object)  # only these images stay in memory
+        predictions, written = [], []
         for start in track(range(0, len(x), batch_size), f"reconstruct {subject_label(subject)}",
                            total=-(-len(x) // batch_size)):
             rows = np.arange(start, min(start + batch_size, len(x)))
@@ -295,12 +296,10 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                 seeds = [sample_seed(seed, int(r), s) for r in rows]
                 out_images = route.generate(pred, seeds, steps=steps, strength=strength,
                                             guidance_scale=guidance_scale, noise_level=noise_level)
-                for r, im in zip(rows, out_images):
-                    images[s, r] = im
-        written = _write_images(stage, images, names)
-        truth = _truth_images(route, stim)
-        _contact_sheet(stage / "contact_sheet.png", images[:, :max_sheet], truth[:max_sheet] if truth else None,
-                       names[:max_sheet])
+                written += _write_images(stage, out_images, [names[r] for r in rows], s, samples)
+                for r, im in zip(rows[rows < n_sheet], out_images):
+                    sheet[s, r] = im
+        _contact_sheet(stage / "contact_sheet.png", sheet, _truth_images(route, stim[:n_sheet]), names[:n_sheet])
         _write_predictions(stage / "predictions.h5", predictions, stim, names)
         write_sidecar(stage / "reconstruct.json", command="reconstruct", seed=seed, run_id=run_id,
                       inputs=[source, *route.inputs],
@@ -489,17 +488,15 @@ def _truth_images(route: _Route, stim: np.ndarray) -> list[np.ndarray] | None:
         return None
 
 
-def _write_images(stage: Path, images: np.ndarray, names: list[str]) -> list[Path]:
+def _write_images(stage: Path, images: np.ndarray, names: list[str], sample: int, n_samples: int) -> list[Path]:
+    """PNGs of one sample of a batch: ``images/NAME.png``, or ``images/sample-KK/NAME.png`` for several samples."""
     from PIL import Image
 
-    written = []
-    for s in range(images.shape[0]):
-        folder = stage / "images" if images.shape[0] == 1 else stage / "images" / f"sample-{s + 1:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, im in zip(names, images[s]):
-            Image.fromarray(im).save(folder / f"{name}.png")
-            written.append(folder / f"{name}.png")
-    return written
+    folder = stage / "images" if n_samples == 1 else stage / "images" / f"sample-{sample + 1:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, im in zip(names, images):
+        Image.fromarray(im).save(folder / f"{name}.png")
+    return [folder / f"{name}.png" for name in names]
 
 
 def _write_predictions(path: Path, predictions: list, stim: np.ndarray, names: list[str]) -> None:

@@ -90,11 +90,11 @@ def load_subject_data(path: str | os.PathLike, key: str, *, sessions: list[int] 
         raise DataValueError("too few training trials (shared images are held out for testing)", path=path,
                              expected="at least 2 non-shared trials in the chosen sessions", found=str(len(train)))
     cols = np.arange(info.n_voxels) if columns is None else np.asarray(columns, dtype=np.int64)
-    train_x = _read_columns(path, train, cols)
+    train_x = read_columns(path, train, cols)
     test_stim, test_x = np.zeros(0, np.int64), np.zeros((0, len(cols)), np.float32)
     shared = np.nonzero(info.shared)[0]
     if len(shared):
-        test_stim, test_x = average_repeats(_read_columns(path, shared, cols), info.stim_id[shared])
+        test_stim, test_x = average_repeats(read_columns(path, shared, cols), info.stim_id[shared])
     return SubjectData(key=key, info=info, columns=cols, train_x=torch.from_numpy(train_x),
                        train_stim=info.stim_id[train].astype(np.int64), test_x=torch.from_numpy(test_x),
                        test_stim=test_stim.astype(np.int64))
@@ -120,8 +120,9 @@ def average_repeats(betas: np.ndarray, stim: np.ndarray) -> tuple[np.ndarray, np
     return ids.astype(np.int64), (total / np.bincount(inverse)[:, None]).astype(np.float32)
 
 
-def _read_columns(path: Path, trials: np.ndarray, columns: np.ndarray, block: int = 256) -> np.ndarray:
-    """Betas of some trials and columns, read in blocks of trials so only the kept columns stay in memory."""
+def read_columns(path: Path, trials: np.ndarray, columns: np.ndarray, block: int = 256) -> np.ndarray:
+    """Betas of some trials and columns, float32 (n_trials, n_columns), read in blocks of trials so only the
+    kept columns stay in memory."""
     out = np.empty((len(trials), len(columns)), np.float32)
     for start in range(0, len(trials), block):
         out[start:start + block] = read_betas(path, trials[start:start + block])[:, columns]

@@ -18,7 +18,6 @@ training images. Test scores are the MSE of the scaled latents / embeddings on t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -100,15 +99,12 @@ def mapper_dir(root, subject: int, mapper: str) -> Path:
 
 
 def vae_checksum(folder: Path) -> str:
-    """SHA-256 of an AutoencoderKL folder's weights file."""
+    """Checksum of an AutoencoderKL folder's weights file (:func:`~fmrikit.io.provenance.file_checksum`)."""
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
     if not files:
         raise MissingInputError("no autoencoder weights", path=folder, expected="a .safetensors file")
-    digest = hashlib.sha256()
-    with open(files[0], "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    record = file_checksum(files[0])
+    return record.get("sha256") or record["sha256_fingerprint"]
 
 
 def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None, root=None) -> dict[str, Any]:
@@ -246,7 +242,9 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     from fmrikit.data.dataset import read_info
 
     info = read_info(dataset)
-    image_cols = roi_columns(info, options.image_roi, list(options.image_labels) if options.image_labels else None)
+    image_values = atlas_labels(info, options.image_roi)
+    image_cols = roi_columns(info, options.image_roi, list(options.image_labels) if options.image_labels else None,
+                             values=image_values)
     use_text = text and pipeline is not None
     text_cols = (roi_columns(info, options.text_roi, list(options.text_labels) if options.text_labels else None)
                  if use_text else np.zeros(0, np.int64))
@@ -275,7 +273,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         text_shape = (options.text_tokens, int(encoder.config.hidden_size))
     pos = {"image": np.searchsorted(columns, image_cols), "text": np.searchsorted(columns, text_cols)}
     rows_train, rows_test = np.searchsorted(stim, data.train_stim), np.searchsorted(stim, data.test_stim)
-    labels = atlas_labels(info, options.image_roi)[image_cols] if mapper == "gcn" else None
+    labels = image_values[image_cols] if mapper == "gcn" else None
 
     run_id, scores, histories, models = new_run_id(), {}, {}, {}
     checkpoints = out.parent / f".{out.name}.checkpoint"

@@ -11,6 +11,7 @@ the starting noise, drawn per sample from its own seed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -116,8 +117,6 @@ def load_prior(folder: str | os.PathLike, decoder: str | os.PathLike, device="cp
     if not (folder / PRIOR_RECORD).is_file():
         raise MissingInputError("not a diffusion prior folder", path=folder,
                                 expected=f"{PRIOR_RECORD} from fmrikit pretrain --model prior")
-    import json
-
     record = json.loads((folder / PRIOR_RECORD).read_text())
     if record["decoder_sha256"] != weights_checksum(decoder):
         raise DataValueError("the prior was trained on another decoder", path=folder,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -142,14 +143,13 @@ def _save(folder: Path, model, optimizer, epoch: int, history: list, best: float
     from safetensors.torch import save_file
 
     best_file = folder / BEST_NAME
-    best_bytes = best_file.read_bytes() if best_file.is_file() else None
     with staged_dir(folder, overwrite=True) as stage:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, stage / STATE_NAME)
         torch.save({"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "bad": bad,
                     "best_epoch": best_epoch}, stage / TRAINER_NAME)
         (stage / "history.json").write_text(json.dumps(history, indent=1))
-        if best_bytes is not None:
-            (stage / BEST_NAME).write_bytes(best_bytes)
+        if best_file.is_file():  # the folder is replaced whole: carry the best weights over
+            shutil.copyfile(best_file, stage / BEST_NAME)
 
 
 def _load(folder: Path, model, optimizer) -> tuple[int, list, float, int, int]:
