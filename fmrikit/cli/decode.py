@@ -16,7 +16,7 @@ from fmrikit.training.settings import (SUBJECT_BATCH_SIZE, EncoderSettings, Enco
 
 # option defaults come from the library's settings
 T, M, R, ES, EZ = TrainSettings, ModelSize, TroiSettings, EncoderSettings, EncoderSize
-MODELS = ("decoder", "encoder", "ridge", "autoencoder", "latent-mapper", "prior")
+MODELS = ("decoder", "encoder", "ridge", "autoencoder", "latent-mapper", "prior", "flatmap-ae", "neuropictor")
 
 Epochs = Annotated[int, typer.Option(help="Training epochs.")]
 BatchSize = Annotated[int, typer.Option(help="Trials per step and process (split over subjects); encoder: images per "
@@ -32,7 +32,8 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last epoch "
                                                        "checkpoint.")]
 Backbone = Annotated[Optional[Path], typer.Option(help="Pretrained model folder [default: <root>/models/decoder, or "
-                                                       "<root>/models/encoder with --model encoder].")]
+                                                       "<root>/models/encoder, <root>/models/neuropictor with "
+                                                       "--model encoder, neuropictor].")]
 Sessions = Annotated[Optional[str], typer.Option(help="Sessions whose trials train, e.g. 1 or 1-3 [default: all]; "
                                                       "the shared images are always the test set.")]
 Features = Annotated[str, typer.Option(help="Image features giving the target embeddings: gabor, effnet-lite0, "
@@ -47,14 +48,25 @@ PretrainModel = Annotated[str, typer.Option(help="decoder (MindEye2-style, retri
                                                  "encoder), ridge (the encoder's per-subject ridge baseline, written "
                                                  "to <root>/sub-NN/sub-NN_desc-ridge/), autoencoder (the embedded "
                                                  "image autoencoder of reconstruction), latent-mapper (fMRI to "
-                                                 "autoencoder / Stable Diffusion latents, one subject) or prior (the "
-                                                 "diffusion prior of a subject decoder, unCLIP route).")]
+                                                 "autoencoder / Stable Diffusion latents, one subject), prior (the "
+                                                 "diffusion prior of a subject decoder, unCLIP route), flatmap-ae "
+                                                 "(NeuroPictor's flatmap autoencoder, calibrated encoding) or "
+                                                 "neuropictor (cross-subject NeuroPictor on a Stable Diffusion "
+                                                 "pipeline).")]
 NTrain = Annotated[Optional[int], typer.Option(help="Encoder: training images per subject, drawn at random with "
                                                     "--seed [default: all].")]
 Channels = Annotated[int, typer.Option(help="Encoder: channels each feature level is projected to.")]
 EmbedDim = Annotated[int, typer.Option(help="Encoder: size of each voxel's embedding.")]
 VoxelsPerImage = Annotated[int, typer.Option(help="Encoder: voxels sampled per image and step.")]
 CosineWeight = Annotated[float, typer.Option(help="Encoder: weight of (1 - cosine similarity) against the MSE.")]
+SemanticWeight = Annotated[float, typer.Option(help="neuropictor: weight of the semantic (caption embedding) loss "
+                                                    "against the diffusion loss.")]
+UncondProb = Annotated[float, typer.Option(help="neuropictor: fraction of semantic conditions replaced by the empty "
+                                                "prompt (classifier-free guidance).")]
+TrainEncoder = Annotated[bool, typer.Option("--train-encoder/--freeze-encoder",
+                                            help="neuropictor: fine-tune the flatmap encoder too.")]
+Checkpointing = Annotated[bool, typer.Option("--gradient-checkpointing", help="neuropictor: recompute U-Net and "
+                                             "ControlNet activations in the backward pass (less GPU memory).")]
 
 
 def _settings(epochs, batch_size, lr, weight_decay, mse_weight, temperature, seed):
@@ -105,15 +117,16 @@ def pretrain(
     cosine_weight: CosineWeight = ES.cosine_weight,
     mapper: Annotated[str, typer.Option(help="latent-mapper: image mapper ridge, cnn, vae or gcn (text: ridge, or the "
                                              "text CNN).")] = "gcn",
-    pipeline: Annotated[Optional[str], typer.Option(help="latent-mapper: Stable Diffusion folder or cached id whose "
-                                                         "VAE and text encoder give the targets [default: the "
-                                                         "embedded autoencoder, image latents only].")] = None,
+    pipeline: Annotated[Optional[str], typer.Option(help="latent-mapper / neuropictor: Stable Diffusion folder or "
+                                                         "cached id whose VAE and text encoder give the targets "
+                                                         "[latent-mapper default: the embedded autoencoder, image "
+                                                         "latents only; neuropictor: required, 2.1-shaped].")] = None,
     autoencoder: Annotated[Optional[Path], typer.Option(help="latent-mapper: autoencoder folder [default: "
                                                              "<root>/models/autoencoder].")] = None,
     text: Annotated[bool, typer.Option(help="latent-mapper with --pipeline: also train the caption-embedding "
                                             "mapper.")] = True,
-    captions: Annotated[Optional[Path], typer.Option(help="latent-mapper: folder of COCO captions_*.json [default: "
-                                                          "in the NSD tree].")] = None,
+    captions: Annotated[Optional[Path], typer.Option(help="latent-mapper / neuropictor: folder of COCO "
+                                                          "captions_*.json [default: in the NSD tree].")] = None,
     image_roi: Annotated[str, typer.Option(help="latent-mapper: NSD atlas or mask NIfTI of the image mapper's voxels "
                                                 "(with --image-labels).")] = "prf-visualrois",
     image_labels: Annotated[Optional[str], typer.Option(help="latent-mapper: labels of --image-roi, e.g. 1-7 [default: "
@@ -128,10 +141,26 @@ def pretrain(
                                                "stopping [prior: 10].")] = 5,
     backbone: Annotated[Optional[Path], typer.Option(help="prior: the subject decoder folder [default: the subject's "
                                                           "troi, else adapt decoder].")] = None,
+    preset: Annotated[str, typer.Option(help="flatmap-ae: architecture preset, paper (256 px, 24 x 1024: a GPU "
+                                             "model) or small (64 px, 4 x 128).")] = "paper",
+    flatmap_size: Annotated[Optional[int], typer.Option(help="flatmap-ae: flatmap side in pixels [default: the "
+                                                             "preset's].")] = None,
+    patch_size: Annotated[Optional[int], typer.Option(help="flatmap-ae: patch side [default: the preset's].")] = None,
+    width: Annotated[Optional[int], typer.Option(help="flatmap-ae: token width [default: the preset's].")] = None,
+    depth: Annotated[Optional[int], typer.Option(help="flatmap-ae: transformer blocks of the encoder and of the "
+                                                      "decoder [default: the preset's].")] = None,
+    heads: Annotated[Optional[int], typer.Option(help="flatmap-ae: attention heads [default: the preset's].")] = None,
+    flatmap_ae: Annotated[Optional[Path], typer.Option(help="neuropictor: flatmap autoencoder folder [default: "
+                                                            "<root>/models/flatmap-ae].")] = None,
+    semantic_weight: SemanticWeight = 0.1,
+    uncond_prob: UncondProb = 0.05,
+    train_encoder: TrainEncoder = True,
+    gradient_checkpointing: Checkpointing = False,
     seed: Seed = T.seed,
     device: Device = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/decoder, "
-                                                     "<root>/models/encoder, <root>/models/autoencoder or "
+                                                     "<root>/models/encoder, <root>/models/autoencoder, "
+                                                     "<root>/models/flatmap-ae, <root>/models/neuropictor or "
                                                      "<root>/sub-NN/sub-NN_desc-<mapper>_latentmapper].")] = None,
     resume: Resume = False,
     root: RootOption = None,
@@ -144,9 +173,28 @@ def pretrain(
     if subjects is None or (subject is not None and model not in ("latent-mapper", "prior")):
         call(_raise, InputError("which subjects?", expected="--subjects (--subject N with --model latent-mapper or "
                                 "prior)", found="--subject" if subject is not None else "none"))
+    given = {name for name in ("epochs", "batch_size", "lr", "patience")
+             if ctx.get_parameter_source(name).name == "COMMANDLINE"}
+    if model == "neuropictor":
+        from fmrikit.training.neuropictor import NeuroPictorOptions, pretrain_neuropictor
+
+        result = call(pretrain_neuropictor, int_list(subjects), root=root, roi=roi, pipeline=pipeline,
+                      flatmap_ae=flatmap_ae, captions=captions, sessions=_sessions(sessions),
+                      settings=_neuropictor_settings(ctx, epochs, batch_size, lr, weight_decay, seed),
+                      options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,
+                                                 train_encoder=train_encoder,
+                                                 gradient_checkpointing=gradient_checkpointing),
+                      device=device, out=out, resume=resume, overwrite=overwrite)
+        _report_neuropictor(result)
+        return
+    if model == "flatmap-ae":
+        _pretrain_flatmap_ae(int_list(subjects), given, dict(image_size=flatmap_size, patch_size=patch_size,
+                                                             width=width, depth=depth, heads=heads), preset=preset,
+                             roi=roi, sessions=_sessions(sessions), epochs=epochs, batch_size=batch_size, lr=lr,
+                             patience=patience, seed=seed, device=device, out=out, resume=resume, root=root,
+                             overwrite=overwrite)
+        return
     if model in ("autoencoder", "latent-mapper", "prior"):
-        given = {name for name in ("epochs", "batch_size", "lr", "patience")
-                 if ctx.get_parameter_source(name).name == "COMMANDLINE"}
         _pretrain_reconstruction(model, int_list(subjects), given, roi=roi, mapper=mapper, pipeline=pipeline,
                                  autoencoder=autoencoder, text=text, captions=captions, image_size=image_size,
                                  rois=(image_roi, image_labels, text_roi, text_labels), backbone=backbone,
@@ -240,6 +288,7 @@ def roi_train(
 
 
 def adapt_subject(
+    ctx: typer.Context,
     subject: Annotated[int, typer.Option(help="The new subject.")],
     model: Model = "decoder",
     mask: Annotated[Optional[Path], typer.Option(help="Decoder: binary NIfTI selecting the dataset's voxels (e.g. a "
@@ -267,6 +316,12 @@ def adapt_subject(
     temperature: Temperature = T.temperature,
     voxels_per_image: VoxelsPerImage = ES.voxels_per_image,
     cosine_weight: CosineWeight = ES.cosine_weight,
+    semantic_weight: SemanticWeight = 0.1,
+    uncond_prob: UncondProb = 0.05,
+    train_encoder: TrainEncoder = True,
+    gradient_checkpointing: Checkpointing = False,
+    captions: Annotated[Optional[Path], typer.Option(help="neuropictor: folder of COCO captions_*.json [default: in "
+                                                          "the NSD tree].")] = None,
     seed: Seed = T.seed,
     desc: Annotated[str, typer.Option(help="desc- label of the outputs.")] = "adapt",
     device: Device = "auto",
@@ -274,8 +329,21 @@ def adapt_subject(
     root: RootOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """A new subject on a pretrained model: the decoder's input layer, or the encoder's voxel embeddings."""
-    _check_model(model, MODELS[:2])
+    """A new subject on a pretrained model: the decoder's input layer, the encoder's voxel embeddings, or every
+    NeuroPictor weight (single-subject refining)."""
+    _check_model(model, MODELS[:2] + ("neuropictor",))
+    if model == "neuropictor":
+        from fmrikit.training.neuropictor import NeuroPictorOptions, adapt_neuropictor
+
+        result = call(adapt_neuropictor, subject, root=root, base=backbone, captions=captions,
+                      sessions=_sessions(sessions),
+                      settings=_neuropictor_settings(ctx, epochs, batch_size, lr, weight_decay, seed),
+                      options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,
+                                                 train_encoder=train_encoder,
+                                                 gradient_checkpointing=gradient_checkpointing),
+                      device=device, desc=desc, resume=resume, overwrite=overwrite)
+        _report_neuropictor(result)
+        return
     if model == "encoder":
         from fmrikit.errors import InputError
         from fmrikit.training.encoder_runs import adapt_encoder
@@ -352,6 +420,30 @@ def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *
                           f"{s['baseline_mse_train_mean']:.4f})")
 
 
+def _pretrain_flatmap_ae(subjects: list[int], given: set[str], sizes: dict, *, preset, roi, sessions, epochs,
+                         batch_size, lr, patience, seed, device, out, resume, root, overwrite) -> None:
+    """``pretrain --model flatmap-ae``: options not in ``given`` take the flatmap autoencoder's defaults."""
+    from dataclasses import replace
+
+    from fmrikit.models.flatmap_ae import FlatmapAESize
+    from fmrikit.training.flatmap_ae import default_settings, pretrain_flatmap_ae
+
+    size = call(FlatmapAESize.from_preset, preset, **sizes)
+    values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
+    settings = replace(default_settings(), seed=seed, **{k: v for k, v in values.items() if k in given})
+    result = call(pretrain_flatmap_ae, subjects, root=root, roi=roi, size=size, settings=settings, sessions=sessions,
+                  device=device, out=out, resume=resume, overwrite=overwrite)
+    out_console.print(f"flatmap autoencoder: {result.model}")
+    for key, s in result.scores.items():
+        out_console.print(f"  {key}: flatmap AE test masked MSE {_num(s['mse'], 4)} vs mean-flatmap baseline "
+                          f"{_num(s['baseline_mse'], 4)} (ratio {_num(s['mse_ratio'])}), r {_num(s['r'])} vs "
+                          f"{_num(s['baseline_r'])} on {s['n_test_images']} images")
+
+
+def _num(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def _mapper_options(image_size, image_roi, image_labels, text_roi, text_labels):
     """MapperOptions from the CLI: labels default to V1-hV4 of prf-visualrois / ventral of streams."""
     from fmrikit.data.preprocess import parse_ranges
@@ -402,6 +494,28 @@ def _report_encoding(label: str, path: Path, scores: dict | None) -> None:
                           f"75th percentile {scores['p75_r']:.3f}{nc}; retrieval among "
                           f"{scores['retrieval_candidates']}: top-1 {scores['retrieval_top1']:.1%}, "
                           f"top-5 {scores['retrieval_top5']:.1%}")
+
+
+def _neuropictor_settings(ctx: typer.Context, epochs, batch_size, lr, weight_decay, seed):
+    """NeuroPictor's training settings: its own defaults (paper: AdamW, lr 1e-4, weight decay 0.01) for the
+    options not set on the command line."""
+    from dataclasses import replace
+
+    from fmrikit.training.neuropictor import DEFAULT_SETTINGS
+
+    values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
+    given = {k: v for k, v in values.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"}
+    return replace(DEFAULT_SETTINGS, seed=seed, **given)
+
+
+def _report_neuropictor(result) -> None:
+    out_console.print(f"NeuroPictor: {result.model}")
+    for key, s in result.scores.items():
+        if s.get("n_test_images"):
+            out_console.print(f"  {key} on {s['n_test_images']} held-out images: diffusion loss {s['diffusion']:.4f} "
+                              f"(no fMRI condition: {s['diffusion_unconditioned']:.4f}), semantic loss "
+                              f"{s['semantic']:.3f} (constant test-mean embedding: "
+                              f"{s['semantic_constant_baseline']:.3f})")
 
 
 def _raise(exc: Exception) -> None:

@@ -1,10 +1,13 @@
 """Image generation through diffusers' own pipelines, and VAE encode/decode (weights are never downloaded).
 
-Two routes: ``img2img`` (``StableDiffusionImg2ImgPipeline``) starts from a predicted VAE latent, passed as
+Three routes: ``img2img`` (``StableDiffusionImg2ImgPipeline``) starts from a predicted VAE latent, passed as
 the pipeline's ``image`` (diffusers takes 4-channel tensors as latents, already scaled), with predicted CLIP
 text embeddings as ``prompt_embeds`` (any token count: the unconditional embeddings of classifier-free
 guidance are built with the same length); ``unclip`` (``StableUnCLIPImg2ImgPipeline``) is conditioned on
-``image_embeds`` only. Randomness enters through one ``torch.Generator`` per sample, seeded by ``seeds[i]``,
+``image_embeds`` only; ``controlnet`` (``StableDiffusionControlNetPipeline``, NeuroPictor) is conditioned on
+``prompt_embeds`` and a control map (as many channels as the latents, which the pipeline passes
+through unresized) repeated from latent to pixel size (:func:`control_image`), its ControlNet
+residuals scaled by ``controlnet_conditioning_scale``. Randomness enters through one ``torch.Generator`` per sample, seeded by ``seeds[i]``,
 so a sample does not depend on the rest of its batch (up to float rounding).
 """
 
@@ -22,7 +25,8 @@ import torch
 
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
 
-KINDS = {"img2img": "StableDiffusionImg2ImgPipeline", "unclip": "StableUnCLIPImg2ImgPipeline"}
+KINDS = {"img2img": "StableDiffusionImg2ImgPipeline", "unclip": "StableUnCLIPImg2ImgPipeline",
+         "controlnet": "StableDiffusionControlNetPipeline"}
 _WHERE = "a diffusers save_pretrained folder or a cached Hugging Face id"
 
 
@@ -83,8 +87,9 @@ def quiet_loading():
 
 
 def load_pipeline(source: str | os.PathLike, kind: str, device: str | torch.device = "cpu",
-                  dtype: torch.dtype | None = None):
-    """Load a pipeline of ``kind`` ("img2img" or "unclip") offline; dtype defaults to float32 on CPU, bf16 on CUDA.
+                  dtype: torch.dtype | None = None, controlnet=None):
+    """Load a pipeline of ``kind`` ("img2img", "unclip" or "controlnet") offline; dtype defaults to float32 on CPU,
+    bf16 on CUDA. ``controlnet`` (a ``ControlNetModel``) is required by, and only taken by, "controlnet".
 
     Returns ``(pipeline, record)``, the record of :func:`resolve_pipeline` plus ``"class"``. Raises
     :class:`InputError` for an unknown kind, :class:`CorruptFileError` for a folder that does not load as it.
@@ -97,13 +102,19 @@ def load_pipeline(source: str | os.PathLike, kind: str, device: str | torch.devi
     device = torch.device(device)
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     cls = getattr(diffusers, KINDS[kind])
+    if (controlnet is None) == (kind == "controlnet"):
+        raise InputError("a ControlNet goes with the controlnet pipeline only", expected="controlnet with kind "
+                         "'controlnet'", found=f"kind {kind!r}, controlnet {'given' if controlnet else 'none'}")
     kwargs = {"local_files_only": True, "torch_dtype": dtype}
-    if kind == "img2img":
+    if kind in ("img2img", "controlnet"):
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if controlnet is not None:
+        with quiet_loading():
+            kwargs["controlnet"] = controlnet if controlnet.dtype == dtype else controlnet.to(dtype)
     try:
         with quiet_loading():
             pipe = cls.from_pretrained(folder, **kwargs)
-        if kind == "img2img" and pipe.unet.config.class_embed_type is not None:
+        if kind != "unclip" and pipe.unet.config.class_embed_type is not None:
             raise ValueError("the UNet needs class labels (an unCLIP UNet?)")
     except Exception as exc:
         raise CorruptFileError(f"folder does not load as a {kind} pipeline", path=folder, expected=cls.__name__,
@@ -255,5 +266,34 @@ def generate_unclip(pipe, image_embeds: np.ndarray | torch.Tensor, *, seeds: Seq
     n, side = len(embeds), pipe.unet.config.sample_size * pipe.vae_scale_factor
     out = pipe(image_embeds=embeds.to(pipe.device, pipe.dtype), **_prompt(pipe, prompt_embeds, n), height=side,
                width=side, num_inference_steps=steps, guidance_scale=guidance_scale, noise_level=noise_level,
+               generator=_generators(pipe, seeds, n), output_type="np")
+    return _to_uint8(out.images)
+
+
+def control_image(control: torch.Tensor, factor: int) -> torch.Tensor:
+    """Control maps (B, C, h, w) at latent size repeated to pixel size (B, C, h * factor, w * factor), the size
+    ``StableDiffusionControlNetPipeline`` takes; the ControlNet's conditioning embedding downsamples them back."""
+    return torch.nn.functional.interpolate(control, scale_factor=factor, mode="nearest")
+
+
+def generate_controlnet(pipe, prompt_embeds: np.ndarray | torch.Tensor, control: np.ndarray | torch.Tensor, *,
+                        seeds: Sequence[int], steps: int = 50, guidance_scale: float = 5.0,
+                        control_scale: float = 1.0) -> np.ndarray:
+    """Images (B, H, W, 3) uint8 from ``prompt_embeds`` (B, T, D) and control maps (B, C, h, w) at latent size.
+
+    ``control_scale`` multiplies the ControlNet's residuals (NeuroPictor's alpha, eq. 7); guidance
+    applies when ``guidance_scale`` > 1, against the empty prompt with the same control map. The
+    image side is the UNet's sample size times the VAE factor.
+    """
+    control = torch.as_tensor(control)
+    c, side = pipe.unet.config.in_channels, pipe.unet.config.sample_size
+    if control.ndim != 4 or control.shape[1:] != (c, side, side):
+        raise DataValueError("control maps do not fit the pipeline", expected=f"(B, {c}, {side}, {side})",
+                             found=str(tuple(control.shape)))
+    n = len(control)
+    px = side * pipe.vae_scale_factor
+    image = control_image(control.to(pipe.device, pipe.dtype), pipe.vae_scale_factor)
+    out = pipe(image=image, **_prompt(pipe, prompt_embeds, n), height=px, width=px,
+               num_inference_steps=steps, guidance_scale=guidance_scale, controlnet_conditioning_scale=control_scale,
                generator=_generators(pipe, seeds, n), output_type="np")
     return _to_uint8(out.images)

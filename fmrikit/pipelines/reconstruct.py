@@ -8,6 +8,10 @@ Routes
             with the predicted embeddings as ``prompt_embeds`` (Takagi & Nishimoto).
 ``unclip``  the subject's decoder predicts the image embedding (its regression head), which
             conditions ``StableUnCLIPImg2ImgPipeline`` through ``image_embeds`` (MindEye2 / TROI).
+``neuropictor``  the betas become the subject's cortical flatmap; the NeuroPictor conditioner turns
+            it into the semantic condition (``prompt_embeds``) and a control map that drives the
+            ControlNet of ``StableDiffusionControlNetPipeline``, scaled by the control scale; the
+            semantics can come from another trial (``high_level_from``) while the structure stays.
 
 Inputs are a 3D or 4D betas NIfTI on the model's grid (masked with the model's voxels; integer NSD
 betas are divided by 300 and z-scored per voxel over the file's volumes, as ``preprocess`` does per
@@ -34,7 +38,9 @@ from fmrikit.project import subject_dir, subject_label
 
 log = logging.getLogger("fmrikit")
 
-METHODS = ("latent", "unclip")
+METHODS = ("latent", "unclip", "neuropictor")
+#: Classifier-free guidance scale by method (NeuroPictor evaluates with 5.0).
+GUIDANCE = {"latent": 7.5, "unclip": 7.5, "neuropictor": 5.0}
 INPUT_SCALES = ("auto", "raw", "zscored")
 #: NSD stores betas as int16 percent signal change times this.
 NSD_BETA_SCALE = 300.0
@@ -210,10 +216,12 @@ def sample_seed(seed: int, row: int, sample: int) -> int:
 
 def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials: str | None = None,
                 method: str = "latent", mapper: str | None = None, model: str | os.PathLike | None = None,
-                pipeline: str | None = None, prior: str | os.PathLike | None = None, prior_guidance: float = 1.0, input_scale: str = "auto", samples: int = 1, seed: int = 0,
-                steps: int = 50, strength: float = 0.75, guidance_scale: float = 7.5, noise_level: int = 0,
-                batch_size: int = 8, max_sheet: int = 24, device: str = "auto", root: str | os.PathLike | None = None,
-                out: str | os.PathLike | None = None, overwrite: bool = False) -> ReconstructResult:
+                pipeline: str | None = None, prior: str | os.PathLike | None = None, prior_guidance: float = 1.0,
+                control_scale: float | None = None, high_level_from: int | None = None, input_scale: str = "auto",
+                samples: int = 1, seed: int = 0, steps: int = 50, strength: float = 0.75,
+                guidance_scale: float | None = None, noise_level: int = 0, batch_size: int = 8, max_sheet: int = 24,
+                device: str = "auto", root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                overwrite: bool = False) -> ReconstructResult:
     """Reconstruct images from a subject's betas.
 
     Parameters
@@ -223,25 +231,33 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
         3D or 4D NIfTI on the model's grid (exactly one of ``betas`` and ``trials``).
     trials : str, optional
         ``shared`` or 0-based trial indices of the model's preprocessed dataset.
-    method : {"latent", "unclip"}
+    method : {"latent", "unclip", "neuropictor"}
     mapper : str, optional
         Latent route: which of the subject's mappers (``pretrain --model latent-mapper --mapper``);
         default the first trained of gcn, cnn, vae, ridge.
     model : path-like, optional
-        The mapper folder (latent) or subject decoder folder (unclip) instead of the default.
+        The mapper folder (latent), subject decoder folder (unclip) or NeuroPictor folder
+        (neuropictor: default the subject's refined model, else the pretrained one) instead of the default.
     pipeline : str, optional
         Stable Diffusion folder or cached id: img2img for ``latent`` (default: the one the mapper
-        was trained with, or the mapper's embedded autoencoder), unCLIP for ``unclip`` (required).
+        was trained with, or the mapper's embedded autoencoder), unCLIP for ``unclip`` (required),
+        the base model for ``neuropictor`` (default: the one it was trained on; its U-Net must match).
     prior : path-like, optional
         ``unclip``: a diffusion prior of the decoder (``pretrain --model prior``) that samples the
         image embedding from the decoder's prediction (guidance ``prior_guidance``), with the
         sample's seed.
+    control_scale : float, optional
+        ``neuropictor``: alpha, the weight of the ControlNet's residuals (0: semantics only; default 1).
+    high_level_from : int, optional
+        ``neuropictor``: 0-based trial of the subject's dataset whose semantic condition replaces
+        every input's (its structure is kept).
     input_scale : {"auto", "raw", "zscored"}
         How a NIfTI's values are turned into model inputs (:func:`read_nifti_inputs`).
     samples : int
         Images per input (diffusion routes), each from its own seed (:func:`sample_seed`).
     steps, strength, guidance_scale, noise_level
-        Diffusion settings (``strength``: img2img; ``noise_level``: unCLIP).
+        Diffusion settings (``strength``: img2img; ``noise_level``: unCLIP; ``guidance_scale``
+        default :data:`GUIDANCE` of the method).
     batch_size : int
         Inputs per pipeline call.
     max_sheet : int
@@ -265,11 +281,20 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     dev = resolve_device(device)
     if prior is not None and method != "unclip":
         raise InputError("--prior applies to --method unclip", expected="--method unclip", found=f"--method {method}")
-    route = _load_route(subject, method, mapper, model, pipeline, root, dev, prior, prior_guidance)
+    if (control_scale is not None or high_level_from is not None) and method != "neuropictor":
+        raise InputError("--control-scale and --high-level-from apply to --method neuropictor",
+                         expected="--method neuropictor", found=f"--method {method}")
+    guidance_scale = GUIDANCE[method] if guidance_scale is None else guidance_scale
+    if method == "neuropictor":
+        route = _neuropictor_route(subject, model, pipeline, root, dev, 1.0 if control_scale is None else control_scale,
+                                   high_level_from)
+    else:
+        route = _load_route(subject, method, mapper, model, pipeline, root, dev, prior, prior_guidance)
     if route.deterministic and samples > 1:
         raise InputError("the embedded autoencoder decodes deterministically: one sample per input",
                          expected="--samples 1, or --pipeline for diffusion", found=f"--samples {samples}")
-    tag = ("latent-" + route.record["mapper"]) if method == "latent" else "unclip"
+    tag = {"latent": f"latent-{route.record.get('mapper')}", "unclip": "unclip",
+           "neuropictor": "neuropictor" + (f"-semantics{high_level_from}" if high_level_from is not None else "")}[method]
     if betas is not None:
         betas = Path(betas)
         x, source = read_nifti_inputs(betas, route.ijk, route.affine, route.volume_shape, input_scale)
@@ -306,6 +331,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                       parameters={"subject": subject, "method": method, "mapper": route.record.get("mapper"),
                                   "model": str(route.model_path), "pipeline": route.record.get("pipeline"),
                                   "prior": str(prior) if prior else None, "prior_guidance": prior_guidance,
+                                  "control_scale": control_scale, "high_level_from": high_level_from,
                                   "input_scale": input_scale, "samples": samples, "steps": steps,
                                   "strength": strength, "guidance_scale": guidance_scale, "noise_level": noise_level,
                                   "batch_size": batch_size, "device": str(dev), "betas": str(betas) if betas else None,
@@ -348,7 +374,7 @@ def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Rou
     from fmrikit.models.serialization import read_config
     from fmrikit.pipelines.diffusion import (decode_latents, generate_img2img, load_autoencoder, load_pipeline,
                                              resolve_pipeline)
-    from fmrikit.training.latent_mapper import mapper_dir, vae_checksum
+    from fmrikit.training.latent_mapper import mapper_dir, weights_file_checksum
 
     if model is not None:
         folder = Path(model)
@@ -373,7 +399,7 @@ def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Rou
         pipeline = generator["source"]
     if pipeline is None:
         vae, _ = load_autoencoder(generator["vae_folder"], device=dev)
-        if vae_checksum(Path(generator["vae_folder"])) != generator["vae_sha256"]:
+        if weights_file_checksum(Path(generator["vae_folder"])) != generator["vae_sha256"]:
             raise DataValueError("the autoencoder changed since the mapper was trained", path=generator["vae_folder"],
                                  expected=f"sha256 {generator['vae_sha256'][:12]}...")
 
@@ -383,7 +409,7 @@ def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Rou
         deterministic, route_record = True, {"generator": "autoencoder", "autoencoder": generator["vae_folder"]}
     else:
         pipe_folder, _ = resolve_pipeline(pipeline)
-        if vae_checksum(pipe_folder / "vae") != generator["vae_sha256"]:
+        if weights_file_checksum(pipe_folder / "vae") != generator["vae_sha256"]:
             raise DataValueError("the pipeline's VAE is not the one the mapper was trained on", path=pipe_folder / "vae",
                                  expected=f"the VAE of {generator['source']}",
                                  found="other weights (train the mapper with --pipeline on this pipeline)")
@@ -462,6 +488,65 @@ def _unclip_route(subject: int, model, pipeline, root, dev, prior_path, prior_gu
                                              "prior": str(prior_path) if prior_path else None,
                                              "prior_guidance": prior_guidance if prior_path else None, **pipe_record},
                   inputs=[{"model": str(Path(folder).resolve())}], predict=predict, generate=generate)
+
+
+def _neuropictor_route(subject: int, model, pipeline, root, dev, control_scale: float,
+                       high_level_from: int | None) -> _Route:
+    from fmrikit.data.dataset import read_info, voxel_columns
+    from fmrikit.data.flatmaps import flatmap_mapping
+    from fmrikit.pipelines.diffusion import generate_controlnet, load_pipeline, resolve_pipeline
+    from fmrikit.project import preproc_betas_path
+    from fmrikit.training.data import read_columns
+    from fmrikit.training.latent_mapper import weights_file_checksum
+    from fmrikit.training.neuropictor import adapted_neuropictor_path, default_neuropictor_path, load_neuropictor
+
+    if model is not None:
+        folder = Path(model)
+    else:  # the subject's refined model, else the cross-subject one
+        folder = next((f for f in (adapted_neuropictor_path(root, subject), default_neuropictor_path(root))
+                       if (f / "config.json").is_file()), adapted_neuropictor_path(root, subject))
+    if not (folder / "config.json").is_file():
+        raise MissingInputError("no NeuroPictor model", path=folder, expected="run fmrikit pretrain --model "
+                                f"neuropictor (and adapt-subject --model neuropictor --subject {subject}) first")
+    conditioner, controlnet, record = load_neuropictor(folder, device=dev)
+    dataset = preproc_betas_path(root, subject, record["roi"])
+    if not dataset.is_file():
+        raise MissingInputError("no preprocessed dataset for the model's ROI", path=dataset,
+                                expected=f"run fmrikit preprocess --subject {subject} first")
+    info = read_info(dataset)
+    mapping = flatmap_mapping(info, record["flatmap_size"])
+    trained_on = record["pipeline"]
+    pipe_folder, _ = resolve_pipeline(pipeline or trained_on["source"])
+    if weights_file_checksum(pipe_folder / "unet") != trained_on["unet_sha256"]:
+        raise DataValueError("the pipeline's U-Net is not the one the model was trained on", path=pipe_folder / "unet",
+                             expected=f"the U-Net of {trained_on['source']}", found="other weights")
+    pipe, pipe_record = load_pipeline(pipe_folder, "controlnet", device=dev, controlnet=controlnet)
+
+    @torch.no_grad()
+    def conditions(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        semantic, _, control = conditioner(torch.from_numpy(mapping.to_flatmaps(x.numpy())).to(dev))
+        return semantic.float().cpu(), control.float().cpu()
+
+    fixed = None
+    if high_level_from is not None:
+        row = _parse_rows(str(high_level_from), info.n_trials, dataset)
+        fixed = conditions(torch.from_numpy(read_columns(dataset, row, voxel_columns(info, mapping.ijk))))[0]
+
+    def predict(x: torch.Tensor):
+        semantic, control = conditions(x)
+        return control.flatten(1), semantic if fixed is None else fixed.expand(len(x), -1, -1)
+
+    def generate(pred, seeds, *, steps, guidance_scale, **_):
+        control, semantic = pred
+        return generate_controlnet(pipe, semantic, control.reshape((-1,) + conditioner.control_shape), seeds=seeds,
+                                   steps=steps, guidance_scale=guidance_scale, control_scale=control_scale)
+
+    return _Route(ijk=mapping.ijk.astype(np.int64), affine=info.affine, volume_shape=info.volume_shape,
+                  dataset=dataset, model_path=folder,
+                  record={"neuropictor": str(folder), "control_scale": control_scale,
+                          "high_level_from": high_level_from, "flatmap_size": record["flatmap_size"], **pipe_record},
+                  inputs=[{"model": str(folder.resolve())}, file_checksum(dataset)], predict=predict,
+                  generate=generate)
 
 
 def default_decoder(root, subject: int) -> Path:

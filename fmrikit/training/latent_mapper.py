@@ -98,8 +98,8 @@ def mapper_dir(root, subject: int, mapper: str) -> Path:
     return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{mapper}_latentmapper"
 
 
-def vae_checksum(folder: Path) -> str:
-    """Checksum of an AutoencoderKL folder's weights file (:func:`~fmrikit.io.provenance.file_checksum`)."""
+def weights_file_checksum(folder: Path) -> str:
+    """Checksum of a diffusers model folder's weights file (VAE, U-Net...; :func:`~fmrikit.io.provenance.file_checksum`)."""
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
     if not files:
         raise MissingInputError("no autoencoder weights", path=folder, expected="a .safetensors file")
@@ -122,13 +122,13 @@ def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None
 
         folder, _ = resolve_pipeline(pipeline)
         return {"kind": "pipeline", "source": str(pipeline), "vae_folder": str(folder / "vae"),
-                "vae_sha256": vae_checksum(folder / "vae")}
+                "vae_sha256": weights_file_checksum(folder / "vae")}
     folder = Path(autoencoder) if autoencoder is not None else default_autoencoder_path(root)
     if not (folder / "config.json").is_file():
         raise MissingInputError("no autoencoder", path=folder, expected="run fmrikit pretrain --model autoencoder "
                                 "first, or pass --pipeline with a Stable Diffusion folder")
     return {"kind": "autoencoder", "source": str(folder.resolve()), "vae_folder": str(folder.resolve()),
-            "vae_sha256": vae_checksum(folder)}
+            "vae_sha256": weights_file_checksum(folder)}
 
 
 def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:
@@ -170,7 +170,8 @@ def text_targets(captions: list[list[str]], tokenizer, text_encoder, n_tokens: i
     return (total / np.bincount(owner, minlength=len(captions))[:, None, None]).astype(np.float32)
 
 
-def _text_model(pipeline_folder: Path):
+def text_model(pipeline_folder: Path):
+    """The CLIP tokenizer and text encoder (eval mode) of a Stable Diffusion folder."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from fmrikit.pipelines.diffusion import quiet_loading
@@ -181,7 +182,7 @@ def _text_model(pipeline_folder: Path):
             encoder = CLIPTextModel.from_pretrained(pipeline_folder / "text_encoder", local_files_only=True)
     except (OSError, ValueError) as exc:
         raise MissingInputError("the pipeline has no usable CLIP text encoder", path=pipeline_folder,
-                                expected="tokenizer/ and text_encoder/ (or pass --no-text)",
+                                expected="tokenizer/ and text_encoder/ (latent-mapper: or pass --no-text)",
                                 found=str(exc).splitlines()[0]) from exc
     return tokenizer, encoder.eval()
 
@@ -267,7 +268,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         if not info.nsd_root and captions is None:
             raise MissingInputError("captions need an NSD-derived dataset or --captions", path=dataset,
                                     expected="attribute nsd_root, or a captions folder")
-        tokenizer, encoder = _text_model(resolve_pipeline(pipeline)[0])
+        tokenizer, encoder = text_model(resolve_pipeline(pipeline)[0])
         caps = read_captions(info.nsd_root, stim, captions)
         targets["text"] = text_targets(caps, tokenizer, encoder, options.text_tokens, dev).reshape(len(stim), -1)
         text_shape = (options.text_tokens, int(encoder.config.hidden_size))

@@ -1,8 +1,9 @@
-"""A plain minibatch trainer for the reconstruction models (latent mappers, the embedded autoencoder).
+"""A plain minibatch trainer for the reconstruction models (latent mappers, autoencoders, NeuroPictor).
 
-Adam on a loss the model computes for a batch of rows; data order depends only on (seed, epoch);
-optional early stopping on a validation loss (the best epoch's weights are kept); a checkpoint
-after every epoch from which ``resume`` continues exactly. These models are small: one process.
+Adam (AdamW with weight decay) on a loss the model computes for a batch of rows; data order
+depends only on (seed, epoch); optional early stopping on a validation loss (the best epoch's
+weights are kept); a checkpoint after every epoch from which ``resume`` continues exactly. One
+process (no DistributedDataParallel).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class SupervisedSettings:
     patience : int or None
         Stop after this many epochs without a lower validation loss (None: train every epoch).
     seed : int
+    weight_decay : float
+        Decoupled weight decay: AdamW when above 0, else Adam.
     """
 
     epochs: int = 100
@@ -49,6 +52,7 @@ class SupervisedSettings:
     lr: float = 5e-4
     patience: int | None = 5
     seed: int = 0
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -84,7 +88,9 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[to
     resume : bool
         Continue from ``checkpoint`` if it holds one.
     """
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = (torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
+                 if settings.weight_decay > 0 else torch.optim.Adam(trainable, lr=settings.lr))
     result, start, best, bad = SupervisedResult(), 0, float("inf"), 0
     if resume and checkpoint is not None and (checkpoint / TRAINER_NAME).is_file():
         start, result.history, best, bad, result.best_epoch = _load(checkpoint, model, optimizer)

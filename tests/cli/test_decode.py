@@ -108,3 +108,19 @@ def test_adapt_refuses_a_mask_on_another_grid(project, tmp_path):
     res = runner.invoke(app, ["adapt-subject", "--subject", "1", "--mask", str(tmp_path / "other.nii.gz"),
                               "--root", str(project), "--desc", "grid", *TRAIN])
     assert res.exit_code == 2 and "affine" in res.output.lower()
+
+
+def test_pretrain_flatmap_ae_prints_scores_against_the_mean_map(project):
+    args = ["pretrain", "--model", "flatmap-ae", "--subjects", "1,2", "--root", str(project), "--preset", "small",
+            "--flatmap-size", "64", "--width", "32", "--depth", "2", "--heads", "2", "--epochs", "2", "--device", "cpu"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    folder = project / "models/flatmap-ae"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["class"] == "FlatmapAutoencoder" and config["config"]["heads"] == 2
+    assert config["config"]["patch_size"] == 16 and config["flatmap_size"] == 64  # the rest from the preset
+    training = json.loads((folder / "run.json").read_text())["parameters"]["training"]
+    assert (training["epochs"], training["batch_size"], training["lr"]) == (2, 32, 5e-4)  # flatmap-ae defaults
+    assert str(folder) in res.output and res.output.count("vs mean-flatmap baseline") == 3  # 2 subjects, overall
+    res = runner.invoke(app, [*args[:7], "--preset", "huge", "--out", str(project / "models/other")])
+    assert res.exit_code == 2 and "unknown flatmap autoencoder preset" in res.output

@@ -73,11 +73,11 @@ def _unet(**extra):
         cross_attention_dim=TEXT_WIDTH, attention_head_dim=(2, 4), norm_num_groups=8, **extra)
 
 
-def _ddim():
+def _ddim(prediction_type: str = "epsilon"):
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                         set_alpha_to_one=False, steps_offset=1)
+                         set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
 
 
 def save_tiny_img2img(folder: str | os.PathLike, seed: int = 0) -> Path:
@@ -112,5 +112,20 @@ def save_tiny_unclip(folder: str | os.PathLike, seed: int = 0, embed_dim: int = 
         image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"), tokenizer=tokenizer,
         text_encoder=_text_encoder(tokenizer), vae=_vae(), scheduler=_ddim(),
         unet=_unet(class_embed_type="projection", projection_class_embeddings_input_dim=2 * embed_dim))
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_sd21(folder: str | os.PathLike, seed: int = 0, prediction_type: str = "v_prediction") -> Path:
+    """A tiny Stable Diffusion 2.1-shaped ``StableDiffusionPipeline`` (linear attention projections, 77-token
+    CLIP text condition, v-prediction DDIM as SD 2.1-768) saved to ``folder``."""
+    from diffusers import StableDiffusionPipeline
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer()
+    pipe = StableDiffusionPipeline(vae=_vae(), text_encoder=_text_encoder(tokenizer), tokenizer=tokenizer,
+                                   unet=_unet(use_linear_projection=True), scheduler=_ddim(prediction_type),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder)
     return folder
