@@ -13,7 +13,7 @@ from fmrikit.cli import decode as decode_commands
 from fmrikit.cli import encode as encode_commands
 from fmrikit.cli import evaluate as evaluate_commands
 from fmrikit.cli import reconstruct as reconstruct_commands
-from fmrikit.cli._common import out_console, setup_logging
+from fmrikit.cli._common import call, out_console, setup_logging
 
 app = typer.Typer(name="fmrikit", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -39,11 +39,22 @@ def _main(
 @app.command("sys-info")
 def sys_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    plan: Annotated[Optional[str], typer.Option(
+        "--plan", metavar="MODEL",
+        help="Instead: estimate the GPU memory a model preset needs to train and sample (neuropictor).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Batch size per GPU for --plan [default: 16].")] = None,
 ) -> None:
-    """Versions, compute device, pycortex filestore and model cache locations."""
+    """Versions, compute device, pycortex filestore and model cache locations; or a GPU memory plan."""
     import json
 
     from rich.table import Table
+
+    if plan is not None:
+        _show_plan(plan, batch_size, as_json)
+        return
+    if batch_size is not None:
+        raise typer.BadParameter("only used with --plan", param_hint="--batch-size")
 
     from fmrikit.sysinfo import system_info
 
@@ -54,6 +65,29 @@ def sys_info(
     table = Table(show_header=False, box=None)
     for key, value in info.items():
         table.add_row(f"[bold]{key}[/]", str(value))
+    out_console.print(table)
+
+
+def _show_plan(name: str, batch_size: Optional[int], as_json: bool) -> None:
+    """Print :func:`fmrikit.planning.make_plan` as a table or JSON."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from fmrikit.planning import make_plan, plan_rows
+
+    result = call(make_plan, name, **({} if batch_size is None else {"batch_size": batch_size}))
+    if as_json:
+        out_console.print_json(json.dumps(result))
+        return
+    table = Table(title=f"{name} GPU memory plan (an estimate, not a measurement)", title_justify="left")
+    for column in ("", "item", "value"):
+        table.add_column(column, overflow="fold")
+    previous = None
+    for section, item, value in plan_rows(result):
+        table.add_row(f"[bold]{section}[/]" if section != previous else "", escape(item), escape(value))
+        previous = section
     out_console.print(table)
 
 
