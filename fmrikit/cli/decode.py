@@ -426,6 +426,7 @@ def _pretrain_flatmap_ae(subjects: list[int], given: set[str], sizes: dict, *, p
     from dataclasses import replace
 
     from fmrikit.models.flatmap_ae import FlatmapAESize
+    from fmrikit.training.distributed import env_rank
     from fmrikit.training.flatmap_ae import default_settings, pretrain_flatmap_ae
 
     size = call(FlatmapAESize.from_preset, preset, **sizes)
@@ -433,6 +434,8 @@ def _pretrain_flatmap_ae(subjects: list[int], given: set[str], sizes: dict, *, p
     settings = replace(default_settings(), seed=seed, **{k: v for k, v in values.items() if k in given})
     result = call(pretrain_flatmap_ae, subjects, root=root, roi=roi, size=size, settings=settings, sessions=sessions,
                   device=device, out=out, resume=resume, overwrite=overwrite)
+    if env_rank() != 0:
+        return
     out_console.print(f"flatmap autoencoder: {result.model}")
     for key, s in result.scores.items():
         out_console.print(f"  {key}: flatmap AE test masked MSE {_num(s['mse'], 4)} vs mean-flatmap baseline "
@@ -509,12 +512,17 @@ def _neuropictor_settings(ctx: typer.Context, epochs, batch_size, lr, weight_dec
 
 
 def _report_neuropictor(result) -> None:
+    from fmrikit.training.distributed import env_rank
+
+    if env_rank() != 0:
+        return
     out_console.print(f"NeuroPictor: {result.model}")
     for key, s in result.scores.items():
         if s.get("n_test_images"):
             out_console.print(f"  {key} on {s['n_test_images']} held-out images: diffusion loss {s['diffusion']:.4f} "
-                              f"(no fMRI condition: {s['diffusion_unconditioned']:.4f}), semantic loss "
-                              f"{s['semantic']:.3f} (constant test-mean embedding: "
+                              f"(another image's fMRI: {s['diffusion_shuffled']:.4f}; none: "
+                              f"{s['diffusion_unconditioned']:.4f}), semantic loss {s['semantic']:.3f} (another "
+                              f"image's fMRI: {s['semantic_shuffled']:.3f}; constant test-mean embedding: "
                               f"{s['semantic_constant_baseline']:.3f})")
 
 

@@ -256,7 +256,8 @@ class FlatmapAutoencoder(PretrainedModule):
         """Reconstructed flatmaps, shape (B, S, S), from flatmaps (B, S, S) or (B, 1, S, S)."""
         return self.decode(self.encode(flatmaps))
 
-    def loss(self, flatmaps: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, flatmaps: torch.Tensor, mask: torch.Tensor,
+             net: nn.Module | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked reconstruction MSE.
 
         Parameters
@@ -264,6 +265,9 @@ class FlatmapAutoencoder(PretrainedModule):
         flatmaps : Tensor, shape (B, S, S) or (B, 1, S, S)
         mask : Tensor of bool, shape (S, S) or (B, S, S)
             Cortex pixels (one mask for all, or each row's own).
+        net : nn.Module, optional
+            What runs the forward pass: this model (default) or its DistributedDataParallel
+            wrapper, so that DDP averages the gradients.
 
         Returns
         -------
@@ -274,7 +278,7 @@ class FlatmapAutoencoder(PretrainedModule):
         """
         x = self.encoder.check_input(flatmaps)[:, 0].float()
         m = check_mask(mask, x.shape[0], self.image_size).to(x.device)
-        recon = self(x).float()
+        recon = (net if net is not None else self)(x).float()
         sq = (recon - x) ** 2
         m = m.expand_as(sq)
         loss = sq[m].mean() if bool(m.any()) else sq.sum() * 0.0

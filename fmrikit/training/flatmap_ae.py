@@ -16,6 +16,10 @@ masked MSE of the reconstruction and of the subject's mean training flatmap (the
 the mean over all its training trials, validation trials included, computed a block at a time), their
 ratio, and the mean per-image Pearson r inside the mask of both. Trials of an image that is a test
 image of any of the subjects are never trained on.
+
+Under ``torchrun --nproc_per_node=N`` the training runs with DistributedDataParallel (N
+processes, ``batch_size`` rows each per step): rank 0 builds missing flatmap caches before the
+other ranks read them, every rank computes the scores, and rank 0 writes the model folder.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.models.flatmap_ae import FlatmapAESize, FlatmapAutoencoder
 from fmrikit.project import project_root, subject_label
 from fmrikit.training.common import write_log
+from fmrikit.training.distributed import Distributed, distributed
 from fmrikit.training.supervised import SupervisedSettings, fit_supervised
 
 log = logging.getLogger("fmrikit")
@@ -96,7 +101,8 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     sessions : list of int, optional
         Sessions whose non-shared trials train (default all); shared images are always the test set.
     device : str
-        ``auto``, ``cpu``, ``cuda``... (bf16 autocast on CUDA).
+        ``auto``, ``cpu``, ``cuda``... (bf16 autocast on CUDA); under ``torchrun`` each process takes
+        its own GPU.
     out : path-like, optional
         Model folder (default ``<root>/models/flatmap-ae``): ``config.json`` + ``model.safetensors``,
         ``training_log.tsv`` and ``run.json``.
@@ -118,9 +124,6 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     InputError
         No subjects, too few training images, or an invalid size.
     """
-    from fmrikit.data.flatmaps import FlatmapStore, flatmap_dataset, read_flatmap_info, split_rows
-    from fmrikit.features.networks import resolve_device
-
     size = size or FlatmapAESize.from_preset("paper")
     size.check()
     settings = settings or default_settings()
@@ -130,9 +133,19 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     out = Path(out) if out is not None else default_flatmap_ae_path(root)
     if out.exists() and not overwrite and not resume:
         raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
-    dev = resolve_device(device)
+    with distributed(device) as ctx:
+        result, scores = _train(subjects, ctx, root=root, roi=roi, size=size, settings=settings, sessions=sessions,
+                                out=out, resume=resume)
+    return FlatmapAEResult(model=out, scores=scores, history=result.history)
 
-    paths = [flatmap_dataset(s, root=root, roi=roi, size=size.image_size) for s in subjects]
+
+def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: FlatmapAESize,
+           settings: SupervisedSettings, sessions, out: Path, resume: bool):
+    """Train, score (every rank) and write (rank 0) the flatmap autoencoder."""
+    from fmrikit.data.flatmaps import FlatmapStore, read_flatmap_info, split_rows
+
+    dev = ctx.device
+    paths = flatmap_caches(subjects, ctx, root=root, roi=roi, size=size.image_size)
     infos = [read_flatmap_info(p) for p in paths]
     test_ids = np.unique(np.concatenate([i.stim_id[i.shared] for i in infos]))
     rows = []
@@ -161,8 +174,8 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
             x = torch.from_numpy(store.read(index)).to(dev)
             return x, masks[torch.from_numpy(owner[index]).to(dev)]
 
-        def batch_loss(batch_rows: np.ndarray):
-            return model.loss(*batch(train_idx[batch_rows]))
+        def batch_loss(batch_rows: np.ndarray, net: torch.nn.Module | None = None):
+            return model.loss(*batch(train_idx[batch_rows]), net=net)
 
         def val_loss() -> float:
             total, count = 0.0, 0
@@ -177,34 +190,55 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
         log.info("flatmap autoencoder: %d training trials (%d images), %d validation trials (%d images)",
                  len(train_idx), len(images) - len(val_images), len(val_idx), len(val_images))
         result = fit_supervised(model, batch_loss, len(train_idx), settings, device=dev, val_loss=val_loss,
-                                checkpoint=checkpoint, resume=resume, description="flatmap autoencoder")
+                                checkpoint=checkpoint, resume=resume, description="flatmap autoencoder", ctx=ctx)
         means = mean_flatmaps(store, owner, len(paths))
 
     scores = flatmap_scores(model, paths, [i.mapping.mask for i in infos], means,
                             [subject_label(s) for s in subjects], device=dev)
-    checksums = [file_checksum(p) for p in paths]
-    flatmaps = {subject_label(s): {"path": str(Path(p).resolve()), **_digest(c)}
-                for s, p, c in zip(subjects, paths, checksums)}
-    extra = {"subjects": subjects, "roi": roi, "flatmap_size": size.image_size, "flatmaps": flatmaps}
-    with staged_dir(out, overwrite=True) as stage:
-        model.to("cpu").save_pretrained(stage, extra=extra)
-        write_log(stage / "training_log.tsv", result.history)
-        write_sidecar(stage / "run.json", command="pretrain --model flatmap-ae", seed=settings.seed,
-                      run_id=new_run_id(), inputs=checksums,
-                      parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "size": asdict(size),
-                                  "training": asdict(settings), "optimizer": "Adam, constant learning rate "
-                                  "(the paper: AdamW with a linear schedule)", "val_fraction": VAL_FRACTION,
-                                  "loss": "MSE over the pixels inside each subject's flatmap mask",
-                                  "device": str(dev)},
-                      outputs=["config.json", "model.safetensors", "training_log.tsv"],
-                      extra={"n_train_trials": int(len(train_idx)), "n_val_trials": int(len(val_idx)),
-                             "n_train_images": int(len(images) - len(val_images)),
-                             "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
-                             "val_mse": min((r["val_loss"] for r in result.history), default=None),
-                             "scores": scores})
-    shutil.rmtree(checkpoint, ignore_errors=True)
+    if ctx.is_main:
+        checksums = [file_checksum(p) for p in paths]
+        flatmaps = {subject_label(s): {"path": str(Path(p).resolve()), **_digest(c)}
+                    for s, p, c in zip(subjects, paths, checksums)}
+        extra = {"subjects": subjects, "roi": roi, "flatmap_size": size.image_size, "flatmaps": flatmaps}
+        with staged_dir(out, overwrite=True) as stage:
+            model.to("cpu").save_pretrained(stage, extra=extra)
+            write_log(stage / "training_log.tsv", result.history)
+            write_sidecar(stage / "run.json", command="pretrain --model flatmap-ae", seed=settings.seed,
+                          run_id=new_run_id(), inputs=checksums,
+                          parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "size": asdict(size),
+                                      "training": asdict(settings), "optimizer": "Adam, constant learning rate "
+                                      "(the paper: AdamW with a linear schedule)", "val_fraction": VAL_FRACTION,
+                                      "loss": "MSE over the pixels inside each subject's flatmap mask",
+                                      "device": str(dev), "world_size": ctx.world_size},
+                          outputs=["config.json", "model.safetensors", "training_log.tsv"],
+                          extra={"n_train_trials": int(len(train_idx)), "n_val_trials": int(len(val_idx)),
+                                 "n_train_images": int(len(images) - len(val_images)),
+                                 "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
+                                 "val_mse": min((r["val_loss"] for r in result.history), default=None),
+                                 "scores": scores})
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    ctx.barrier()
     model.eval()
-    return FlatmapAEResult(model=out, scores=scores, history=result.history)
+    return result, scores
+
+
+def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, size: int) -> list[Path]:
+    """The subjects' flatmap caches (:func:`fmrikit.data.flatmaps.flatmap_dataset`), built if missing or stale.
+
+    Rank 0 builds what is missing first; the other ranks then find the caches up to date (no two
+    processes write the same HDF5).
+    """
+    from fmrikit.data.flatmaps import flatmap_dataset
+
+    def caches() -> list[Path]:
+        return [flatmap_dataset(s, root=root, roi=roi, size=size) for s in subjects]
+
+    if ctx.is_main:
+        paths = caches()
+    ctx.barrier()
+    if not ctx.is_main:
+        paths = caches()
+    return paths
 
 
 def _digest(checksum: dict) -> dict:

@@ -14,6 +14,11 @@ CLIP text embedding of one of the image's captions (77 tokens, paper eq. 3), dra
 step. A fraction ``uncond_prob`` of the semantic conditions is replaced by the empty prompt's
 embedding so classifier-free guidance works at inference. The U-Net, VAE and text encoder stay
 frozen; image latents are encoded once. Flatmaps stream from each subject's cache.
+
+Under ``torchrun --nproc_per_node=N`` the trainable modules (conditioner and ControlNet, one
+forward: :meth:`NeuroPictorModules.forward`) train with DistributedDataParallel, ``batch_size``
+rows per process and step; rank 0 builds missing flatmap caches before the other ranks read them,
+every rank computes the scores, and rank 0 writes the model folder.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.pipelines.diffusion import control_image
 from fmrikit.project import preproc_betas_path, project_root, subject_dir, subject_label
 from fmrikit.training.common import write_log
+from fmrikit.training.distributed import Distributed, distributed
 from fmrikit.training.supervised import SupervisedSettings, fit_supervised
 
 log = logging.getLogger("fmrikit")
@@ -91,12 +97,50 @@ def adapted_neuropictor_path(root, subject: int, desc: str = "adapt") -> Path:
 
 
 class NeuroPictorModules(nn.Module):
-    """The trainable parts as one module: the conditioner and the ControlNet."""
+    """The trainable parts as one module: the conditioner and the ControlNet.
+
+    Its forward runs both, so a DistributedDataParallel wrapper covers every trainable parameter;
+    the frozen U-Net is called on its outputs.
+    """
 
     def __init__(self, conditioner: nn.Module, controlnet: nn.Module):
         super().__init__()
         self.conditioner = conditioner
         self.controlnet = controlnet
+
+    def forward(self, flatmaps: torch.Tensor, zt: torch.Tensor, t: torch.Tensor, vae_factor: int,
+                uncond_mask: torch.Tensor | None = None, uncond: torch.Tensor | None = None):
+        """The conditions of a batch of flatmaps and the ControlNet's residuals at noisy latents.
+
+        Parameters
+        ----------
+        flatmaps : Tensor, shape (B, S, S)
+        zt : Tensor, shape (B, C, h, w)
+            Noisy latents at time steps ``t`` (B,).
+        t : Tensor of int, shape (B,)
+        vae_factor : int
+            Pixel / latent size ratio (the control map is upsampled by it).
+        uncond_mask : Tensor of bool, shape (B,), optional
+            Rows whose semantic condition is replaced by ``uncond`` (1, L_T, d_T), the empty
+            prompt's embedding.
+
+        Returns
+        -------
+        semantic : Tensor, shape (B, L_T, d_T)
+            The U-Net's ``encoder_hidden_states`` (after the replacement).
+        text : Tensor, shape (B, L_T, d_T)
+            F~txt, the target of the semantic loss.
+        down : tuple of Tensor
+            The ControlNet's residuals of the U-Net's down blocks.
+        mid : Tensor
+            Its residual of the middle block.
+        """
+        semantic, text, control = self.conditioner(flatmaps)
+        if uncond_mask is not None:
+            semantic = torch.where(uncond_mask[:, None, None], uncond.to(semantic.dtype), semantic)
+        down, mid = self.controlnet(zt, t, encoder_hidden_states=semantic,
+                                    controlnet_cond=control_image(control, vae_factor), return_dict=False)
+        return semantic, text, down, mid
 
 
 def load_neuropictor(folder: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -303,20 +347,14 @@ def load_stable_diffusion(pipeline: str, device) -> _StableDiffusion:
 def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: str, image_size: int, captions,
          sessions, settings: SupervisedSettings, options: NeuroPictorOptions, device: str, out: Path, base: dict,
          resume: bool, overwrite: bool, expected_unet: str | None = None) -> NeuroPictorResult:
-    """Train (a copy of) a NeuroPictor model on the subjects and save it to ``out``."""
-    from fmrikit.data.captions import read_captions
+    """Train (a copy of) a NeuroPictor model on the subjects and save it to ``out`` (rank 0 under ``torchrun``)."""
     from fmrikit.data.dataset import read_info
-    from fmrikit.data.flatmaps import FlatmapStore, flatmap_dataset, read_flatmap_info, split_rows
-    from fmrikit.features.networks import resolve_device
-    from fmrikit.pipelines.diffusion import quiet_loading
-    from fmrikit.training.latent_mapper import image_targets
 
     if out.exists() and not overwrite and not resume:
         raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
     if not 0 <= options.uncond_prob < 1 or options.semantic_weight < 0:
         raise InputError("invalid NeuroPictor loss options", expected="0 <= uncond_prob < 1, semantic_weight >= 0",
                          found=f"{options.uncond_prob}, {options.semantic_weight}")
-    dev = resolve_device(device)
     datasets = [preproc_betas_path(root, s, roi) for s in subjects]
     for s, path in zip(subjects, datasets):
         if not path.is_file():
@@ -326,7 +364,24 @@ def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: 
     if len({(i.stimuli_path, i.stimuli_dataset) for i in infos}) > 1:
         raise InputError("the subjects' stimuli come from different sources", expected="one stimulus set",
                          found=", ".join(sorted({i.stimuli_path for i in infos})))
-    caches = [flatmap_dataset(s, root=root, roi=roi, size=image_size) for s in subjects]
+    with distributed(device) as ctx:
+        return _train(subjects, build, command, ctx, root=root, roi=roi, pipeline=pipeline, image_size=image_size,
+                      captions=captions, sessions=sessions, settings=settings, options=options, out=out, base=base,
+                      resume=resume, expected_unet=expected_unet, info=infos[0])
+
+
+def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, roi: str, pipeline: str,
+           image_size: int, captions, sessions, settings: SupervisedSettings, options: NeuroPictorOptions, out: Path,
+           base: dict, resume: bool, expected_unet: str | None, info) -> NeuroPictorResult:
+    """The training run of :func:`_run` in one process of the (possibly one-process) group."""
+    from fmrikit.data.captions import read_captions
+    from fmrikit.data.flatmaps import FlatmapStore, read_flatmap_info, split_rows
+    from fmrikit.pipelines.diffusion import quiet_loading
+    from fmrikit.training.flatmap_ae import flatmap_caches
+    from fmrikit.training.latent_mapper import image_targets
+
+    dev = ctx.device
+    caches = flatmap_caches(subjects, ctx, root=root, roi=roi, size=image_size)
     flat_infos = [read_flatmap_info(p) for p in caches]
     splits = [split_rows(fi, sessions) for fi in flat_infos]
     if not sum(len(tr) for tr, _ in splits):
@@ -343,7 +398,6 @@ def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: 
     train_stim = store.stim_id(all_stim)
     test = [_test_set(p) for p in caches]
     stim = np.unique(np.concatenate([train_stim] + [t[0] for t in test]))
-    info = infos[0]
     if not info.nsd_root and captions is None:
         raise MissingInputError("captions need an NSD-derived dataset or --captions", path=info.path,
                                 expected="attribute nsd_root, or a captions folder")
@@ -363,10 +417,10 @@ def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: 
         modules.controlnet.enable_gradient_checkpointing()
     objective = _Objective(modules, sd, latents, stim, caps, uncond, options, dev)
 
-    def batch_loss(rows: np.ndarray):
+    def batch_loss(rows: np.ndarray, net: nn.Module):
         idx = train_rows[rows]
-        pick = torch.randint(0, 1 << 30, (len(idx),)).numpy()  # seeded per epoch by fit_supervised
-        return objective(torch.from_numpy(store.read(idx)), store.stim_id(idx), pick, drop=True)
+        pick = torch.randint(0, 1 << 30, (len(idx),)).numpy()  # seeded per epoch (and rank) by fit_supervised
+        return objective(net, torch.from_numpy(store.read(idx)), store.stim_id(idx), pick, drop=True)
 
     def val_loss() -> float:
         return objective.evaluate([(store.read(val_rows[s:s + 16]), store.stim_id(val_rows[s:s + 16]))
@@ -374,24 +428,27 @@ def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: 
 
     checkpoint = out.parent / f".{out.name}.checkpoint"
     fit = fit_supervised(modules, batch_loss, len(train_rows), settings, device=dev, val_loss=val_loss,
-                         checkpoint=checkpoint, resume=resume, description="neuropictor")
+                         checkpoint=checkpoint, resume=resume, description="neuropictor", ctx=ctx)
     store.close()
     scores = {subject_label(s): objective.test_scores(*t, settings.seed) for s, t in zip(subjects, test)}
-    record = {"subjects": subjects, "roi": roi, "flatmap_size": image_size, "image_size": sd.image_size,
-              "pipeline": sd.record, **base}
-    with staged_dir(out, overwrite=True) as stage:
-        modules.conditioner.to("cpu").save_pretrained(stage, extra=record)
-        with quiet_loading():
-            modules.controlnet.to("cpu").save_pretrained(stage / CONTROLNET_DIR, safe_serialization=True)
-        write_log(stage / "training_log.tsv", fit.history)
-        write_sidecar(stage / "run.json", command=command, seed=settings.seed, run_id=new_run_id(),
-                      inputs=[file_checksum(p) for p in caches],
-                      parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "training": asdict(settings),
-                                  "options": asdict(options), "device": str(dev)},
-                      outputs=["config.json", "model.safetensors", CONTROLNET_DIR, "training_log.tsv"],
-                      extra={**record, "n_train_trials": int(len(train_rows)), "n_val_trials": int(len(val_rows)),
-                             "best_epoch": fit.best_epoch, "scores": scores})
-    shutil.rmtree(checkpoint, ignore_errors=True)
+    if ctx.is_main:
+        record = {"subjects": subjects, "roi": roi, "flatmap_size": image_size, "image_size": sd.image_size,
+                  "pipeline": sd.record, **base}
+        with staged_dir(out, overwrite=True) as stage:
+            modules.conditioner.to("cpu").save_pretrained(stage, extra=record)
+            with quiet_loading():
+                modules.controlnet.to("cpu").save_pretrained(stage / CONTROLNET_DIR, safe_serialization=True)
+            write_log(stage / "training_log.tsv", fit.history)
+            write_sidecar(stage / "run.json", command=command, seed=settings.seed, run_id=new_run_id(),
+                          inputs=[file_checksum(p) for p in caches],
+                          parameters={"subjects": subjects, "roi": roi, "sessions": sessions,
+                                      "training": asdict(settings), "options": asdict(options), "device": str(dev),
+                                      "world_size": ctx.world_size},
+                          outputs=["config.json", "model.safetensors", CONTROLNET_DIR, "training_log.tsv"],
+                          extra={**record, "n_train_trials": int(len(train_rows)), "n_val_trials": int(len(val_rows)),
+                                 "best_epoch": fit.best_epoch, "scores": scores})
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    ctx.barrier()
     return NeuroPictorResult(model=out, scores=scores, history=fit.history)
 
 
@@ -413,14 +470,25 @@ class _Objective:
     def conditions(self, flatmaps: torch.Tensor):
         return self.modules.conditioner(flatmaps.to(self.device))
 
-    def denoising_loss(self, z0: torch.Tensor, semantic: torch.Tensor, control: torch.Tensor | None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """MSE of the U-Net's prediction (with the ControlNet's residuals unless ``control`` is None)."""
+    def noisy(self, z0: torch.Tensor, generator: torch.Generator | None = None):
+        """Random time steps (B,), noise and the noisy latents of ``z0`` (B, C, h, w)."""
         sd = self.sd
         n_steps = sd.scheduler.config.num_train_timesteps
         t = torch.randint(0, n_steps, (len(z0),), generator=generator).to(self.device)
         noise = torch.randn(z0.shape, generator=generator).to(self.device)
-        zt = sd.scheduler.add_noise(z0, noise, t)
+        return t, noise, sd.scheduler.add_noise(z0, noise, t)
+
+    def mse(self, pred: torch.Tensor, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The denoising loss of a U-Net prediction: to the noise, or the velocity for v-prediction."""
+        sd = self.sd
+        target = noise if sd.scheduler.config.prediction_type == "epsilon" else sd.scheduler.get_velocity(z0, noise, t)
+        return torch.nn.functional.mse_loss(pred.float(), target.float())
+
+    def denoising_loss(self, z0: torch.Tensor, semantic: torch.Tensor, control: torch.Tensor | None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """MSE of the U-Net's prediction (with the ControlNet's residuals unless ``control`` is None)."""
+        sd = self.sd
+        t, noise, zt = self.noisy(z0, generator)
         residuals = {}
         if control is not None:
             down, mid = self.modules.controlnet(zt, t, encoder_hidden_states=semantic,
@@ -428,8 +496,7 @@ class _Objective:
                                                 return_dict=False)
             residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         pred = sd.unet(zt, t, encoder_hidden_states=semantic, **residuals).sample
-        target = noise if sd.scheduler.config.prediction_type == "epsilon" else sd.scheduler.get_velocity(z0, noise, t)
-        return torch.nn.functional.mse_loss(pred.float(), target.float())
+        return self.mse(pred, z0, noise, t)
 
     def semantic_loss(self, text: torch.Tensor, stim: np.ndarray, pick: np.ndarray | None) -> torch.Tensor:
         """Paper eq. 3: mean over tokens of the squared L2 error to one caption's embedding (all averaged when
@@ -442,13 +509,21 @@ class _Objective:
             target = torch.stack([self.sd.encode_text(self.captions[p], self.device).mean(0) for p in pos])
         return ((text.float() - target) ** 2).sum(-1).mean()
 
-    def __call__(self, flatmaps: torch.Tensor, stim: np.ndarray, pick: np.ndarray, drop: bool):
-        semantic, text, control = self.conditions(flatmaps)
+    def __call__(self, net: nn.Module, flatmaps: torch.Tensor, stim: np.ndarray, pick: np.ndarray, drop: bool):
+        """The training loss of a batch, the trainable forward through ``net`` (the modules or their DDP wrapper).
+
+        Random draws, in order: the rows whose semantic condition is dropped, the time steps, the noise.
+        """
+        sd = self.sd
+        mask = None
         if drop and self.options.uncond_prob > 0:
-            mask = (torch.rand(len(semantic)) < self.options.uncond_prob).to(self.device)
-            semantic = torch.where(mask[:, None, None], self.uncond.to(semantic.dtype), semantic)
+            mask = (torch.rand(len(flatmaps)) < self.options.uncond_prob).to(self.device)
         z0 = self.latents[np.searchsorted(self.stim, stim)].to(self.device, torch.float32)
-        dif = self.denoising_loss(z0, semantic, control)
+        t, noise, zt = self.noisy(z0)
+        semantic, text, down, mid = net(flatmaps.to(self.device), zt, t, sd.vae_factor, mask, self.uncond)
+        pred = sd.unet(zt, t, encoder_hidden_states=semantic, down_block_additional_residuals=down,
+                       mid_block_additional_residual=mid).sample
+        dif = self.mse(pred, z0, noise, t)
         sem = self.semantic_loss(text, stim, pick)
         return dif + self.options.semantic_weight * sem, {"diffusion": dif.item(), "semantic": sem.item()}
 
@@ -474,12 +549,20 @@ class _Objective:
 
     @torch.no_grad()
     def test_scores(self, stim: np.ndarray, flatmaps: np.ndarray, seed: int) -> dict[str, Any]:
-        """Held-out losses on the shared images, against the unconditioned denoiser and, for the semantic loss,
-        a constant prediction: the mean caption embedding of the test images themselves."""
+        """Held-out losses on the shared images, against the unconditioned denoiser, against the same model
+        conditioned on another image's flatmap (``*_shuffled``: image i gets image i - 1's, same noise and
+        steps), and, for the semantic loss, against a constant prediction: the mean caption embedding of the
+        test images themselves."""
         if not len(stim):
             return {"n_test_images": 0}
         self.modules.eval()
-        scores = self.evaluate([(flatmaps[s:s + 16], stim[s:s + 16]) for s in range(0, len(stim), 16)], seed)
+
+        def batches(maps: np.ndarray):
+            return [(maps[s:s + 16], stim[s:s + 16]) for s in range(0, len(stim), 16)]
+
+        scores = self.evaluate(batches(flatmaps), seed)
+        shuffled = self.evaluate(batches(flatmaps[np.roll(np.arange(len(stim)), 1)]), seed)
+        scores.update(diffusion_shuffled=shuffled["diffusion"], semantic_shuffled=shuffled["semantic"])
         pos = np.searchsorted(self.stim, stim)
         targets = torch.stack([self.sd.encode_text(self.captions[p], self.device).mean(0) for p in pos])
         scores["semantic_constant_baseline"] = float(((targets - targets.mean(0)) ** 2).sum(-1).mean())

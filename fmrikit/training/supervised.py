@@ -2,13 +2,19 @@
 
 Adam (AdamW with weight decay) on a loss the model computes for a batch of rows; data order
 depends only on (seed, epoch); optional early stopping on a validation loss (the best epoch's
-weights are kept); a checkpoint after every epoch from which ``resume`` continues exactly. One
-process (no DistributedDataParallel).
+weights are kept); a checkpoint after every epoch from which ``resume`` continues exactly.
+
+One process, or DistributedDataParallel under ``torchrun`` (pass the ``ctx`` of
+:func:`fmrikit.training.distributed.distributed`): every rank takes its shard of the epoch's
+permutation (padded, as :class:`torch.utils.data.DistributedSampler` does, so every rank runs the
+same number of steps of ``batch_size`` rows each), the loss's forward runs through the DDP wrapper
+so its gradients are averaged over the ranks, and rank 0 writes the checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import shutil
@@ -16,18 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from fmrikit._progress import track
-from fmrikit.errors import CorruptFileError
+from fmrikit.errors import CorruptFileError, InputError
 from fmrikit.io.atomic import staged_dir
-from fmrikit.training.loop import STATE_NAME, TRAINER_NAME, optimizer_step
+from fmrikit.training.distributed import Distributed
+from fmrikit.training.loop import STATE_NAME, TRAINER_NAME, epoch_order, optimizer_step, shard_len
 
 log = logging.getLogger("fmrikit")
 
 BEST_NAME = "best.safetensors"
+#: Rank r adds r * RANK_SEED_STRIDE to the per-epoch torch seed, so ranks draw different dropout and noise
+#: (rank 0, and a single process, keep ``seed * 100003 + epoch``).
+RANK_SEED_STRIDE = 1 << 40
 
 
 @dataclass
@@ -63,10 +72,11 @@ class SupervisedResult:
     best_epoch: int = 0
 
 
-def fit_supervised(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[torch.Tensor, dict]], n_rows: int,
+def fit_supervised(model: nn.Module, batch_loss: Callable[..., tuple[torch.Tensor, dict]], n_rows: int,
                    settings: SupervisedSettings, *, device: torch.device,
                    val_loss: Callable[[], float] | None = None, checkpoint: Path | None = None,
-                   resume: bool = False, description: str = "training") -> SupervisedResult:
+                   resume: bool = False, description: str = "training",
+                   ctx: Distributed | None = None) -> SupervisedResult:
     """Train ``model`` in place.
 
     Parameters
@@ -74,20 +84,47 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[to
     model : nn.Module
         On ``device``.
     batch_loss : callable
-        Rows (int array, shape (b,)) of the training set -> (loss, dict of floats to log).
+        ``batch_loss(rows, net)`` or ``batch_loss(rows)``: rows (int array, shape (b,)) of the
+        training set -> (loss, dict of floats to log). ``net`` is the module to call for the
+        forward pass: the DistributedDataParallel wrapper of ``model`` under ``torchrun``, else
+        ``model`` itself. It is passed when ``batch_loss`` accepts a second positional argument
+        (its signature is inspected once, :func:`takes_net`); a one-argument loss, which calls
+        ``model`` itself, works in one process only. Every trainable parameter must take part in
+        the forward (DDP averages their gradients; it runs without ``find_unused_parameters``).
     n_rows : int
         Training rows.
     settings : SupervisedSettings
+        ``batch_size`` is per process.
     device : torch.device
         bf16 autocast on CUDA.
     val_loss : callable, optional
         Validation loss of the current weights (eval mode is set around it); with it, the weights
-        of the best epoch are restored at the end and ``settings.patience`` stops early.
+        of the best epoch are restored at the end and ``settings.patience`` stops early. Under DDP
+        every rank computes it and rank 0's value counts, so every rank stops at the same epoch.
     checkpoint : Path, optional
-        Folder of the per-epoch checkpoint.
+        Folder of the per-epoch checkpoint (written by rank 0).
     resume : bool
-        Continue from ``checkpoint`` if it holds one.
+        Continue from ``checkpoint`` if it holds one (every rank loads it).
+    description : str
+        Progress-bar and log label.
+    ctx : Distributed, optional
+        The ``torchrun`` process group. Absent or a world of one: a single process, exactly as
+        without it. Otherwise ``model`` is wrapped in DistributedDataParallel, each rank takes
+        ``ceil(n_rows / world_size)`` rows per epoch, the per-epoch torch seed gets
+        ``rank * RANK_SEED_STRIDE`` added (different dropout and noise per rank; the data
+        permutation is shared), the logged per-epoch means are averaged over the ranks, and on
+        return every rank holds the same (best) weights.
+
+    Raises
+    ------
+    InputError
+        ``ctx`` is active and ``batch_loss`` takes no ``net`` (its forward would bypass DDP).
     """
+    ctx = ctx if ctx is not None else Distributed(0, 1, device)
+    pass_net = takes_net(batch_loss)
+    if ctx.active and not pass_net:
+        raise InputError("fit_supervised under torchrun needs the loss's forward to run through DDP",
+                         expected="batch_loss(rows, net)", found="batch_loss(rows)")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = (torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
                  if settings.weight_decay > 0 else torch.optim.Adam(trainable, lr=settings.lr))
@@ -95,31 +132,35 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[to
     if resume and checkpoint is not None and (checkpoint / TRAINER_NAME).is_file():
         start, result.history, best, bad, result.best_epoch = _load(checkpoint, model, optimizer)
         log.info("resuming %s at epoch %d of %d", description, start + 1, settings.epochs)
+    net = model
+    if ctx.active:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
-    n_steps = max(1, -(-n_rows // settings.batch_size))
+    n_steps = max(1, -(-shard_len(n_rows, ctx) // settings.batch_size))
     for epoch in range(start, settings.epochs):
         if val_loss is not None and settings.patience is not None and bad >= settings.patience:
             break
-        torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout, VAE sampling
-        order = np.random.default_rng([settings.seed, epoch]).permutation(n_rows)
+        torch.manual_seed(settings.seed * 100_003 + epoch + ctx.rank * RANK_SEED_STRIDE)  # dropout, VAE sampling
+        order = epoch_order([n_rows], settings.seed, epoch, ctx)[0]
         model.train()
         sums: dict[str, float] = {}
         for step in track(range(n_steps), f"{description} {epoch + 1}/{settings.epochs}"):
             rows = order[step * settings.batch_size:(step + 1) * settings.batch_size]
             with autocast:
-                loss, parts = batch_loss(rows)
+                loss, parts = batch_loss(rows, net) if pass_net else batch_loss(rows)
             optimizer_step(loss.float(), optimizer, f"{description} epoch {epoch + 1}")
             for k, v in {"loss": loss.item(), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v / n_steps
-        row = {"epoch": epoch + 1, **sums}
+        row = {"epoch": epoch + 1, **_mean_over_ranks(sums, ctx)}
         if val_loss is not None:
             model.eval()
             with torch.no_grad():
-                row["val_loss"] = float(val_loss())
+                row["val_loss"] = _from_rank0(float(val_loss()), ctx)
             if row["val_loss"] < best:
                 best, bad, result.best_epoch = row["val_loss"], 0, epoch + 1
-                if checkpoint is not None:
+                if checkpoint is not None and ctx.is_main:
                     _save_best(checkpoint, model)
             else:
                 bad += 1
@@ -128,13 +169,48 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[to
         result.history.append(row)
         log.info("%s epoch %d: %s", description, epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
         if checkpoint is not None:
-            _save(checkpoint, model, optimizer, epoch + 1, result.history, best, bad, result.best_epoch)
+            if ctx.is_main:
+                _save(checkpoint, model, optimizer, epoch + 1, result.history, best, bad, result.best_epoch)
+            ctx.barrier()
     if val_loss is not None and checkpoint is not None and (checkpoint / BEST_NAME).is_file():
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(checkpoint / BEST_NAME, device=str(device)))
+    ctx.barrier()  # every rank has read the checkpoint: the caller's rank 0 may remove it
     model.eval()
     return result
+
+
+def takes_net(batch_loss: Callable) -> bool:
+    """Whether ``batch_loss`` accepts a second positional argument (``net``), by its signature."""
+    try:
+        params = inspect.signature(batch_loss).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): the one-argument form
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def _mean_over_ranks(sums: dict[str, float], ctx: Distributed) -> dict[str, float]:
+    """The per-epoch means of every rank, averaged (every rank logs the same keys in the same order)."""
+    if not ctx.active or not sums:
+        return sums
+    import torch.distributed as dist
+
+    values = torch.tensor(list(sums.values()), dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(values)
+    return dict(zip(sums, (values / ctx.world_size).tolist()))
+
+
+def _from_rank0(value: float, ctx: Distributed) -> float:
+    """Rank 0's value on every rank (one early-stopping decision for all)."""
+    if not ctx.active:
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
 
 
 def _save_best(folder: Path, model: nn.Module) -> None:

@@ -138,3 +138,140 @@ def test_encoder_pretrain_cli_under_torchrun(project, tmp_path):
     assert side["parameters"]["world_size"] == 2 and side["parameters"]["subjects"] == ["sub-01", "sub-02"]
     assert side["final_epoch"]["epoch"] == 2 and set(side["encoding"]) == {"sub-01", "sub-02"}
     assert not (tmp_path / ".encoder.checkpoint").exists()
+
+
+# fit_supervised on a float64 linear toy: under DDP each rank sees half of every batch, DDP averages the gradients.
+SUPERVISED_SCRIPT = '''
+import sys
+from pathlib import Path
+
+from fmrikit.training.distributed import distributed
+from tests.training.test_distributed import toy_fit
+
+with distributed("cpu") as ctx:
+    toy_fit(Path(sys.argv[1]), f"ddp{ctx.rank}", ctx, checkpoint="ck-ddp")
+'''
+
+
+def toy_fit(out: Path, name: str, ctx=None, *, checkpoint: str | None = None, batch_size: int = 8,
+            half: bool = False) -> None:
+    """Two epochs of one step each (16 rows) on a float64 linear model; writes weights, history and rows seen.
+
+    The validation loss falls by one each epoch on rank 0 and is one higher on rank 1. ``half``: the
+    single-process loss sees only every other row of each batch (rank 0's share, without DDP)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from fmrikit.training.supervised import SupervisedSettings, fit_supervised
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 5, generator=gen, dtype=torch.float64)
+    y = x @ torch.randn(5, 3, generator=gen, dtype=torch.float64) + torch.randn(16, 3, generator=gen,
+                                                                               dtype=torch.float64)
+    torch.manual_seed(1)
+    model = torch.nn.Linear(5, 3).double()
+    seen, calls = [], []
+
+    def batch_loss(rows, net):
+        rows = rows[::2] if half else rows
+        seen.append(rows.tolist())
+        idx = torch.from_numpy(rows)
+        loss = torch.nn.functional.mse_loss(net(x[idx]), y[idx])
+        return loss, {"mse": loss.item()}
+
+    rank = 0 if ctx is None else ctx.rank
+
+    def val_loss():
+        calls.append(1)
+        return float(rank - len(calls))
+
+    settings = SupervisedSettings(epochs=2, batch_size=batch_size, lr=0.05, patience=None)
+    result = fit_supervised(model, batch_loss, 16, settings, device=torch.device("cpu"), val_loss=val_loss,
+                            checkpoint=out / (checkpoint or f"ck-{name}"), ctx=ctx)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / f"{name}.safetensors")
+    (out / f"{name}.json").write_text(json.dumps({"history": result.history, "seen": seen}))
+
+
+def test_fit_supervised_ddp_step_is_the_full_batch_step(tmp_path):
+    script = tmp_path / "ddp_supervised.py"
+    script.write_text(SUPERVISED_SCRIPT)
+    res = torchrun([str(script), str(tmp_path)], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    toy_fit(tmp_path, "full", batch_size=16)  # one process, each step on the union of the ranks' rows
+    toy_fit(tmp_path, "half", batch_size=16, half=True)  # rank 0's rows alone
+    runs = {k: json.loads((tmp_path / f"{k}.json").read_text()) for k in ("ddp0", "ddp1", "full")}
+    for epoch in range(2):  # the ranks split every batch: disjoint halves of the single process's batch
+        a, b = set(runs["ddp0"]["seen"][epoch]), set(runs["ddp1"]["seen"][epoch])
+        assert len(a) == len(b) == 8 and not a & b and a | b == set(runs["full"]["seen"][epoch])
+    ddp0, ddp1, full = (load(tmp_path / f"{k}.safetensors") for k in ("ddp0", "ddp1", "full"))
+    assert_same(ddp0, ddp1)
+    for k in full:
+        torch.testing.assert_close(ddp0[k], full[k], rtol=1e-10, atol=1e-12, msg=k)
+    half = load(tmp_path / "half.safetensors")
+    assert not torch.allclose(half["weight"], full["weight"], rtol=1e-6, atol=1e-8)  # the test can tell
+    for d, f in zip(runs["ddp0"]["history"], runs["full"]["history"]):  # logged: the mean over the ranks
+        assert d["loss"] == pytest.approx(f["loss"], rel=1e-12) and d["mse"] == pytest.approx(f["mse"], rel=1e-12)
+    assert runs["ddp0"]["history"] == runs["ddp1"]["history"]
+    assert [r["val_loss"] for r in runs["ddp1"]["history"]] == [-1.0, -2.0]  # rank 0's, so one stopping decision
+    assert sorted(p.name for p in tmp_path.glob("ck-ddp*")) == ["ck-ddp"]
+
+
+def test_fit_supervised_passes_net_to_losses_that_take_it_and_refuses_others_under_ddp():
+    from fmrikit.errors import InputError
+    from fmrikit.training.distributed import Distributed
+    from fmrikit.training.supervised import SupervisedSettings, fit_supervised, takes_net
+
+    def with_default(rows, net=None):
+        pass
+
+    assert takes_net(lambda rows, net: 0) and takes_net(with_default) and takes_net(lambda *a: 0)
+    assert not takes_net(lambda rows: 0) and not takes_net(len)
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(InputError, match="through DDP"):
+        fit_supervised(model, lambda rows: (model.weight.sum(), {}), 4, SupervisedSettings(epochs=1),
+                       device=torch.device("cpu"), ctx=Distributed(0, 2, torch.device("cpu")))
+
+
+def _copy_project(project: Path, dest: Path) -> Path:
+    """The project's preprocessed datasets without flatmap caches or models (rank 0 builds the caches)."""
+    import shutil
+
+    return Path(shutil.copytree(project, dest, ignore=lambda d, names: [n for n in names if "flatmap" in n
+                                                                           or n == "models"]))
+
+
+def test_flatmap_ae_pretrain_cli_under_torchrun(project, tmp_path):
+    root = _copy_project(project, tmp_path / "project")
+    res = torchrun(["-m", "fmrikit.cli.main", "pretrain", "--model", "flatmap-ae", "--subjects", "1,2", "--preset",
+                    "small", "--flatmap-size", "64", "--width", "32", "--depth", "2", "--heads", "2", "--epochs", "1",
+                    "--device", "cpu", "--root", str(root), "--out", str(tmp_path / "models/fae")], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["fae"]  # no checkpoint left behind
+    side = json.loads((tmp_path / "models/fae/run.json").read_text())
+    assert side["parameters"]["world_size"] == 2 and side["parameters"]["training"]["epochs"] == 1
+    assert len(list(root.glob("sub-0*/*flatmap-64.h5"))) == 2
+    from fmrikit.models.flatmap_ae import FlatmapAutoencoder
+
+    assert FlatmapAutoencoder.from_pretrained(tmp_path / "models/fae").config["width"] == 32
+
+
+def test_neuropictor_pretrain_cli_under_torchrun(project, tmp_path):
+    from fmrikit.models.flatmap_ae import FlatmapAutoencoder
+    from fmrikit.training.neuropictor import load_neuropictor
+    from tests.pipelines.tiny_diffusion import save_tiny_sd21
+
+    root = _copy_project(project, tmp_path / "project")
+    save_tiny_sd21(tmp_path / "sd21")
+    torch.manual_seed(0)
+    FlatmapAutoencoder(image_size=64, patch_size=16, width=32, depth=2, heads=2).save_pretrained(tmp_path / "ae")
+    res = torchrun(["-m", "fmrikit.cli.main", "pretrain", "--model", "neuropictor", "--subjects", "1,2", "--pipeline",
+                    str(tmp_path / "sd21"), "--flatmap-ae", str(tmp_path / "ae"), "--epochs", "1", "--batch-size", "8",
+                    "--device", "cpu", "--root", str(root), "--out", str(tmp_path / "models/np")], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["np"]
+    conditioner, controlnet, record = load_neuropictor(tmp_path / "models/np")
+    assert record["subjects"] == [1, 2]
+    side = json.loads((tmp_path / "models/np/run.json").read_text())
+    assert side["parameters"]["world_size"] == 2 and side["parameters"]["training"]["batch_size"] == 8
+    assert set(side["scores"]) == {"sub-01", "sub-02"}

@@ -48,7 +48,8 @@ def test_pretraining_lowers_the_loss_and_saves_a_loadable_model(pretrained, part
         info = read_info(preproc_betas_path(project, subject))
         s = pretrained.scores[f"sub-0{subject}"]
         assert s["n_test_images"] == len(np.unique(info.stim_id[info.shared])) > 0
-        assert np.isfinite([s["diffusion"], s["diffusion_unconditioned"], s["semantic"]]).all()
+        assert np.isfinite([s[k] for k in ("diffusion", "diffusion_unconditioned", "diffusion_shuffled", "semantic",
+                                           "semantic_shuffled", "semantic_constant_baseline")]).all()
 
 
 def test_controlnet_starts_as_a_no_op_on_the_frozen_unet(parts):
