@@ -3,7 +3,9 @@
 # the cross-subject decoder on subjects 2-4, select subject 1's voxels with TROI from one session,
 # score the voxel selections and the decoders against the simulation's ground truth, then train the
 # universal encoder on all four subjects and cluster its voxel embeddings into a functional map; last,
-# reconstruct the images subject 1 saw in a raw NSD session file (embedded autoencoder + ridge latent mapper).
+# reconstruct the images subject 1 saw in a raw NSD session file (embedded autoencoder + ridge latent mapper);
+# last, NeuroPictor's calibrated encoding: every trial as a cortical flatmap, one flatmap autoencoder for all
+# subjects.
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_QUICKSTART:-./quickstart}
@@ -56,3 +58,9 @@ fmrikit reconstruct --subject 1 --trials shared --mapper ridge --overwrite
 fmrikit evaluate recon --pred "$FMRIKIT_ROOT/sub-01/sub-01_recon-latent-ridge_trials-shared/images" \
   --truth "$WORK/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" --out "$WORK/results/recon/sub-01" --overwrite
 echo "contact sheets: $(ls "$FMRIKIT_ROOT"/sub-01/sub-01_recon-*/contact_sheet.png | tr '\n' ' ')"
+
+# NeuroPictor's calibrated encoding: each subject's trials as cortical flatmaps (cached beside the dataset), one
+# flatmap autoencoder shared by the four subjects, scored on their held-out shared images against the mean
+# training flatmap (the diffusion stages need Stable Diffusion 2.1 weights: examples/neuropictor.sh)
+echo
+fmrikit pretrain --model flatmap-ae --subjects 1,2,3,4 --preset small --overwrite

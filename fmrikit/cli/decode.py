@@ -375,8 +375,8 @@ def adapt_subject(
 
 
 def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *, roi, mapper, pipeline, autoencoder,
-                             text, captions, image_size, rois, backbone, sessions, epochs, batch_size, lr, patience, seed, device, out, resume, root,
-                             overwrite) -> None:
+                             text, captions, image_size, rois, backbone, sessions, epochs, batch_size, lr, patience,
+                             seed, device, out, resume, root, overwrite) -> None:
     """``pretrain --model autoencoder`` and ``--model latent-mapper``; ``given`` names the options set on the
     command line (the others take these models' own defaults, not the decoder's)."""
     from fmrikit.training.supervised import SupervisedSettings

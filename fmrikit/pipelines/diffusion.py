@@ -7,8 +7,9 @@ guidance are built with the same length); ``unclip`` (``StableUnCLIPImg2ImgPipel
 ``image_embeds`` only; ``controlnet`` (``StableDiffusionControlNetPipeline``, NeuroPictor) is conditioned on
 ``prompt_embeds`` and a control map (as many channels as the latents, which the pipeline passes
 through unresized) repeated from latent to pixel size (:func:`control_image`), its ControlNet
-residuals scaled by ``controlnet_conditioning_scale``. Randomness enters through one ``torch.Generator`` per sample, seeded by ``seeds[i]``,
-so a sample does not depend on the rest of its batch (up to float rounding).
+residuals scaled by ``controlnet_conditioning_scale``. Randomness enters through one
+``torch.Generator`` per sample, seeded by ``seeds[i]``, so a sample does not depend on the rest of its
+batch (up to float rounding).
 """
 
 from __future__ import annotations

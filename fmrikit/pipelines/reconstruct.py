@@ -293,8 +293,9 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     if route.deterministic and samples > 1:
         raise InputError("the embedded autoencoder decodes deterministically: one sample per input",
                          expected="--samples 1, or --pipeline for diffusion", found=f"--samples {samples}")
+    swap = f"-semantics{high_level_from}" if high_level_from is not None else ""
     tag = {"latent": f"latent-{route.record.get('mapper')}", "unclip": "unclip",
-           "neuropictor": "neuropictor" + (f"-semantics{high_level_from}" if high_level_from is not None else "")}[method]
+           "neuropictor": "neuropictor" + swap}[method]
     if betas is not None:
         betas = Path(betas)
         x, source = read_nifti_inputs(betas, route.ijk, route.affine, route.volume_shape, input_scale)

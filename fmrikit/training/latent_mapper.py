@@ -99,7 +99,8 @@ def mapper_dir(root, subject: int, mapper: str) -> Path:
 
 
 def weights_file_checksum(folder: Path) -> str:
-    """Checksum of a diffusers model folder's weights file (VAE, U-Net...; :func:`~fmrikit.io.provenance.file_checksum`)."""
+    """Checksum of a diffusers model folder's weights file (VAE, U-Net...), as
+    :func:`~fmrikit.io.provenance.file_checksum` gives it."""
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
     if not files:
         raise MissingInputError("no autoencoder weights", path=folder, expected="a .safetensors file")

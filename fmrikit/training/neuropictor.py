@@ -375,7 +375,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
            base: dict, resume: bool, expected_unet: str | None, info) -> NeuroPictorResult:
     """The training run of :func:`_run` in one process of the (possibly one-process) group."""
     from fmrikit.data.captions import read_captions
-    from fmrikit.data.flatmaps import FlatmapStore, read_flatmap_info, split_rows
+    from fmrikit.data.flatmaps import FlatmapStore, read_flatmap_info, split_rows, test_flatmaps
     from fmrikit.pipelines.diffusion import quiet_loading
     from fmrikit.training.flatmap_ae import flatmap_caches
     from fmrikit.training.latent_mapper import image_targets
@@ -396,7 +396,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
     store = FlatmapStore(caches, [tr for tr, _ in splits])
     all_stim = np.arange(len(store))
     train_stim = store.stim_id(all_stim)
-    test = [_test_set(p) for p in caches]
+    test = [test_flatmaps(p) for p in caches]  # shared images, repeats averaged
     stim = np.unique(np.concatenate([train_stim] + [t[0] for t in test]))
     if not info.nsd_root and captions is None:
         raise MissingInputError("captions need an NSD-derived dataset or --captions", path=info.path,
@@ -450,13 +450,6 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
         shutil.rmtree(checkpoint, ignore_errors=True)
     ctx.barrier()
     return NeuroPictorResult(model=out, scores=scores, history=fit.history)
-
-
-def _test_set(cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Stimulus ids and flatmaps (repeats averaged) of a subject's shared test images."""
-    from fmrikit.data.flatmaps import test_flatmaps
-
-    return test_flatmaps(cache)
 
 
 class _Objective:

@@ -95,3 +95,15 @@ def test_missing_pipeline_and_existing_output_are_refused(project, parts, pretra
     with pytest.raises(OutputExistsError):
         pretrain_neuropictor([1], root=project, pipeline=str(parts / "sd21"), flatmap_ae=parts / "flatmap-ae",
                              out=pretrained.model)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bf16 autocast training path)")
+def test_pretraining_on_cuda_with_bf16_autocast(project, parts, tmp_path):
+    settings = SupervisedSettings(epochs=2, batch_size=16, lr=1e-3, patience=None, weight_decay=0.01)
+    result = pretrain_neuropictor([1, 2], root=project, pipeline=str(parts / "sd21"), flatmap_ae=parts / "flatmap-ae",
+                                  settings=settings, device="cuda", out=tmp_path / "cuda",
+                                  options=NeuroPictorOptions(gradient_checkpointing=True))
+    assert np.isfinite([row["loss"] for row in result.history]).all()
+    conditioner, _, _ = load_neuropictor(result.model, device="cuda")
+    assert next(conditioner.parameters()).device.type == "cuda"
