@@ -494,7 +494,7 @@ def _unclip_route(subject: int, model, pipeline, root, dev, prior_path, prior_gu
 def _neuropictor_route(subject: int, model, pipeline, root, dev, control_scale: float,
                        high_level_from: int | None) -> _Route:
     from fmrikit.data.dataset import read_info, voxel_columns
-    from fmrikit.data.flatmaps import flatmap_mapping
+    from fmrikit.data.flatmaps import flatmap_mapping, flatmap_path, read_flatmap_info
     from fmrikit.pipelines.diffusion import generate_controlnet, load_pipeline, resolve_pipeline
     from fmrikit.project import preproc_betas_path
     from fmrikit.training.data import read_columns
@@ -515,7 +515,9 @@ def _neuropictor_route(subject: int, model, pipeline, root, dev, control_scale: 
         raise MissingInputError("no preprocessed dataset for the model's ROI", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} first")
     info = read_info(dataset)
-    mapping = flatmap_mapping(info, record["flatmap_size"])
+    cache = flatmap_path(root, subject, record["roi"], record["flatmap_size"])
+    # the operator training used (it keeps a pycortex subject given explicitly), else the dataset's own
+    mapping = read_flatmap_info(cache).mapping if cache.is_file() else flatmap_mapping(info, record["flatmap_size"])
     trained_on = record["pipeline"]
     pipe_folder, _ = resolve_pipeline(pipeline or trained_on["source"])
     if weights_file_checksum(pipe_folder / "unet") != trained_on["unet_sha256"]:

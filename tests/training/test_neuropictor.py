@@ -1,6 +1,7 @@
 """NeuroPictor training on the simulated world with a tiny SD 2.1-shaped pipeline and a tiny flatmap encoder."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -107,3 +108,37 @@ def test_pretraining_on_cuda_with_bf16_autocast(project, parts, tmp_path):
     assert np.isfinite([row["loss"] for row in result.history]).all()
     conditioner, _, _ = load_neuropictor(result.model, device="cuda")
     assert next(conditioner.parameters()).device.type == "cuda"
+
+
+def test_resume_continues_exactly(project, parts, tmp_path, monkeypatch):
+    """An interrupted run resumed from its epoch checkpoint ends with the weights of a straight run."""
+    import fmrikit.training.neuropictor as npt
+    from fmrikit.training import supervised
+
+    settings = SupervisedSettings(epochs=2, batch_size=32, lr=1e-3, patience=None)
+    kwargs = dict(root=project, pipeline=str(parts / "sd21"), flatmap_ae=parts / "flatmap-ae", device="cpu")
+    straight = pretrain_neuropictor([2], settings=settings, out=tmp_path / "straight", **kwargs)
+
+    class Stop(Exception):
+        pass
+
+    real_fit = supervised.fit_supervised
+
+    def fit_one_epoch_then_crash(*args, **kw):
+        one = SupervisedSettings(**{**settings.__dict__, "epochs": 1})
+        real_fit(*args[:3], one, *args[4:], **kw)
+        raise Stop
+
+    monkeypatch.setattr(npt, "fit_supervised", fit_one_epoch_then_crash)
+    with pytest.raises(Stop):
+        pretrain_neuropictor([2], settings=settings, out=tmp_path / "resumed", **kwargs)
+    monkeypatch.setattr(npt, "fit_supervised", real_fit)
+    steps = []
+    real_call = npt._Objective.__call__
+    monkeypatch.setattr(npt._Objective, "__call__", lambda self, *a, **k: steps.append(1) or real_call(self, *a, **k))
+    resumed = pretrain_neuropictor([2], settings=settings, out=tmp_path / "resumed", resume=True, **kwargs)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    n_train = json.loads((resumed.model / "run.json").read_text())["n_train_trials"]
+    assert len(steps) == -(-n_train // 32)  # only the second epoch ran
+    for name in ("model.safetensors", "controlnet/diffusion_pytorch_model.safetensors"):
+        assert (straight.model / name).read_bytes() == (resumed.model / name).read_bytes(), name
