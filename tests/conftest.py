@@ -25,6 +25,18 @@ def sim_world(tmp_path_factory):
     return simulate(tmp_path_factory.mktemp("sim") / "nsd", cfg)
 
 
+@pytest.fixture(scope="session")
+def project(sim_world, tmp_path_factory):
+    """A project folder with the nsdgeneral datasets of the simulated subjects 1 (NIfTI source) and 2 (HDF5
+    source); tests add models and flatmap caches to it but never change the datasets."""
+    from fmrikit.data.preprocess import preprocess_nsd
+
+    root = tmp_path_factory.mktemp("project")
+    for subject in (1, 2):
+        preprocess_nsd(sim_world, subject, root=root, flatmap=False)
+    return root
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models: threads only add synchronisation, which stalls badly on shared cores."""

@@ -176,14 +176,13 @@ def pretrain(
     given = {name for name in ("epochs", "batch_size", "lr", "patience")
              if ctx.get_parameter_source(name).name == "COMMANDLINE"}
     if model == "neuropictor":
-        from fmrikit.training.neuropictor import NeuroPictorOptions, pretrain_neuropictor
+        from fmrikit.training.neuropictor import pretrain_neuropictor
 
         result = call(pretrain_neuropictor, int_list(subjects), root=root, roi=roi, pipeline=pipeline,
                       flatmap_ae=flatmap_ae, captions=captions, sessions=_sessions(sessions),
                       settings=_neuropictor_settings(ctx, epochs, batch_size, lr, weight_decay, seed),
-                      options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,
-                                                 train_encoder=train_encoder,
-                                                 gradient_checkpointing=gradient_checkpointing),
+                      options=_neuropictor_options(semantic_weight, uncond_prob, train_encoder,
+                                                   gradient_checkpointing),
                       device=device, out=out, resume=resume, overwrite=overwrite)
         _report_neuropictor(result)
         return
@@ -333,14 +332,13 @@ def adapt_subject(
     NeuroPictor weight (single-subject refining)."""
     _check_model(model, MODELS[:2] + ("neuropictor",))
     if model == "neuropictor":
-        from fmrikit.training.neuropictor import NeuroPictorOptions, adapt_neuropictor
+        from fmrikit.training.neuropictor import adapt_neuropictor
 
         result = call(adapt_neuropictor, subject, root=root, base=backbone, captions=captions,
                       sessions=_sessions(sessions),
                       settings=_neuropictor_settings(ctx, epochs, batch_size, lr, weight_decay, seed),
-                      options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,
-                                                 train_encoder=train_encoder,
-                                                 gradient_checkpointing=gradient_checkpointing),
+                      options=_neuropictor_options(semantic_weight, uncond_prob, train_encoder,
+                                                   gradient_checkpointing),
                       device=device, desc=desc, resume=resume, overwrite=overwrite)
         _report_neuropictor(result)
         return
@@ -509,6 +507,13 @@ def _neuropictor_settings(ctx: typer.Context, epochs, batch_size, lr, weight_dec
     values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
     given = {k: v for k, v in values.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"}
     return replace(DEFAULT_SETTINGS, seed=seed, **given)
+
+
+def _neuropictor_options(semantic_weight, uncond_prob, train_encoder, gradient_checkpointing):
+    from fmrikit.training.neuropictor import NeuroPictorOptions
+
+    return NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob, train_encoder=train_encoder,
+                              gradient_checkpointing=gradient_checkpointing)
 
 
 def _report_neuropictor(result) -> None:

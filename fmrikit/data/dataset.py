@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fmrikit.errors import CorruptFileError, DataValueError, GridMismatchError, MissingInputError
-from fmrikit.io.hdf5 import open_h5
+from fmrikit.io.hdf5 import open_h5, read_rows
 
 REQUIRED = ("betas", "trials/stim_id", "trials/session", "trials/shared", "voxels/ijk")
 
@@ -101,10 +101,7 @@ def read_betas(path: str | os.PathLike, trials: np.ndarray | slice | None = None
         if isinstance(trials, slice):
             return ds[trials]
         trials = np.asarray(trials)
-        if trials.dtype == bool:
-            trials = np.nonzero(trials)[0]
-        unique, inverse = np.unique(trials, return_inverse=True)  # h5py needs increasing indices
-        return ds[unique][inverse]
+        return read_rows(ds, np.nonzero(trials)[0] if trials.dtype == bool else trials)
 
 
 def voxel_columns(info: DatasetInfo, ijk: np.ndarray) -> np.ndarray:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -480,22 +479,21 @@ def _build(out: Path, source: Path, info, checksum: dict, size: int, roi: str, p
 
     from fmrikit._progress import track
     from fmrikit._version import __version__
-    from fmrikit.data.dataset import read_betas
+    from fmrikit.io.atomic import staged_outputs
     from fmrikit.io.provenance import new_run_id, write_sidecar
 
     mapping = flatmap_mapping(info, size, pycortex_subject=pycortex_subject, pycortex_xfm=pycortex_xfm)
     n = info.n_trials
     block = int(max(1, min(n, _BLOCK_VALUES // (size * size + info.n_voxels))))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp, tmp_json = out.with_name(f".{out.name}.{tag}.part"), out.with_name(f".{out.stem}.{tag}.json.part")
-    try:
-        with h5py.File(tmp, "w") as f, h5py.File(source, "r") as src:
+    sidecar = out.with_suffix(".json").name
+    with staged_outputs(out.parent, [out.name, sidecar], overwrite=True) as staged:
+        with h5py.File(staged[out.name], "w") as f, h5py.File(source, "r") as src:
             ds = f.create_dataset("flatmaps", (n, size, size), dtype=np.float16,
                                   chunks=(1, size, size) if n else None)
+            betas = src["betas"]
             for start in track(range(0, n, block), f"flatmaps {subject_label(info.subject)}",
                                total=-(-n // block)):
-                ds[start:start + block] = mapping.to_flatmaps(read_betas(source, slice(start, start + block)))
+                ds[start:start + block] = mapping.to_flatmaps(betas[start:start + block])
             for name in ("trials/stim_id", "trials/session", "trials/shared", "trials/index_in_session"):
                 if name in src:
                     f.create_dataset(name, data=src[name][:])
@@ -504,7 +502,8 @@ def _build(out: Path, source: Path, info, checksum: dict, size: int, roi: str, p
                             "subject": int(info.subject), "roi": roi, "format_version": FORMAT_VERSION,
                             "pycortex_subject": mapping.pycortex_subject, "pycortex_xfm": mapping.pycortex_xfm,
                             "fmrikit_version": __version__})
-        write_sidecar(tmp_json, command="flatmaps", run_id=new_run_id(), inputs=[checksum], outputs=[out.name],
+        write_sidecar(staged[sidecar], command="flatmaps", run_id=new_run_id(), inputs=[checksum],
+                      outputs=[out.name],
                       parameters={"subject": int(info.subject), "roi": roi, "size": size,
                                   "pycortex_subject": mapping.pycortex_subject, "pycortex_xfm": mapping.pycortex_xfm,
                                   "flatmap_height": mapping.height, "margin": 0,
@@ -512,12 +511,6 @@ def _build(out: Path, source: Path, info, checksum: dict, size: int, roi: str, p
                       extra={"n_trials": int(n), "n_voxels": int(info.n_voxels),
                              "n_mask_pixels": int(mapping.mask.sum()), "bbox": list(mapping.bbox),
                              "n_voxels_unmapped": int(mapping._uncovered.sum())})
-        os.replace(tmp, out)
-        os.replace(tmp_json, out.with_suffix(".json"))
-    finally:
-        for p in (tmp, tmp_json):
-            if p.exists():
-                p.unlink()
     log.info("%s: %d flatmaps of %dx%d written", out, n, size, size)
 
 
@@ -593,15 +586,10 @@ def _rows(rows, n: int, where) -> np.ndarray:
 
 
 def _read_rows(ds, rows: np.ndarray) -> np.ndarray:
-    """Rows of an h5py dataset in the given order, as float32 (h5py needs increasing unique indices)."""
-    if not rows.size:
-        return np.empty((0,) + ds.shape[1:], np.float32)
-    unique, inverse = np.unique(rows, return_inverse=True)
-    if unique[-1] - unique[0] + 1 == len(unique):  # one contiguous run: a slice is much faster
-        block = ds[int(unique[0]):int(unique[-1]) + 1]
-    else:
-        block = ds[unique]
-    return block.astype(np.float32)[inverse.ravel()]
+    """Rows of the float16 flatmaps in the given order, as float32."""
+    from fmrikit.io.hdf5 import read_rows
+
+    return read_rows(ds, rows).astype(np.float32)
 
 
 def read_flatmaps(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:

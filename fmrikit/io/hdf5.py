@@ -42,6 +42,27 @@ def open_h5(path: str | os.PathLike, dataset: str | None = None):
     return f
 
 
+def read_rows(ds, rows: np.ndarray) -> np.ndarray:
+    """Rows of an h5py dataset in the given order, repeats allowed (h5py itself needs increasing unique
+    indices); one contiguous run is read as a slice, which is much faster.
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+    rows : ndarray of int, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n,) + ds.shape[1:], of the dataset's dtype
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if not rows.size:
+        return np.empty((0,) + ds.shape[1:], ds.dtype)
+    unique, inverse = np.unique(rows, return_inverse=True)
+    block = ds[int(unique[0]):int(unique[-1]) + 1] if unique[-1] - unique[0] + 1 == len(unique) else ds[unique]
+    return block[inverse.ravel()]
+
+
 def h5_betas_shape(path: str | os.PathLike, dataset: str = "betas") -> tuple[int, tuple[int, int, int]]:
     """Number of trials and (X, Y, Z) grid of an NSD HDF5 betas file, read from its header.
 

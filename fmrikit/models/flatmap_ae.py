@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from fmrikit.errors import DataValueError, InputError
-from fmrikit.models.serialization import WEIGHTS_NAME, PretrainedModule, read_config
+from fmrikit.models.serialization import WEIGHTS_NAME, PretrainedModule, read_config, read_weights
 
 #: Architectures: NeuroPictor's (a GPU model) and a small one for CPUs and tests.
 FLATMAP_AE_PRESETS: dict[str, dict[str, Any]] = {
@@ -384,24 +384,13 @@ def encoder_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     DataValueError
         The folder holds another kind of model.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from fmrikit.errors import CorruptFileError, MissingInputError
-
     record = read_config(folder)
     if record.get("class") != FlatmapAutoencoder.__name__:
         raise DataValueError("model folder holds another kind of model", path=Path(folder) / "config.json",
                              expected=FlatmapAutoencoder.__name__, found=str(record.get("class")))
     config = {k: record["config"][k] for k in _ENCODER_KEYS}
     path = Path(folder) / WEIGHTS_NAME
-    if not path.is_file():
-        raise MissingInputError("model weights not found", path=path, expected=WEIGHTS_NAME)
-    try:
-        weights = load_file(path)
-    except (SafetensorError, OSError) as exc:
-        raise CorruptFileError("unreadable model weights", path=path, expected="a safetensors file",
-                               found=str(exc)) from exc
+    weights = read_weights(path)
     state = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
     if not state:
         raise DataValueError("no encoder weights in the model file", path=path, expected="encoder.* tensors")

@@ -97,18 +97,29 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
-def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> None:
-    """Load a safetensors state dict into ``model``; shapes and names must match."""
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (CPU).
+
+    Raises
+    ------
+    MissingInputError, CorruptFileError
+        No or unreadable file.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise MissingInputError("model weights not found", path=path, expected=WEIGHTS_NAME)
     try:
-        state = load_file(path)
+        return load_file(path)
     except (SafetensorError, OSError) as exc:
         raise CorruptFileError("unreadable model weights", path=path, expected="a safetensors file",
                                found=str(exc)) from exc
+
+
+def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> None:
+    """Load a safetensors state dict into ``model``; shapes and names must match."""
+    state = read_weights(path)
     try:
         result = model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:

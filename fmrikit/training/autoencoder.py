@@ -175,7 +175,7 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
         kl = posterior.kl().mean() / n_latent
         return recon + kl_weight * kl, {"mse": recon.item(), "kl": kl.item()}
 
-    def batch_loss(rows: np.ndarray):
+    def batch_loss(rows: np.ndarray, net):  # one process: net is vae, whose encode / decode the loss calls
         return loss_of(to_unit_range(images[train[rows]], dev), True)
 
     def val_loss() -> float:

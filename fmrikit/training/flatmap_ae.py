@@ -174,7 +174,7 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
             x = torch.from_numpy(store.read(index)).to(dev)
             return x, masks[torch.from_numpy(owner[index]).to(dev)]
 
-        def batch_loss(batch_rows: np.ndarray, net: torch.nn.Module | None = None):
+        def batch_loss(batch_rows: np.ndarray, net: torch.nn.Module):
             return model.loss(*batch(train_idx[batch_rows]), net=net)
 
         def val_loss() -> float:

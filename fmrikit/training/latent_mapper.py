@@ -360,7 +360,7 @@ def _train(model: LatentMapper, arch: str, x: torch.Tensor, y: torch.Tensor, sti
     x_dev, y_dev = x.to(device), y_std.to(device)
     x_val, y_val = x_dev[torch.from_numpy(val).to(device)], y_dev[torch.from_numpy(val).to(device)]
 
-    def batch_loss(rows: np.ndarray):
+    def batch_loss(rows: np.ndarray, net):  # one process: net is model, whose training_loss the loss calls
         idx = torch.from_numpy(tr[rows]).to(device)
         return model.training_loss(x_dev[idx], y_dev[idx])
 

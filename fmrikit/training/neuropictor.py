@@ -403,6 +403,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
                                 expected="attribute nsd_root, or a captions folder")
     log.info("encoding %d images with the pipeline's VAE", len(stim))
     latents = torch.from_numpy(image_targets(info, stim, sd.vae, sd.image_size, dev)).to(torch.float16)
+    sd.vae.to("cpu")  # only the targets needed it
     caps = read_captions(info.nsd_root, stim, captions)
     uncond = sd.encode_text([""], dev)
 
@@ -459,6 +460,7 @@ class _Objective:
                  captions: list[list[str]], uncond: torch.Tensor, options: NeuroPictorOptions, device):
         self.modules, self.sd, self.latents, self.stim = modules, sd, latents, stim
         self.captions, self.uncond, self.options, self.device = captions, uncond, options, device
+        self._mean_targets: dict[int, torch.Tensor] = {}  # evaluation targets, encoded once per image
 
     def conditions(self, flatmaps: torch.Tensor):
         return self.modules.conditioner(flatmaps.to(self.device))
@@ -499,8 +501,16 @@ class _Objective:
             target = self.sd.encode_text([self.captions[p][k % len(self.captions[p])] for p, k in zip(pos, pick)],
                                          self.device)
         else:
-            target = torch.stack([self.sd.encode_text(self.captions[p], self.device).mean(0) for p in pos])
+            target = self.mean_targets(pos)
         return ((text.float() - target) ** 2).sum(-1).mean()
+
+    def mean_targets(self, pos: np.ndarray) -> torch.Tensor:
+        """Caption embeddings averaged over each image's captions, (n, L_T, d_T), for images at ``pos`` of
+        ``stim``."""
+        for p in pos:
+            if int(p) not in self._mean_targets:
+                self._mean_targets[int(p)] = self.sd.encode_text(self.captions[p], self.device).mean(0)
+        return torch.stack([self._mean_targets[int(p)] for p in pos])
 
     def __call__(self, net: nn.Module, flatmaps: torch.Tensor, stim: np.ndarray, pick: np.ndarray, drop: bool):
         """The training loss of a batch, the trainable forward through ``net`` (the modules or their DDP wrapper).
@@ -556,7 +566,6 @@ class _Objective:
         scores = self.evaluate(batches(flatmaps), seed)
         shuffled = self.evaluate(batches(flatmaps[np.roll(np.arange(len(stim)), 1)]), seed)
         scores.update(diffusion_shuffled=shuffled["diffusion"], semantic_shuffled=shuffled["semantic"])
-        pos = np.searchsorted(self.stim, stim)
-        targets = torch.stack([self.sd.encode_text(self.captions[p], self.device).mean(0) for p in pos])
+        targets = self.mean_targets(np.searchsorted(self.stim, stim))
         scores["semantic_constant_baseline"] = float(((targets - targets.mean(0)) ** 2).sum(-1).mean())
         return {**scores, "n_test_images": int(len(stim))}

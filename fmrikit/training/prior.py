@@ -186,9 +186,9 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
     val_t = torch.randint(0, TRAIN_TIMESTEPS, (len(va),), generator=gen).to(dev)
     val_noise = torch.randn(len(va), x0.shape[1], generator=gen).to(dev)
 
-    def batch_loss(rows: np.ndarray):
+    def batch_loss(rows: np.ndarray, net):
         idx = torch.from_numpy(tr[rows]).to(dev)
-        loss = prior_loss(prior, scheduler, x0[idx], cond[idx])
+        loss = prior_loss(net, scheduler, x0[idx], cond[idx])
         return loss, {}
 
     def val_loss() -> float:

@@ -14,19 +14,18 @@ so its gradients are averaged over the ranks, and rank 0 writes the checkpoints.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from fmrikit._progress import track
-from fmrikit.errors import CorruptFileError, InputError
+from fmrikit.errors import CorruptFileError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.training.distributed import Distributed
 from fmrikit.training.loop import STATE_NAME, TRAINER_NAME, epoch_order, optimizer_step, shard_len
@@ -72,8 +71,8 @@ class SupervisedResult:
     best_epoch: int = 0
 
 
-def fit_supervised(model: nn.Module, batch_loss: Callable[..., tuple[torch.Tensor, dict]], n_rows: int,
-                   settings: SupervisedSettings, *, device: torch.device,
+def fit_supervised(model: nn.Module, batch_loss: Callable[[Any, nn.Module], tuple[torch.Tensor, dict]],
+                   n_rows: int, settings: SupervisedSettings, *, device: torch.device,
                    val_loss: Callable[[], float] | None = None, checkpoint: Path | None = None,
                    resume: bool = False, description: str = "training",
                    ctx: Distributed | None = None) -> SupervisedResult:
@@ -84,13 +83,12 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[..., tuple[torch.Tenso
     model : nn.Module
         On ``device``.
     batch_loss : callable
-        ``batch_loss(rows, net)`` or ``batch_loss(rows)``: rows (int array, shape (b,)) of the
-        training set -> (loss, dict of floats to log). ``net`` is the module to call for the
-        forward pass: the DistributedDataParallel wrapper of ``model`` under ``torchrun``, else
-        ``model`` itself. It is passed when ``batch_loss`` accepts a second positional argument
-        (its signature is inspected once, :func:`takes_net`); a one-argument loss, which calls
-        ``model`` itself, works in one process only. Every trainable parameter must take part in
-        the forward (DDP averages their gradients; it runs without ``find_unused_parameters``).
+        ``batch_loss(rows, net)``: rows (int array, shape (b,)) of the training set -> (loss, dict
+        of floats to log). ``net`` is the module to call for the forward pass: the
+        DistributedDataParallel wrapper of ``model`` when ``ctx`` is active, else ``model`` itself
+        (a loss that calls other methods of ``model`` is fine in one process). Under DDP every
+        trainable parameter must take part in ``net``'s forward (DDP averages their gradients; it
+        runs without ``find_unused_parameters``).
     n_rows : int
         Training rows.
     settings : SupervisedSettings
@@ -114,17 +112,8 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[..., tuple[torch.Tenso
         ``rank * RANK_SEED_STRIDE`` added (different dropout and noise per rank; the data
         permutation is shared), the logged per-epoch means are averaged over the ranks, and on
         return every rank holds the same (best) weights.
-
-    Raises
-    ------
-    InputError
-        ``ctx`` is active and ``batch_loss`` takes no ``net`` (its forward would bypass DDP).
     """
     ctx = ctx if ctx is not None else Distributed(0, 1, device)
-    pass_net = takes_net(batch_loss)
-    if ctx.active and not pass_net:
-        raise InputError("fit_supervised under torchrun needs the loss's forward to run through DDP",
-                         expected="batch_loss(rows, net)", found="batch_loss(rows)")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = (torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
                  if settings.weight_decay > 0 else torch.optim.Adam(trainable, lr=settings.lr))
@@ -149,7 +138,7 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[..., tuple[torch.Tenso
         for step in track(range(n_steps), f"{description} {epoch + 1}/{settings.epochs}"):
             rows = order[step * settings.batch_size:(step + 1) * settings.batch_size]
             with autocast:
-                loss, parts = batch_loss(rows, net) if pass_net else batch_loss(rows)
+                loss, parts = batch_loss(rows, net)
             optimizer_step(loss.float(), optimizer, f"{description} epoch {epoch + 1}")
             for k, v in {"loss": loss.item(), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v / n_steps
@@ -179,16 +168,6 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[..., tuple[torch.Tenso
     ctx.barrier()  # every rank has read the checkpoint: the caller's rank 0 may remove it
     model.eval()
     return result
-
-
-def takes_net(batch_loss: Callable) -> bool:
-    """Whether ``batch_loss`` accepts a second positional argument (``net``), by its signature."""
-    try:
-        params = inspect.signature(batch_loss).parameters.values()
-    except (TypeError, ValueError):  # no signature to read (a builtin): the one-argument form
-        return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def _mean_over_ranks(sums: dict[str, float], ctx: Distributed) -> dict[str, float]:

@@ -21,14 +21,9 @@ F16 = dict(rtol=2e-3, atol=2e-3)  # float16 storage: 11-bit mantissa
 
 
 @pytest.fixture(scope="module")
-def root(sim_world, tmp_path_factory):
-    """A project with the nsdgeneral datasets of simulated subjects 1 (NIfTI source) and 2 (HDF5 source)."""
-    from fmrikit.data.preprocess import preprocess_nsd
-
-    root = tmp_path_factory.mktemp("flatmap-project")
-    for subject in (1, 2):
-        preprocess_nsd(sim_world, subject, root=root, flatmap=False)
-    return root
+def root(project):
+    """The shared project (nsdgeneral datasets of simulated subjects 1, NIfTI source, and 2, HDF5 source)."""
+    return project
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +144,7 @@ def test_cache_built_once_and_read_in_any_order(root, info, mappings):
     path = flatmap_dataset(1, root=root, size=64)
     assert path == flatmap_path(root, 1, size=64) and path.name == "sub-01_desc-preproc_flatmap-64.h5"
     assert path.with_suffix(".json").is_file()
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".part") or p.name.startswith(".staging-")]
     stamp = _stamp(path)
     assert flatmap_dataset(1, root=root, size=64) == path and _stamp(path) == stamp  # not rewritten
 
@@ -246,7 +241,7 @@ def test_missing_inputs(root, tmp_path, info):
     with pytest.raises(MissingInputError, match="pycortex") as err:
         flatmap_dataset(1, root=tmp_path, size=48)
     assert "--pycortex-subject" in str(err.value)
-    assert not list((tmp_path / "sub-01").glob("*flatmap*"))
+    assert [p.name for p in (tmp_path / "sub-01").iterdir()] == [copy.name]  # nothing written
     # passing them works, and the cache then serves calls that do not pass them
     path = flatmap_dataset(1, root=tmp_path, size=48, pycortex_subject="S1", pycortex_xfm="fullhead")
     assert read_flatmap_info(path).mapping.pycortex_xfm == "fullhead"

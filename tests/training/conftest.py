@@ -1,4 +1,4 @@
-"""Shared training fixtures: a synthetic decoding problem and a preprocessed project built once."""
+"""Shared training fixtures: a synthetic decoding problem, and the embedded autoencoder on the shared project."""
 
 import numpy as np
 import pytest
@@ -50,17 +50,6 @@ def quick_settings(**kw) -> TrainSettings:
 @pytest.fixture(autouse=True, scope="module")
 def _tiny_models_one_thread(one_thread):
     """Every training test runs its tiny models on one thread (the ``one_thread`` fixture)."""
-
-
-@pytest.fixture(scope="session")
-def project(sim_world, tmp_path_factory):
-    """A project folder with the nsdgeneral datasets of the simulated subjects 1 and 2."""
-    from fmrikit.data.preprocess import preprocess_nsd
-
-    root = tmp_path_factory.mktemp("project")
-    for subject in (1, 2):
-        preprocess_nsd(sim_world, subject, root=root, flatmap=False)
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -217,22 +217,6 @@ def test_fit_supervised_ddp_step_is_the_full_batch_step(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("ck-ddp*")) == ["ck-ddp"]
 
 
-def test_fit_supervised_passes_net_to_losses_that_take_it_and_refuses_others_under_ddp():
-    from fmrikit.errors import InputError
-    from fmrikit.training.distributed import Distributed
-    from fmrikit.training.supervised import SupervisedSettings, fit_supervised, takes_net
-
-    def with_default(rows, net=None):
-        pass
-
-    assert takes_net(lambda rows, net: 0) and takes_net(with_default) and takes_net(lambda *a: 0)
-    assert not takes_net(lambda rows: 0) and not takes_net(len)
-    model = torch.nn.Linear(2, 1)
-    with pytest.raises(InputError, match="through DDP"):
-        fit_supervised(model, lambda rows: (model.weight.sum(), {}), 4, SupervisedSettings(epochs=1),
-                       device=torch.device("cpu"), ctx=Distributed(0, 2, torch.device("cpu")))
-
-
 def _copy_project(project: Path, dest: Path) -> Path:
     """The project's preprocessed datasets without flatmap caches or models (rank 0 builds the caches)."""
     import shutil

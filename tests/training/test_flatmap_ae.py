@@ -106,7 +106,7 @@ def test_resume_after_an_interruption_equals_a_straight_run(project, trained, tm
     steps = []
 
     def counting(model, batch_loss, n_rows, settings, **kw):
-        return real(model, lambda rows: steps.append(rows) or batch_loss(rows), n_rows, settings, **kw)
+        return real(model, lambda rows, net: steps.append(rows) or batch_loss(rows, net), n_rows, settings, **kw)
 
     monkeypatch.setattr(runs, "fit_supervised", counting)
     resumed = pretrain_flatmap_ae([1, 2], root=project, size=SIZE, settings=SETTINGS, device="cpu", out=out,
