@@ -1,17 +1,17 @@
 """Benchmark of the universal encoder on CPU.
 
-* ``encode`` throughput: images per second of :func:`fmrikit.analysis.encode.encode_images` (batch 32,
+* ``encode`` throughput: images per second of :func:`fmrikit.methods.encoder.predict.encode_images` (batch 32,
   no flatmaps) on a folder of 64x64 images, with a default-size encoder (C = 64, E = 256) over
   ``--voxels`` voxels and EfficientNet-Lite0 patch features (the quickstart's), end to end
   (image reading, features, prediction, HDF5 and 4D NIfTI writing);
-* training throughput: (image, voxel) samples per second of :func:`fmrikit.training.encoder.fit_encoder`
+* training throughput: (image, voxel) samples per second of :func:`fmrikit.methods.encoder.fit.fit_encoder`
   (32 images x 5000 voxels per step);
 * peak memory of training steps vs the subject's voxel count (10k to 400k voxels): each count runs
   in a fresh process; the peak RSS above the RSS before training, less the Adam state of the
   embeddings (2 x V x E x 4 bytes), should not grow with V (the baseline: the same steps with
   every voxel in each step instead of a 5000-voxel sample, run up to 20k voxels: at 100k it
   needs more than 24 GiB);
-* ridge baseline fit time: himalaya ``RidgeCV`` (:func:`fmrikit.models.ridge.fit_ridge`, 5-fold CV, one
+* ridge baseline fit time: himalaya ``RidgeCV`` (:func:`fmrikit.methods.encoder.ridge.fit_ridge`, 5-fold CV, one
   alpha per voxel) vs scikit-learn ``RidgeCV(alpha_per_target=True)`` (efficient leave-one-out)
   on the same data and alphas.
 
@@ -39,7 +39,7 @@ def _data(n_voxels: int, n_images: int, seed: int = 0):
     import torch
 
     from fmrikit.data.dataset import DatasetInfo
-    from fmrikit.training.encoder import EncoderData
+    from fmrikit.methods.encoder.fit import EncoderData
 
     rng = np.random.default_rng(seed)
     feats = torch.from_numpy(rng.normal(size=(n_images, LEVELS, PATCHES, CHANNELS)).astype(np.float16))
@@ -55,10 +55,10 @@ def child_train(n_voxels: int, voxels_per_image: int, steps: int) -> dict:
     """Train ``steps`` steps of 32 images on one subject of ``n_voxels`` voxels; time and memory."""
     import torch
 
-    from fmrikit.models.encoder import UniversalEncoder
-    from fmrikit.training.distributed import Distributed
-    from fmrikit.training.encoder import fit_encoder
-    from fmrikit.training.settings import EncoderSettings
+    from fmrikit.methods.encoder.model import UniversalEncoder
+    from fmrikit.engine.distributed import Distributed
+    from fmrikit.methods.encoder.fit import fit_encoder
+    from fmrikit.methods.mindeye.settings import EncoderSettings
 
     data = _data(n_voxels, 32 * steps)
     torch.manual_seed(0)
@@ -78,12 +78,12 @@ def child_encode(work: Path, n_voxels: int, n_images: int) -> dict:
     import torch
     from PIL import Image
 
-    from fmrikit.analysis.encode import encode_images
+    from fmrikit.methods.encoder.predict import encode_images
     from fmrikit.data.preprocess import preprocess_nsd
     from fmrikit.data.simulate import SimulationConfig, simulate
-    from fmrikit.models.encoder import UniversalEncoder
-    from fmrikit.training.encoder_runs import write_encoder
-    from fmrikit.training.common import feature_spec
+    from fmrikit.methods.encoder.model import UniversalEncoder
+    from fmrikit.methods.encoder.runs import write_encoder
+    from fmrikit.methods.mindeye.targets import feature_spec
 
     nsd = simulate(work / "nsd", SimulationConfig(n_subjects=1, sessions=[1], trials_per_session=60, n_shared=8),
                    overwrite=True)
@@ -114,7 +114,7 @@ def child_encode(work: Path, n_voxels: int, n_images: int) -> dict:
 
 
 def child_ridge(n: int, d: int, v: int, which: str) -> dict:
-    from fmrikit.models.ridge import DEFAULT_ALPHAS, fit_ridge
+    from fmrikit.methods.encoder.ridge import DEFAULT_ALPHAS, fit_ridge
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, d)).astype(np.float32)

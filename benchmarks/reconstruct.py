@@ -8,10 +8,10 @@ trained briefly, a ridge latent mapper) and two tiny diffusers pipelines built f
   test images (``--trials shared``, ``--method latent``, ``--mapper ridge``, no pipeline: the embedded
   autoencoder decodes the predicted latents), i.e. model loading, reading the betas, prediction,
   decoding, PNGs, contact sheet and ``predictions.h5``, divided by the number of images;
-* ``img2img``: :func:`fmrikit.pipelines.diffusion.generate_img2img` of the tiny Stable Diffusion
+* ``img2img``: :func:`fmrikit.diffusion.generate_img2img` of the tiny Stable Diffusion
   pipeline on ``--images`` random latents with random 15-token ``prompt_embeds`` (``--steps`` steps,
   strength 0.75, guidance 7.5);
-* ``unclip``: :func:`fmrikit.pipelines.diffusion.generate_unclip` of the tiny Stable unCLIP pipeline
+* ``unclip``: :func:`fmrikit.diffusion.generate_unclip` of the tiny Stable unCLIP pipeline
   on ``--images`` random image embeddings (``--steps`` steps, guidance 7.5, noise level 0).
 
 Every (route, batch) runs in a fresh process: one warm-up call (batch images; the first call pays
@@ -76,10 +76,10 @@ def child_setup(work: str, trials_per_session: int, n_shared: int, epochs: int) 
 
     from fmrikit.data.preprocess import preprocess_nsd
     from fmrikit.data.simulate import SimulationConfig, simulate
-    from fmrikit.models.serialization import read_config
-    from fmrikit.training.autoencoder import pretrain_autoencoder
-    from fmrikit.training.latent_mapper import pretrain_latent_mapper
-    from fmrikit.training.supervised import SupervisedSettings
+    from fmrikit.engine.serialization import read_config
+    from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
+    from fmrikit.methods.latent.train import pretrain_latent_mapper
+    from fmrikit.engine.supervised import SupervisedSettings
 
     sys.path.insert(0, str(REPO))
     from tests.pipelines.tiny_diffusion import save_tiny_img2img, save_tiny_unclip
@@ -123,7 +123,7 @@ def child_embedded(work: str, batch: int, repeats: int) -> dict:
     import PIL.Image  # noqa: F401
     import torch
 
-    from fmrikit.models.latent_mappers import LatentMapper  # noqa: F401
+    from fmrikit.methods.latent.models import LatentMapper  # noqa: F401
     from fmrikit.pipelines.reconstruct import reconstruct
 
     root, out = Path(work) / "project", Path(work) / f"recon-batch{batch}"
@@ -168,7 +168,7 @@ def child_diffusers(work: str, kind: str, batch: int, n_images: int, steps: int,
     import numpy as np
     import torch
 
-    from fmrikit.pipelines.diffusion import generate_img2img, generate_unclip, load_pipeline
+    from fmrikit.diffusion import generate_img2img, generate_unclip, load_pipeline
 
     pipe, _ = load_pipeline(Path(work) / kind, kind, device="cpu")
     base = rss_mb()

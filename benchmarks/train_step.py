@@ -40,8 +40,8 @@ def timed(module, name: str, sink: dict):
 
 
 def child_pretrain(root: Path, out: Path, epochs: int) -> dict:
-    from fmrikit.training import pretrain
-    from fmrikit.training.settings import TrainSettings
+    from fmrikit.methods.mindeye import pretrain
+    from fmrikit.methods.mindeye.settings import TrainSettings
 
     times: dict = {}
     timed(pretrain, "fit", times)
@@ -54,8 +54,8 @@ def child_pretrain(root: Path, out: Path, epochs: int) -> dict:
 
 
 def child_roi(root: Path, out: Path, stage1_epochs: int, budget: int) -> dict:
-    from fmrikit.training import troi
-    from fmrikit.training.settings import TrainSettings, TroiSettings
+    from fmrikit.methods.troi import stages as troi
+    from fmrikit.methods.mindeye.settings import TrainSettings, TroiSettings
 
     times: dict = {}
     timed(troi, "_stage1", times)

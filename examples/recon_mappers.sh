@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from fmrikit.data.dataset import read_info, read_stimuli
-from fmrikit.pipelines.diffusion import decode_latents, encode_images, load_autoencoder
+from fmrikit.diffusion import decode_latents, encode_images, load_autoencoder
 
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
 info = read_info(root / "sub-01/sub-01_desc-preproc_betas.h5")

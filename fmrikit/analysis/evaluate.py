@@ -2,7 +2,7 @@
 
 Each ``evaluate_*`` function reads its inputs, computes the metrics with
 :mod:`fmrikit.analysis.metrics`, and writes ``results.json``, ``results.md`` and a figure
-with :func:`fmrikit.analysis.report.write_report`. Every protocol choice (sizes,
+with :func:`fmrikit.analysis.results.write_report`. Every protocol choice (sizes,
 interpolation, candidates, draws, seed, direction, formulas) is recorded in the results.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from fmrikit._logging import logger
 from fmrikit.analysis import metrics as M
-from fmrikit.analysis.report import Metric, write_report
+from fmrikit.analysis.results import Metric, write_report
 from fmrikit.errors import DataValueError, FmrikitError, InputError, MissingInputError
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.project import preproc_betas_path, project_root, subject_label

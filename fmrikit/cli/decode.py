@@ -11,7 +11,7 @@ import typer
 from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
 from fmrikit.errors import InputError
 from fmrikit.project import subject_label
-from fmrikit.training.settings import (SUBJECT_BATCH_SIZE, EncoderSettings, EncoderSize, ModelSize, TrainSettings,
+from fmrikit.methods.mindeye.settings import (SUBJECT_BATCH_SIZE, EncoderSettings, EncoderSize, ModelSize, TrainSettings,
                                       TroiSettings)
 
 # option defaults come from the library's settings
@@ -81,7 +81,7 @@ def _sessions(text: Optional[str]) -> Optional[list[int]]:
 
 
 def _report(label: str, path: Path, scores: dict | None) -> None:
-    from fmrikit.training.distributed import env_rank
+    from fmrikit.engine.distributed import env_rank
 
     if env_rank() != 0:
         return
@@ -176,7 +176,7 @@ def pretrain(
     given = {name for name in ("epochs", "batch_size", "lr", "patience")
              if ctx.get_parameter_source(name).name == "COMMANDLINE"}
     if model == "neuropictor":
-        from fmrikit.training.neuropictor import pretrain_neuropictor
+        from fmrikit.methods.neuropictor.train import pretrain_neuropictor
 
         result = call(pretrain_neuropictor, int_list(subjects), root=root, roi=roi, pipeline=pipeline,
                       flatmap_ae=flatmap_ae, captions=captions, sessions=_sessions(sessions),
@@ -202,7 +202,7 @@ def pretrain(
                                  overwrite=overwrite)
         return
     if model == "ridge":
-        from fmrikit.training.ridge_baseline import ridge_baseline
+        from fmrikit.methods.encoder.baseline import ridge_baseline
 
         for subject in int_list(subjects):
             result = call(ridge_baseline, subject, root=root, roi=roi, features=features, image_model=image_model,
@@ -212,7 +212,7 @@ def pretrain(
                              result.scores)
         return
     if model == "encoder":
-        from fmrikit.training.encoder_runs import pretrain_encoder
+        from fmrikit.methods.encoder.runs import pretrain_encoder
 
         result = call(pretrain_encoder, int_list(subjects), roi=roi, root=root, out=out, features=features,
                       image_model=image_model, size=EZ(channels=channels, embed_dim=embed_dim),
@@ -223,7 +223,7 @@ def pretrain(
             _report_encoding(f"encoder {key}", result.model, scores)
         return
     _refuse_encoder_only(sessions=sessions, n_train=n_train)
-    from fmrikit.training.pretrain import pretrain_decoder
+    from fmrikit.methods.mindeye.pretrain import pretrain_decoder
 
     result = call(pretrain_decoder, int_list(subjects), roi=roi, root=root, out=out, features=features,
                   image_model=image_model, size=M(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
@@ -272,7 +272,7 @@ def roi_train(
     overwrite: OverwriteOption = False,
 ) -> None:
     """TROI: learn a subject's voxel mask under a budget, then its decoder input layer."""
-    from fmrikit.training.troi import roi_train as run
+    from fmrikit.methods.troi.stages import roi_train as run
 
     troi = R(budget=budget, stage1_epochs=stage1_epochs, warmup_epochs=warmup_epochs, stage1_lr=stage1_lr,
              threshold=threshold, lasso=lasso, mask_lr=mask_lr, lowpass=lowpass, lowpass_sigma=lowpass_sigma,
@@ -332,7 +332,7 @@ def adapt_subject(
     NeuroPictor weight (single-subject refining)."""
     _check_model(model, MODELS[:2] + ("neuropictor",))
     if model == "neuropictor":
-        from fmrikit.training.neuropictor import adapt_neuropictor
+        from fmrikit.methods.neuropictor.train import adapt_neuropictor
 
         result = call(adapt_neuropictor, subject, root=root, base=backbone, captions=captions,
                       sessions=_sessions(sessions),
@@ -344,7 +344,7 @@ def adapt_subject(
         return
     if model == "encoder":
         from fmrikit.errors import InputError
-        from fmrikit.training.encoder_runs import adapt_encoder
+        from fmrikit.methods.encoder.runs import adapt_encoder
 
         if mask is not None or unfreeze_backbone:
             call(_raise, InputError("--mask and --unfreeze-backbone apply to --model decoder",
@@ -363,7 +363,7 @@ def adapt_subject(
         return
     _refuse_encoder_only(n_train=n_train, features=features, image_model=image_model,
                          **({"no-pretrained": True} if not pretrained else {}))
-    from fmrikit.training.adapt import adapt_subject as run
+    from fmrikit.methods.mindeye.adapt import adapt_subject as run
 
     result = call(run, subject, root=root, roi=roi, mask=mask, sessions=_sessions(sessions), backbone=backbone,
                   unfreeze_backbone=unfreeze_backbone,
@@ -377,10 +377,10 @@ def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *
                              seed, device, out, resume, root, overwrite) -> None:
     """``pretrain --model autoencoder`` and ``--model latent-mapper``; ``given`` names the options set on the
     command line (the others take these models' own defaults, not the decoder's)."""
-    from fmrikit.training.supervised import SupervisedSettings
+    from fmrikit.engine.supervised import SupervisedSettings
 
     if model == "autoencoder":
-        from fmrikit.training.autoencoder import AutoencoderSize, pretrain_autoencoder
+        from fmrikit.methods.latent.autoencoder import AutoencoderSize, pretrain_autoencoder
 
         settings = SupervisedSettings(epochs=epochs if "epochs" in given else 30,
                                       batch_size=batch_size if "batch_size" in given else 32,
@@ -393,7 +393,7 @@ def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *
         call(_raise, InputError(f"a {model} is trained per subject", expected="--subject N (one subject)",
                                 found=",".join(map(str, subjects))))
     if model == "prior":
-        from fmrikit.training.prior import pretrain_prior
+        from fmrikit.methods.mindeye.prior import pretrain_prior
 
         settings = SupervisedSettings(epochs=epochs if "epochs" in given else 100,
                                       batch_size=batch_size if "batch_size" in given else 64,
@@ -403,7 +403,7 @@ def _pretrain_reconstruction(model: str, subjects: list[int], given: set[str], *
                     out=out, resume=resume, overwrite=overwrite)
         out_console.print(f"diffusion prior: {path}")
         return
-    from fmrikit.training.latent_mapper import pretrain_latent_mapper
+    from fmrikit.methods.latent.train import pretrain_latent_mapper
 
     values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
     overrides = {"seed": seed, **{k: v for k, v in values.items() if k in given}}
@@ -423,9 +423,9 @@ def _pretrain_flatmap_ae(subjects: list[int], given: set[str], sizes: dict, *, p
     """``pretrain --model flatmap-ae``: options not in ``given`` take the flatmap autoencoder's defaults."""
     from dataclasses import replace
 
-    from fmrikit.models.flatmap_ae import FlatmapAESize
-    from fmrikit.training.distributed import env_rank
-    from fmrikit.training.flatmap_ae import default_settings, pretrain_flatmap_ae
+    from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize
+    from fmrikit.engine.distributed import env_rank
+    from fmrikit.methods.neuropictor.flatmap_ae import default_settings, pretrain_flatmap_ae
 
     size = call(FlatmapAESize.from_preset, preset, **sizes)
     values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
@@ -448,7 +448,7 @@ def _num(value, digits: int = 3) -> str:
 def _mapper_options(image_size, image_roi, image_labels, text_roi, text_labels):
     """MapperOptions from the CLI: labels default to V1-hV4 of prf-visualrois / ventral of streams."""
     from fmrikit.data.preprocess import parse_ranges
-    from fmrikit.training.latent_mapper import MapperOptions
+    from fmrikit.methods.latent.train import MapperOptions
 
     def labels(text, roi, atlas, default):
         if text:
@@ -484,7 +484,7 @@ def _encoder_settings(epochs, batch_size, voxels_per_image, lr, cosine_weight, s
 
 
 def _report_encoding(label: str, path: Path, scores: dict | None) -> None:
-    from fmrikit.training.distributed import env_rank
+    from fmrikit.engine.distributed import env_rank
 
     if env_rank() != 0:
         return
@@ -502,7 +502,7 @@ def _neuropictor_settings(ctx: typer.Context, epochs, batch_size, lr, weight_dec
     options not set on the command line."""
     from dataclasses import replace
 
-    from fmrikit.training.neuropictor import DEFAULT_SETTINGS
+    from fmrikit.methods.neuropictor.train import DEFAULT_SETTINGS
 
     values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
     given = {k: v for k, v in values.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"}
@@ -510,14 +510,14 @@ def _neuropictor_settings(ctx: typer.Context, epochs, batch_size, lr, weight_dec
 
 
 def _neuropictor_options(semantic_weight, uncond_prob, train_encoder, gradient_checkpointing):
-    from fmrikit.training.neuropictor import NeuroPictorOptions
+    from fmrikit.methods.neuropictor.train import NeuroPictorOptions
 
     return NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob, train_encoder=train_encoder,
                               gradient_checkpointing=gradient_checkpointing)
 
 
 def _report_neuropictor(result) -> None:
-    from fmrikit.training.distributed import env_rank
+    from fmrikit.engine.distributed import env_rank
 
     if env_rank() != 0:
         return

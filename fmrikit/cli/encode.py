@@ -31,7 +31,7 @@ def encode(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Predicted responses to images: a 4D NIfTI, an HDF5 of the values and flatmaps."""
-    from fmrikit.analysis.encode import encode_images
+    from fmrikit.methods.encoder.predict import encode_images
 
     result = call(encode_images, images, subject, model=model, shared=shared, root=root, out=out,
                   batch_size=batch_size, max_flatmaps=max_flatmaps, device=device, overwrite=overwrite)
@@ -60,7 +60,7 @@ def cluster_embeddings(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Cluster voxel embeddings of several subjects into one functional map; each cluster's top images."""
-    from fmrikit.analysis.clusters import cluster_embeddings as run
+    from fmrikit.methods.encoder.clusters import cluster_embeddings as run
 
     result = call(run, k, subjects=int_list(subjects), model=model, method=method, images=images,
                   max_images=max_images, top=top, root=root, out=out, seed=seed, flatmap=flatmap,

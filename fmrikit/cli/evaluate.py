@@ -22,7 +22,7 @@ def _show(record: dict, out: Path) -> None:
     table = Table(title=f"evaluate {record['kind']} (n = {record['n']})")
     for col in ("metric", "value", "chance", "note"):
         table.add_column(col)
-    from fmrikit.analysis.report import format_value
+    from fmrikit.analysis.results import format_value
 
     for m in record["metrics"].values():
         value = format_value(m["value"]) if m["status"] == "ok" else "[yellow]skipped[/]"
@@ -44,7 +44,7 @@ def compare(
     """Show results side by side (also spelled ``fmrikit evaluate --compare A.json B.json``)."""
     from rich.table import Table
 
-    from fmrikit.analysis.report import compare_rows, load_results
+    from fmrikit.analysis.results import compare_rows, load_results
 
     records = [call(load_results, p) for p in results]
     table = Table(title="comparison")

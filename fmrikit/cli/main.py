@@ -69,13 +69,13 @@ def sys_info(
 
 
 def _show_plan(name: str, batch_size: Optional[int], as_json: bool) -> None:
-    """Print :func:`fmrikit.planning.make_plan` as a table or JSON."""
+    """Print :func:`fmrikit.methods.neuropictor.plan.make_plan` as a table or JSON."""
     import json
 
     from rich.markup import escape
     from rich.table import Table
 
-    from fmrikit.planning import make_plan, plan_rows
+    from fmrikit.methods.neuropictor.plan import make_plan, plan_rows
 
     result = call(make_plan, name, **({} if batch_size is None else {"batch_size": batch_size}))
     if as_json:

@@ -662,7 +662,7 @@ def test_flatmaps(path: str | os.PathLike, block: int = 256) -> tuple[np.ndarray
         Sorted stimulus ids.
     images : ndarray of float32, shape (n_images, size, size)
     """
-    from fmrikit.training.data import average_repeats
+    from fmrikit.data.splits import average_repeats
 
     with _open_cache(path) as f:
         ds = f["flatmaps"]

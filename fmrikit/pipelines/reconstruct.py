@@ -183,7 +183,7 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
     record : dict
     """
     from fmrikit.data.dataset import read_info, voxel_columns
-    from fmrikit.training.data import average_repeats, read_columns
+    from fmrikit.data.splits import average_repeats, read_columns
 
     info = read_info(dataset)
     columns = voxel_columns(info, ijk)
@@ -371,11 +371,11 @@ def _load_route(subject: int, method: str, mapper: str, model, pipeline, root, d
 
 
 def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Route:
-    from fmrikit.models.latent_mappers import LatentMapper
-    from fmrikit.models.serialization import read_config
-    from fmrikit.pipelines.diffusion import (decode_latents, generate_img2img, load_autoencoder, load_pipeline,
+    from fmrikit.methods.latent.models import LatentMapper
+    from fmrikit.engine.serialization import read_config
+    from fmrikit.diffusion import (decode_latents, generate_img2img, load_autoencoder, load_pipeline,
                                              resolve_pipeline)
-    from fmrikit.training.latent_mapper import mapper_dir, weights_file_checksum
+    from fmrikit.methods.latent.train import mapper_dir, weights_file_checksum
 
     if model is not None:
         folder = Path(model)
@@ -451,9 +451,9 @@ def _union_voxels(image, text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _unclip_route(subject: int, model, pipeline, root, dev, prior_path, prior_guidance) -> _Route:
-    from fmrikit.models.subject import load_subject_model
-    from fmrikit.pipelines.diffusion import generate_unclip, load_pipeline
-    from fmrikit.training.prior import load_prior, sample_prior
+    from fmrikit.methods.mindeye.subject import load_subject_model
+    from fmrikit.diffusion import generate_unclip, load_pipeline
+    from fmrikit.methods.mindeye.prior import load_prior, sample_prior
 
     if pipeline is None:
         raise InputError("--method unclip needs a Stable unCLIP pipeline", expected="--pipeline PATH_OR_ID",
@@ -495,11 +495,11 @@ def _neuropictor_route(subject: int, model, pipeline, root, dev, control_scale: 
                        high_level_from: int | None) -> _Route:
     from fmrikit.data.dataset import read_info, voxel_columns
     from fmrikit.data.flatmaps import flatmap_mapping, flatmap_path, read_flatmap_info
-    from fmrikit.pipelines.diffusion import generate_controlnet, load_pipeline, resolve_pipeline
+    from fmrikit.diffusion import generate_controlnet, load_pipeline, resolve_pipeline
     from fmrikit.project import preproc_betas_path
-    from fmrikit.training.data import read_columns
-    from fmrikit.training.latent_mapper import weights_file_checksum
-    from fmrikit.training.neuropictor import adapted_neuropictor_path, default_neuropictor_path, load_neuropictor
+    from fmrikit.data.splits import read_columns
+    from fmrikit.methods.latent.train import weights_file_checksum
+    from fmrikit.methods.neuropictor.train import adapted_neuropictor_path, default_neuropictor_path, load_neuropictor
 
     if model is not None:
         folder = Path(model)

@@ -64,7 +64,7 @@ def test_roi_train_keeps_the_budget_inside_the_coarse_region(project):
     with h5py.File(project / "sub-01/sub-01_roi-brainmask_desc-preproc_betas.h5") as f:
         n_train = int(((f["trials/session"][:] == 1) & ~f["trials/shared"][:]).sum())
     assert sidecar["n_train_trials"] == n_train
-    from fmrikit.models.subject import load_subject_model
+    from fmrikit.methods.mindeye.subject import load_subject_model
 
     loaded = load_subject_model(sub / "sub-01_desc-troi_decoder")
     assert loaded.ijk.shape == (150, 3) and m[tuple(loaded.ijk.T)].all()

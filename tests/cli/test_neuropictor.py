@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fmrikit.cli.main import app
-from tests.pipelines.tiny_diffusion import save_tiny_sd21
+from tests.tiny_diffusion import save_tiny_sd21
 
 runner = CliRunner()
 CPU = ["--device", "cpu"]

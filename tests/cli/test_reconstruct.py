@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fmrikit.cli.main import app
-from tests.pipelines.tiny_diffusion import save_tiny_img2img, save_tiny_unclip
+from tests.tiny_diffusion import save_tiny_img2img, save_tiny_unclip
 
 runner = CliRunner()
 CPU = ["--device", "cpu"]

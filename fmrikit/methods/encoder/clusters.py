@@ -1,0 +1,252 @@
+"""Functional brain maps from the universal encoder's voxel embeddings (``fmrikit cluster-embeddings``).
+
+The L2-normalised embeddings of every listed subject are clustered together (scikit-learn
+k-means, or a Gaussian mixture as in the Universal Brain Encoder's public code), so a cluster
+means the same thing in every subject. Clusters are numbered 1..k by decreasing total size.
+Each cluster's preferred images are those with the highest mean predicted response over its
+voxels (all subjects pooled).
+
+Outputs, in one folder written atomically:
+
+``sub-NN_desc-clusters_dseg.nii.gz``  int16 labels 1..k on the subject's grid, 0 elsewhere
+``sub-NN_desc-clusters.png``          flatmap, one colour per cluster
+``cluster-KK_top-images.png``         montage of the cluster's preferred images
+``cluster_sizes.csv``                 voxels per cluster and subject
+``clusters.h5``                       labels and voxel ijk per subject, per-image cluster responses
+``clusters.json``                     sidecar, with each cluster's preferred images
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fmrikit.errors import InputError, OutputExistsError
+from fmrikit.features.image_sets import ImageSet, file_images, stimulus_images
+from fmrikit.io.atomic import staged_dir
+from fmrikit.io.provenance import new_run_id, write_sidecar
+from fmrikit.methods.mindeye.model import subject_key
+from fmrikit.engine.serialization import weights_checksum
+
+METHODS = ("kmeans", "gmm")
+#: Candidate images scored for each cluster by default (a random subset of the stimuli when more).
+MAX_IMAGES = 1000
+
+
+@dataclass
+class ClusterResult:
+    """Cluster labels per subject (0-based, in the encoder's voxel order) and where they were written."""
+
+    out: Path
+    labels: dict[str, np.ndarray]
+    sizes: dict[str, list[int]]
+    top_images: dict[int, list[str]]
+
+
+def cluster_labels(embeddings: list[np.ndarray], k: int, method: str = "kmeans", seed: int = 0) -> list[np.ndarray]:
+    """Cluster the L2-normalised rows of several embedding matrices jointly.
+
+    Parameters
+    ----------
+    embeddings : list of ndarray, each shape (n_voxels_s, E)
+    k : int
+    method : {"kmeans", "gmm"}
+        k-means (10 initialisations) or a diagonal-covariance Gaussian mixture.
+    seed : int
+
+    Returns
+    -------
+    list of ndarray of int64, each (n_voxels_s,)
+        Labels 0..k-1, 0 the largest cluster overall.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
+    if method not in METHODS:
+        raise InputError("unknown clustering method", expected=", ".join(METHODS), found=repr(method))
+    x = np.concatenate(embeddings).astype(np.float64)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if not 2 <= k <= len(x):
+        raise InputError("k must be between 2 and the number of voxels", expected=f"2..{len(x)}", found=str(k))
+    if method == "kmeans":
+        labels = KMeans(k, n_init=10, random_state=seed).fit_predict(x)
+    else:
+        labels = GaussianMixture(k, covariance_type="diag", random_state=seed).fit_predict(x)
+    order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
+    labels = np.argsort(order)[labels]
+    return np.split(labels.astype(np.int64), np.cumsum([len(e) for e in embeddings])[:-1])
+
+
+def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model: str | os.PathLike | None = None,
+                       method: str = "kmeans", images: str | os.PathLike | None = None, max_images: int = MAX_IMAGES,
+                       top: int = 8, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                       seed: int = 0, flatmap: bool = True, batch_size: int = 32, device: str = "auto",
+                       overwrite: bool = False) -> ClusterResult:
+    """Cluster voxel embeddings into a shared functional map and find each cluster's preferred images.
+
+    Parameters
+    ----------
+    k : int
+        Number of clusters.
+    subjects : list of int, optional
+        Subjects of the encoder to cluster together (default all).
+    model : path-like, optional
+        Encoder folder (default ``<root>/models/encoder``).
+    method : {"kmeans", "gmm"}
+    images : path-like, optional
+        Folder of candidate images; default the subjects' stimuli.
+    max_images : int
+        Most candidate images scored (a random subset, drawn with ``seed``, when more).
+    top : int
+        Images per cluster montage.
+    root : path-like, optional
+    out : path-like, optional
+        Output folder (default ``<root>/clusters/<method>-k<k>``).
+    seed : int
+    flatmap : bool
+        Render a flatmap PNG per subject.
+    batch_size : int
+    device : str
+    overwrite : bool
+
+    Returns
+    -------
+    ClusterResult
+    """
+    from fmrikit.data.dataset import read_info
+    from fmrikit.features.networks import resolve_device
+    from fmrikit.features.registry import get_extractor
+    from fmrikit.project import project_root
+    from fmrikit.methods.encoder.runs import default_encoder_path, load_encoder, subject_info
+
+    if max_images < 1 or top < 1:
+        raise InputError("max_images and top must be >= 1", found=f"max_images={max_images}, top={top}")
+    path = Path(model) if model is not None else default_encoder_path(root)
+    out = Path(out) if out is not None else project_root(root) / "clusters" / f"{method}-k{k}"
+    if out.exists() and not overwrite:
+        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    dev = resolve_device(device)
+    encoder, record = load_encoder(path, device=dev)
+    keys = [subject_key(s) for s in subjects] if subjects else sorted(record["subjects"])
+    entries = {key: subject_info(record, key, path) for key in keys}
+    embeddings = [encoder.voxel_embeddings[key].detach().float().cpu().numpy() for key in keys]
+    labels = dict(zip(keys, cluster_labels(embeddings, k, method, seed)))
+    sizes = {key: np.bincount(lab, minlength=k).tolist() for key, lab in labels.items()}
+
+    if images is not None:
+        candidates = file_images(images)
+    else:
+        infos = [read_info(entries[key]["dataset"]) for key in keys]
+        candidates = stimulus_images(infos[0], np.concatenate([i.stim_id for i in infos]))
+    if len(candidates) > max_images:
+        rows = np.sort(np.random.default_rng(seed).choice(len(candidates), max_images, replace=False))
+        candidates = candidates.subset(rows)
+    extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
+    response = cluster_responses(encoder, labels, k, candidates, extractor, root=root, batch_size=batch_size,
+                                 device=dev)
+    n_top = min(top, len(candidates))
+    best = np.argsort(-response, axis=0, kind="stable")[:n_top].T  # (k, n_top)
+    top_images = {c + 1: [candidates.names[r] for r in best[c]] for c in range(k)}
+
+    with staged_dir(out, overwrite=overwrite) as stage:
+        files = []
+        for key in keys:
+            files += _subject_maps(stage, key, labels[key], encoder.voxel_index[key].ijk.cpu().numpy(), entries[key],
+                                   k, flatmap)
+        for c in range(k):
+            name = f"cluster-{c + 1:02d}_top-images.png"
+            _montage(candidates.images(best[c]), stage / name, f"cluster {c + 1}: top {n_top} images")
+            files.append(name)
+        _sizes_csv(stage / "cluster_sizes.csv", sizes, k)
+        _write_h5(stage / "clusters.h5", labels, encoder, keys, response, candidates, k)
+        files += ["cluster_sizes.csv", "clusters.h5"]
+        write_sidecar(stage / "clusters.json", command="cluster-embeddings", seed=seed, run_id=new_run_id(),
+                      inputs=[{"path": str(path.resolve()), "sha256": weights_checksum(path)}],
+                      parameters={"k": k, "method": method, "subjects": keys, "model": str(path),
+                                  "images": str(images) if images else "subjects' stimuli",
+                                  "n_candidate_images": len(candidates), "top": n_top,
+                                  "normalisation": "L2 per voxel embedding"},
+                      outputs=files + ["clusters.json"],
+                      extra={"sizes": sizes, "top_images": top_images})
+    return ClusterResult(out=out, labels=labels, sizes=sizes, top_images=top_images)
+
+
+def cluster_responses(encoder, labels: dict[str, np.ndarray], k: int, candidates: ImageSet, extractor, *, root=None,
+                      batch_size: int = 32, device="cpu") -> np.ndarray:
+    """Mean predicted response of each cluster's voxels (all subjects pooled) to each image.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_images, k)
+        NaN for an empty cluster.
+    """
+    from fmrikit.methods.encoder.predict import predict_image_set
+
+    total = np.zeros((len(candidates), k))
+    for key, lab in labels.items():
+        onehot = np.zeros((len(lab), k))
+        onehot[np.arange(len(lab)), lab] = 1
+        for rows, pred in predict_image_set(encoder, key, candidates, extractor, root=root, batch_size=batch_size,
+                                            device=device, description=f"cluster responses {key}"):
+            total[rows] += pred.astype(np.float64) @ onehot
+    counts = sum(np.bincount(lab, minlength=k) for lab in labels.values())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, total / counts, np.nan)
+
+
+def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, entry: dict, k: int,
+                  flatmap: bool) -> list[str]:
+    from fmrikit.io.nifti import save_nifti
+    from fmrikit.viz.flatmap import save_voxel_map, voxels_to_volume
+
+    shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
+    name = f"{key}_desc-clusters_dseg.nii.gz"
+    save_nifti(voxels_to_volume(labels + 1, ijk, shape, fill=0).astype(np.int16), affine, stage / name)
+    files = [name]
+    if flatmap and entry.get("pycortex_subject"):
+        png = f"{key}_desc-clusters.png"
+        save_voxel_map((labels + 1).astype(np.float32), ijk, shape, affine, png_path=stage / png,
+                       pycortex_subject=entry["pycortex_subject"], pycortex_xfm=entry["pycortex_xfm"], vmin=0.5,
+                       vmax=k + 0.5, cmap="tab20" if k <= 20 else "nipy_spectral", title=f"{key}: {k} clusters")
+        files.append(png)
+    return files
+
+
+def _montage(images: list[np.ndarray], path: Path, title: str, size: int = 128) -> None:
+    """One row of images, each resized to ``size`` x ``size``."""
+    from PIL import Image, ImageDraw
+
+    tiles = [np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images]
+    canvas = Image.fromarray(np.concatenate(tiles, axis=1))
+    sheet = Image.new("RGB", (canvas.width, canvas.height + 16), "white")
+    sheet.paste(canvas, (0, 16))
+    ImageDraw.Draw(sheet).text((4, 2), title, fill="black")
+    sheet.save(path)
+
+
+def _sizes_csv(path: Path, sizes: dict[str, list[int]], k: int) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["cluster", *sizes, "total"])
+        for c in range(k):
+            row = [sizes[key][c] for key in sizes]
+            writer.writerow([c + 1, *row, sum(row)])
+
+
+def _write_h5(path: Path, labels, encoder, keys, response, candidates: ImageSet, k: int) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for key in keys:
+            f.create_dataset(f"{key}/labels", data=(labels[key] + 1).astype(np.int16))
+            f.create_dataset(f"{key}/ijk", data=encoder.voxel_index[key].ijk.cpu().numpy())
+        f.create_dataset("response", data=response.astype(np.float32))
+        f.create_dataset("image_name", data=np.array(candidates.names, dtype=object), dtype=h5py.string_dtype())
+        if candidates.stim_id is not None:
+            f.create_dataset("stim_id", data=candidates.stim_id)
+        f.attrs.update({"k": k, "labels": "1..k, 1 the largest cluster", "response": "mean predicted response "
+                        "of each cluster's voxels (all subjects) per image, shape (n_images, k)"})

@@ -1,0 +1,193 @@
+"""Predicted voxel responses to images (``fmrikit encode``).
+
+Outputs, in one folder written atomically:
+
+``sub-NN_pred.nii.gz``    4D float32 (X, Y, Z, n_images) on the subject's grid, NaN outside its voxels
+``sub-NN_pred.h5``        ``pred`` float32 (n_images, n_voxels), ``image_name``, ``stim_id`` (when every
+                          image has one: then ``fmrikit evaluate encoding`` reads it), ``voxels/ijk``
+``sub-NN_img-<name>_pred.png``  flatmaps of the first images
+``encode.json``           sidecar
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fmrikit._progress import track
+from fmrikit.errors import InputError, OutputExistsError
+from fmrikit.features.image_sets import ImageSet, file_images, stimulus_images
+from fmrikit.io.atomic import staged_dir
+from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.methods.mindeye.model import subject_key
+from fmrikit.engine.serialization import weights_checksum
+from fmrikit.project import subject_dir, subject_label
+
+#: Flatmaps drawn by default (one PNG per image; pycortex takes about a second each).
+MAX_FLATMAPS = 16
+
+
+@dataclass
+class EncodeResult:
+    """Where ``encode`` wrote, and how many images it predicted."""
+
+    out: Path
+    n_images: int
+    files: list[str]
+
+
+def encode_images(images: str | os.PathLike | None, subject: int, *, model: str | os.PathLike | None = None,
+                  shared: bool = False, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                  batch_size: int = 32, max_flatmaps: int = MAX_FLATMAPS, device: str = "auto",
+                  overwrite: bool = False) -> EncodeResult:
+    """Predict a subject's voxel responses to images with a universal encoder.
+
+    Parameters
+    ----------
+    images : path-like or None
+        An image file or a folder of images; None with ``shared``.
+    subject : int
+    model : path-like, optional
+        Encoder folder (default: ``<root>/models/encoder`` if it holds the subject, else the
+        subject's ``sub-NN_desc-adapt_encoder``).
+    shared : bool
+        Predict the subject's test images (the dataset's shared stimuli) instead of files.
+    root : path-like, optional
+        Project folder.
+    out : path-like, optional
+        Output folder (default ``<root>/sub-NN/sub-NN_encode-<images name or "shared">``).
+    batch_size : int
+        Images per forward pass.
+    max_flatmaps : int
+        Flatmap PNGs for the first this many images (0 for none).
+    device : str
+    overwrite : bool
+
+    Returns
+    -------
+    EncodeResult
+    """
+    from fmrikit.data.dataset import read_info
+    from fmrikit.features.registry import get_extractor
+    from fmrikit.io.nifti import write_nifti_series
+    from fmrikit.viz.flatmap import voxels_to_volume
+    from fmrikit.features.networks import resolve_device
+    from fmrikit.methods.encoder.runs import find_encoder, load_encoder, subject_info
+
+    if (images is None) == (not shared):
+        raise InputError("give images or --shared, not both", expected="IMAGE_OR_DIR or --shared",
+                         found="both" if shared else "neither")
+    if batch_size < 1 or max_flatmaps < 0:
+        raise InputError("batch size >= 1 and max flatmaps >= 0 are needed",
+                         found=f"batch_size={batch_size}, max_flatmaps={max_flatmaps}")
+    key, label = subject_key(subject), subject_label(subject)
+    path = find_encoder(root, subject, model)
+    dev = resolve_device(device)
+    encoder, record = load_encoder(path, device=dev)
+    entry = subject_info(record, key, path)
+    if shared:
+        info = read_info(entry["dataset"])
+        image_set = stimulus_images(info, info.stim_id[info.shared])
+        if not len(image_set):
+            raise InputError("the subject's dataset has no shared images", path=info.path, expected="trials/shared")
+    else:
+        image_set = file_images(images)
+    name = "shared" if shared else Path(images).stem
+    out = Path(out) if out is not None else subject_dir(root, subject) / f"{label}_encode-{name}"
+    if out.exists() and not overwrite:
+        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
+    ijk = encoder.voxel_index[key].ijk.cpu().numpy().astype(np.int64)
+    shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
+    n = len(image_set)
+    with staged_dir(out, overwrite=overwrite) as stage:
+        pred = _predict_to_h5(stage / f"{label}_pred.h5", encoder, key, image_set, extractor, ijk, root=root,
+                              batch_size=batch_size, device=dev)
+        write_nifti_series((voxels_to_volume(row, ijk, shape) for row in _rows(pred)), n, shape, affine,
+                           stage / f"{label}_pred.nii.gz")
+        files = [f"{label}_pred.h5", f"{label}_pred.nii.gz"]
+        if max_flatmaps and entry.get("pycortex_subject"):
+            files += _flatmaps(stage, pred, image_set, ijk, entry, label, max_flatmaps)
+        write_sidecar(stage / "encode.json", command="encode", seed=None, run_id=new_run_id(),
+                      inputs=[{"path": str(path.resolve()), "sha256": weights_checksum(path)}]
+                      + ([file_checksum(p) for p in image_set.paths] if image_set.paths else []),
+                      parameters={"subject": subject, "model": str(path), "images": None if shared else str(images),
+                                  "shared": shared, "n_images": n, "batch_size": batch_size,
+                                  "features": record["features"], "device": str(dev)},
+                      outputs=files + ["encode.json"])
+    return EncodeResult(out=out, n_images=n, files=files)
+
+
+def predict_image_set(encoder, key: str, image_set: ImageSet, extractor, *, root=None, batch_size: int = 32,
+                      device: torch.device | str = "cpu", description: str = "encode"):
+    """Yield (rows, predicted responses float32 (n_batch, n_voxels)) a batch of images at a time."""
+    from fmrikit.methods.encoder.fit import predict
+
+    for start in track(range(0, len(image_set), batch_size), description):
+        rows = np.arange(start, min(start + batch_size, len(image_set)))
+        feats = torch.from_numpy(np.asarray(image_set.features(rows, extractor, root=root, batch_size=batch_size,
+                                                               device=str(device)), np.float16))
+        yield rows, predict(encoder, feats, key, batch_images=batch_size, device=device)
+
+
+@contextmanager
+def prediction_file(path: Path, names: list[str], stim_id: np.ndarray | None, ijk: np.ndarray, key: str):
+    """Create a predictions HDF5 (the layout ``fmrikit evaluate encoding`` reads) and yield its ``pred`` dataset.
+
+    Datasets: ``pred`` float32 (n_images, n_voxels), chunked by image, for the caller to fill;
+    ``image_name``; ``stim_id`` int64 when given; ``voxels/ijk`` int32 (n_voxels, 3).
+    """
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image_name", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+        if stim_id is not None:
+            f.create_dataset("stim_id", data=np.asarray(stim_id, dtype=np.int64))
+        f.create_dataset("voxels/ijk", data=np.asarray(ijk, dtype=np.int32))
+        f.attrs.update({"subject": key, "units": "predicted betas (z-scored units of the training data)"})
+        yield f.create_dataset("pred", (len(names), len(ijk)), np.float32, chunks=(1, len(ijk)))
+
+
+def _predict_to_h5(path: Path, encoder, key: str, image_set: ImageSet, extractor, ijk: np.ndarray, *, root,
+                   batch_size: int, device) -> Path:
+    with prediction_file(path, image_set.names, image_set.stim_id, ijk, key) as ds:
+        for rows, pred in predict_image_set(encoder, key, image_set, extractor, root=root, batch_size=batch_size,
+                                            device=device):
+            ds[rows[0]:rows[-1] + 1] = pred
+    return path
+
+
+def _rows(path: Path):
+    """The rows of ``pred`` one at a time (never the whole matrix)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        for k in range(f["pred"].shape[0]):
+            yield f["pred"][k]
+
+
+def _flatmaps(stage: Path, pred_path: Path, image_set: ImageSet, ijk, entry, label: str, limit: int) -> list[str]:
+    import h5py
+
+    from fmrikit.viz.flatmap import save_voxel_map
+
+    with h5py.File(pred_path, "r") as f:
+        first = f["pred"][:min(limit, f["pred"].shape[0])]
+    lim = float(np.percentile(np.abs(first), 99)) or 1.0  # one symmetric range for every map
+    names = []
+    for row, values in enumerate(first):
+        name = f"{label}_img-{_safe(image_set.names[row])}_pred.png"
+        save_voxel_map(values, ijk, tuple(entry["volume_shape"]), np.asarray(entry["affine"]), png_path=stage / name,
+                       pycortex_subject=entry["pycortex_subject"], pycortex_xfm=entry["pycortex_xfm"], vmin=-lim,
+                       vmax=lim, cmap="RdBu_r", title=f"{label} predicted response: {image_set.names[row]}")
+        names.append(name)
+    return names
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-" else "-" for c in name)

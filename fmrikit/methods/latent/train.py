@@ -1,0 +1,371 @@
+"""fMRI to Stable Diffusion latents (``pretrain --model latent-mapper``), Takagi & Nishimoto style.
+
+Two mappers per subject, as in the course report (seed 003):
+
+- image: early visual voxels (NSD ``prf-visualrois``, V1-hV4) to the autoencoder's scaled latent
+  z (C, h, w), with the chosen architecture: ``ridge`` (himalaya, Takagi's linear model), ``cnn``,
+  ``vae`` or ``gcn`` (ChebConv over the V1 / V2 / V3+hV4 nodes with a functional-connectivity graph);
+- text: higher visual voxels (NSD ``streams`` ventral) to the CLIP text-condition embeddings of the
+  stimulus captions, first ``text_tokens`` (15) tokens, averaged over an image's captions:
+  ``ridge`` for the ridge mapper, the report's text CNN otherwise. Only with a Stable Diffusion
+  pipeline (the embedded autoencoder has no text encoder).
+
+Targets are standardised per dimension; the torch mappers train with Adam on the MSE (the VAE adds
+its fMRI reconstruction and KL terms), with early stopping (patience 5) on a held-out tenth of the
+training images. Test scores are the MSE of the scaled latents / embeddings on the shared images
+(averaged over repeats): the report's Table 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmrikit.data.dataset import DatasetInfo, read_stimuli
+from fmrikit.errors import DataValueError, InputError, MissingInputError, OutputExistsError
+from fmrikit.io.atomic import staged_dir
+from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.methods.latent.models import LatentMapper, connectivity_graph, node_columns_from_labels
+from fmrikit.project import preproc_betas_path, subject_dir, subject_label
+from fmrikit.methods.mindeye.targets import write_log
+from fmrikit.data.splits import SubjectData, load_subject_data
+from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+
+log = logging.getLogger("fmrikit")
+
+MAPPERS = ("ridge", "cnn", "vae", "gcn")
+#: Report Table 2 (NSD): learning rate and batch size of each torch mapper.
+PAPER_SETTINGS = {"cnn": (5e-4, 256), "vae": (5e-4, 256), "gcn": (1e-3, 64), "text-cnn": (1e-4, 16)}
+#: NSD prf-visualrois labels of the GCN nodes: V1 (V1v, V1d), V2 (V2v, V2d), V3 + hV4.
+GCN_NODES = ((1, 2), (3, 4), (5, 6, 7))
+
+
+@dataclass
+class MapperOptions:
+    """What a latent-mapper run reads and how big its networks are.
+
+    Attributes
+    ----------
+    image_roi, text_roi : str
+        NSD atlas name or NIfTI path of the image (low-level) and text (high-level) voxels.
+    image_labels, text_labels : tuple of int or None
+        Labels of those atlases to keep (None: every label > 0).
+    gcn_nodes : tuple of tuple of int
+        ``image_roi`` labels grouped into the GCN's nodes.
+    channels, hidden, latent_dim, gcn_width, gcn_hidden : int
+        Network sizes (:class:`~fmrikit.methods.latent.models.LatentMapper`).
+    text_hidden : tuple of int
+        The text CNN's two fully connected widths.
+    text_tokens : int
+        Leading caption tokens the text mapper predicts.
+    image_size : int or None
+        Side the stimuli are resized to before encoding (default: the autoencoder's sample size).
+    """
+
+    image_roi: str = "prf-visualrois"
+    image_labels: tuple[int, ...] | None = (1, 2, 3, 4, 5, 6, 7)
+    text_roi: str = "streams"
+    text_labels: tuple[int, ...] | None = (5,)
+    gcn_nodes: tuple[tuple[int, ...], ...] = GCN_NODES
+    channels: int = 16
+    hidden: int = 512
+    latent_dim: int = 256
+    gcn_width: int = 512
+    gcn_hidden: int = 1024
+    text_hidden: tuple[int, int] = (1024, 2048)
+    text_tokens: int = 15
+    image_size: int | None = None
+
+
+@dataclass
+class MapperResult:
+    """What ``pretrain --model latent-mapper`` wrote and scored."""
+
+    model: Path
+    scores: dict[str, Any]
+    history: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def mapper_dir(root, subject: int, mapper: str) -> Path:
+    """``<root>/sub-NN/sub-NN_desc-<mapper>_latentmapper``."""
+    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{mapper}_latentmapper"
+
+
+def weights_file_checksum(folder: Path) -> str:
+    """Checksum of a diffusers model folder's weights file (VAE, U-Net...), as
+    :func:`~fmrikit.io.provenance.file_checksum` gives it."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    if not files:
+        raise MissingInputError("no autoencoder weights", path=folder, expected="a .safetensors file")
+    record = file_checksum(files[0])
+    return record.get("sha256") or record["sha256_fingerprint"]
+
+
+def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None, root=None) -> dict[str, Any]:
+    """Where the image latents come from: a pipeline's VAE, else the embedded autoencoder.
+
+    Returns
+    -------
+    dict
+        ``kind`` ("pipeline" or "autoencoder"), ``source`` (as given), ``vae_folder``, ``vae_sha256``.
+    """
+    from fmrikit.methods.latent.autoencoder import default_autoencoder_path
+
+    if pipeline is not None:
+        from fmrikit.diffusion import resolve_pipeline
+
+        folder, _ = resolve_pipeline(pipeline)
+        return {"kind": "pipeline", "source": str(pipeline), "vae_folder": str(folder / "vae"),
+                "vae_sha256": weights_file_checksum(folder / "vae")}
+    folder = Path(autoencoder) if autoencoder is not None else default_autoencoder_path(root)
+    if not (folder / "config.json").is_file():
+        raise MissingInputError("no autoencoder", path=folder, expected="run fmrikit pretrain --model autoencoder "
+                                "first, or pass --pipeline with a Stable Diffusion folder")
+    return {"kind": "autoencoder", "source": str(folder.resolve()), "vae_folder": str(folder.resolve()),
+            "vae_sha256": weights_file_checksum(folder)}
+
+
+def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:
+    """Scaled autoencoder latents of stimuli, float32 (n, C, h, w), encoded a block at a time."""
+    from fmrikit.diffusion import encode_images
+
+    out = [encode_images(vae, read_stimuli(info, stim_ids[s:s + 256]), size=image_size, device=device)
+           for s in range(0, len(stim_ids), 256)]
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def text_targets(captions: list[list[str]], tokenizer, text_encoder, n_tokens: int, device,
+                 batch_size: int = 64) -> np.ndarray:
+    """CLIP text-condition embeddings of captions: first ``n_tokens`` tokens, averaged over an image's captions.
+
+    Parameters
+    ----------
+    captions : list of list of str
+        Per image, its captions.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_images, n_tokens, D)
+        The text encoder's last hidden state, as Stable Diffusion conditions on it. CLIP's text
+        transformer is causal, so these tokens equal those of the full 77-token encoding.
+    """
+    flat = [c for caps in captions for c in caps]
+    owner = np.repeat(np.arange(len(captions)), [len(c) for c in captions])
+    text_encoder = text_encoder.to(device)
+    chunks = []
+    for s in range(0, len(flat), batch_size):
+        ids = tokenizer(flat[s:s + batch_size], padding="max_length", max_length=tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids.to(device)
+        chunks.append(text_encoder(ids)[0][:, :n_tokens].float().cpu())
+    per_caption = torch.cat(chunks).numpy()
+    total = np.zeros((len(captions),) + per_caption.shape[1:], np.float64)
+    np.add.at(total, owner, per_caption)
+    return (total / np.bincount(owner, minlength=len(captions))[:, None, None]).astype(np.float32)
+
+
+def text_model(pipeline_folder: Path):
+    """The CLIP tokenizer and text encoder (eval mode) of a Stable Diffusion folder."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from fmrikit.diffusion import quiet_loading
+
+    try:
+        with quiet_loading():
+            tokenizer = CLIPTokenizer.from_pretrained(pipeline_folder / "tokenizer", local_files_only=True)
+            encoder = CLIPTextModel.from_pretrained(pipeline_folder / "text_encoder", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise MissingInputError("the pipeline has no usable CLIP text encoder", path=pipeline_folder,
+                                expected="tokenizer/ and text_encoder/ (latent-mapper: or pass --no-text)",
+                                found=str(exc).splitlines()[0]) from exc
+    return tokenizer, encoder.eval()
+
+
+def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.PathLike | None = None,
+                           roi: str = "nsdgeneral", autoencoder: str | os.PathLike | None = None,
+                           pipeline: str | None = None, text: bool = True,
+                           captions: str | os.PathLike | None = None, sessions: list[int] | None = None,
+                           options: MapperOptions | None = None, overrides: dict[str, Any] | None = None,
+                           device: str = "auto", out: str | os.PathLike | None = None, resume: bool = False,
+                           overwrite: bool = False) -> MapperResult:
+    """Train a subject's image (and text) latent mappers.
+
+    Parameters
+    ----------
+    subject : int
+    mapper : {"ridge", "cnn", "vae", "gcn"}
+        Image mapper; the text mapper is ridge for "ridge", the text CNN otherwise.
+    roi : str
+        Preprocessed dataset to read (its voxels must include the image and text ROIs).
+    autoencoder : path-like, optional
+        Embedded autoencoder folder (default ``<root>/models/autoencoder``), used without ``pipeline``.
+    pipeline : str, optional
+        Stable Diffusion folder or cached id: its VAE gives the image latents and its CLIP text
+        encoder the text targets.
+    text : bool
+        Train the text mapper when a pipeline is given.
+    captions : path-like, optional
+        Folder of COCO ``captions_*.json`` (default: in the NSD tree).
+    sessions : list of int, optional
+        Sessions whose non-shared trials train (default all).
+    options : MapperOptions, optional
+    overrides : dict, optional
+        :class:`SupervisedSettings` fields to change; the defaults are the report's Table 2 learning
+        rate and batch size of each mapper, 100 epochs, patience 5, seed 0.
+    out : path-like, optional
+        Default :func:`mapper_dir`.
+
+    Returns
+    -------
+    MapperResult
+    """
+    from fmrikit.data.rois import atlas_labels, roi_columns
+    from fmrikit.features.networks import resolve_device
+    from fmrikit.diffusion import latent_shape, load_autoencoder
+
+    if mapper not in MAPPERS:
+        raise InputError("unknown latent mapper", expected=" or ".join(MAPPERS), found=repr(mapper))
+    options = options or MapperOptions()
+    dataset = preproc_betas_path(root, subject, roi)
+    if not dataset.is_file():
+        raise MissingInputError("no preprocessed dataset for this subject and ROI", path=dataset,
+                                expected=f"run fmrikit preprocess --subject {subject} first")
+    out = Path(out) if out is not None else mapper_dir(root, subject, mapper)
+    if out.exists() and not overwrite and not resume:
+        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    source = generator_source(autoencoder, pipeline, root)
+    from fmrikit.data.dataset import read_info
+
+    info = read_info(dataset)
+    image_values = atlas_labels(info, options.image_roi)
+    image_cols = roi_columns(info, options.image_roi, list(options.image_labels) if options.image_labels else None,
+                             values=image_values)
+    use_text = text and pipeline is not None
+    text_cols = (roi_columns(info, options.text_roi, list(options.text_labels) if options.text_labels else None)
+                 if use_text else np.zeros(0, np.int64))
+    dev = resolve_device(device)
+    vae, _ = load_autoencoder(source["vae_folder"], device=dev)
+    image_size = options.image_size or int(vae.config.sample_size)
+    shape = latent_shape(vae, image_size)
+    columns = np.union1d(image_cols, text_cols)
+    data = load_subject_data(dataset, subject_label(subject), sessions=sessions, columns=columns)
+    if len(data.test_stim) < 2:
+        raise DataValueError("too few shared test images", path=dataset, expected=">= 2", found=str(len(data.test_stim)))
+    stim = np.union1d(data.train_stim, data.test_stim)
+    log.info("%s: encoding %d images with the autoencoder", subject_label(subject), len(stim))
+    latents = image_targets(info, stim, vae, image_size, dev).reshape(len(stim), -1)
+    targets = {"image": latents}
+    if use_text:
+        from fmrikit.data.captions import read_captions
+        from fmrikit.diffusion import resolve_pipeline
+
+        if not info.nsd_root and captions is None:
+            raise MissingInputError("captions need an NSD-derived dataset or --captions", path=dataset,
+                                    expected="attribute nsd_root, or a captions folder")
+        tokenizer, encoder = text_model(resolve_pipeline(pipeline)[0])
+        caps = read_captions(info.nsd_root, stim, captions)
+        targets["text"] = text_targets(caps, tokenizer, encoder, options.text_tokens, dev).reshape(len(stim), -1)
+        text_shape = (options.text_tokens, int(encoder.config.hidden_size))
+    pos = {"image": np.searchsorted(columns, image_cols), "text": np.searchsorted(columns, text_cols)}
+    rows_train, rows_test = np.searchsorted(stim, data.train_stim), np.searchsorted(stim, data.test_stim)
+    labels = image_values[image_cols] if mapper == "gcn" else None
+
+    run_id, scores, histories, models = new_run_id(), {}, {}, {}
+    checkpoints = out.parent / f".{out.name}.checkpoint"
+    for name in targets:
+        arch = mapper if name == "image" else ("ridge" if mapper == "ridge" else "text-cnn")
+        x_train, x_test = data.train_x[:, pos[name]], data.test_x[:, pos[name]]
+        y = torch.from_numpy(targets[name])
+        model = _build(arch, x_train, y.shape[1], options, labels if name == "image" else None)
+        model.ijk.copy_(torch.from_numpy(data.ijk[pos[name]]))
+        model.set_target_statistics(y[rows_train])
+        run_settings = mapper_settings(arch, overrides)
+        histories[name] = _train(model, arch, x_train, y[rows_train], data.train_stim, run_settings, dev,
+                                 checkpoints / name, resume, f"{name} mapper ({arch})")
+        model.cpu().eval()
+        pred = model.predict(x_test)
+        truth = y[rows_test]
+        scores[name] = {"arch": arch, "n_voxels": int(len(pos[name])), "test_mse": float(((pred - truth) ** 2).mean()),
+                        "test_mse_standardised": float(((model.standardize(pred) - model.standardize(truth)) ** 2)
+                                                       .mean()),
+                        "baseline_mse_train_mean": float(((model.target_mean - truth) ** 2).mean()),
+                        "n_test_images": int(len(rows_test)), "n_train_trials": int(len(x_train))}
+        models[name] = (model, {"target": name, "target_shape": list(shape if name == "image" else text_shape),
+                                "roi": options.image_roi if name == "image" else options.text_roi})
+    record = {"subject": subject, "mapper": mapper, "affine": info.affine.tolist(),
+              "volume_shape": list(info.volume_shape), "dataset": str(dataset), "generator": source,
+              "image_size": image_size, "normalisation": "z-scored per session over the session's trials "
+              "(fmrikit preprocess); integer betas divided by 300 first"}
+    with staged_dir(out, overwrite=True) as stage:
+        for name, (model, extra) in models.items():
+            model.save_pretrained(stage / name, extra={**record, **extra})
+        for name, hist in histories.items():
+            if hist:
+                write_log(stage / f"training_log_{name}.tsv", hist)
+        write_sidecar(stage / "run.json", command="pretrain --model latent-mapper",
+                      seed=mapper_settings(mapper, overrides).seed, run_id=run_id, inputs=[file_checksum(dataset)],
+                      parameters={"subject": subject, "mapper": mapper, "roi": roi, "sessions": sessions,
+                                  "options": asdict(options), "training": {n: asdict(mapper_settings(
+                                      scores[n]["arch"], overrides)) for n in scores},
+                                  "text": use_text, "device": str(dev)},
+                      outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores})
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return MapperResult(model=out, scores=scores, history=histories)
+
+
+def mapper_settings(arch: str, overrides: dict[str, Any] | None = None) -> SupervisedSettings:
+    """Training settings of a mapper: the report's Table 2 learning rate and batch size, then ``overrides``."""
+    lr, batch = PAPER_SETTINGS.get(arch, (5e-4, 64))
+    return SupervisedSettings(**{"epochs": 100, "lr": lr, "batch_size": batch, "patience": 5, **(overrides or {})})
+
+
+def _build(arch: str, x_train: torch.Tensor, out_dim: int, options: MapperOptions,
+           labels: np.ndarray | None) -> LatentMapper:
+    kwargs: dict[str, Any] = {"channels": options.channels, "hidden": options.hidden,
+                              "latent_dim": options.latent_dim, "text_hidden": list(options.text_hidden)}
+    if arch == "gcn":
+        nodes = node_columns_from_labels(labels, [list(g) for g in options.gcn_nodes])
+        activity = np.stack([x_train[:, cols].mean(1).numpy() for cols in nodes], axis=1)
+        kwargs.update(node_columns=nodes, adjacency=connectivity_graph(activity).tolist(),
+                      gcn_width=options.gcn_width, gcn_hidden=options.gcn_hidden)
+    return LatentMapper(arch, x_train.shape[1], out_dim, **kwargs)
+
+
+def _train(model: LatentMapper, arch: str, x: torch.Tensor, y: torch.Tensor, stim: np.ndarray,
+           settings: SupervisedSettings, device, checkpoint: Path, resume: bool, description: str) -> list[dict]:
+    """Fit ``model`` on raw targets ``y`` (n_train, D); ridge in closed form, the rest with early stopping."""
+    y_std = model.standardize(y)
+    if arch == "ridge":
+        from fmrikit.methods.encoder.ridge import fit_ridge
+
+        fit = fit_ridge(x.numpy(), y_std.numpy(), seed=settings.seed)
+        w = fit.weights / fit.feature_std[:, None]  # coefficients on raw betas, (V, D)
+        with torch.no_grad():
+            model.linear.weight.copy_(torch.from_numpy(w.T.astype(np.float32)))
+            model.linear.bias.copy_(torch.from_numpy((fit.intercept - fit.feature_mean @ w).astype(np.float32)))
+        return [{"epoch": 0, "alpha_median": float(np.median(fit.alphas)),
+                 "cv_r2_mean": float(np.mean(fit.cv_scores))}]
+    images = np.unique(stim)
+    held = np.random.default_rng(settings.seed).choice(images, max(1, len(images) // 10), replace=False)
+    val = np.isin(stim, held)
+    tr = np.nonzero(~val)[0]
+    model.to(device)
+    x_dev, y_dev = x.to(device), y_std.to(device)
+    x_val, y_val = x_dev[torch.from_numpy(val).to(device)], y_dev[torch.from_numpy(val).to(device)]
+
+    def batch_loss(rows: np.ndarray, net):  # one process: net is model, whose training_loss the loss calls
+        idx = torch.from_numpy(tr[rows]).to(device)
+        return model.training_loss(x_dev[idx], y_dev[idx])
+
+    def val_loss() -> float:
+        return float(torch.nn.functional.mse_loss(model(x_val).float(), y_val))
+
+    return fit_supervised(model, batch_loss, len(tr), settings, device=device, val_loss=val_loss,
+                          checkpoint=checkpoint, resume=resume, description=description).history

@@ -1,0 +1,259 @@
+"""The decoder training loop: DDP-ready, checkpointed every epoch, resumable, deterministic by seed.
+
+Each step takes ``batch_size // n_subjects`` trials of every subject (MindEye2's multi-subject
+batches), sends each through its own input layer (and voxel gate, for TROI), and optimises
+
+    loss = contrastive + mse_weight * MSE(regression, target) [+ gate penalties]
+
+where the contrastive term is MixCo InfoNCE on mixed betas for the first ``mixco_fraction`` of
+the epochs, then soft CLIP (TROI eq. 4). Data order depends only on (seed, epoch), so a resumed
+run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmrikit._progress import track
+from fmrikit.errors import CorruptFileError, DataValueError
+from fmrikit.io.atomic import staged_dir
+from fmrikit.methods.mindeye.model import MindEyeDecoder
+from fmrikit.data.splits import SubjectData
+from fmrikit.engine.distributed import Distributed
+from fmrikit.methods.mindeye.losses import mixco, mixco_nce, soft_clip_loss
+from fmrikit.methods.mindeye.settings import TrainSettings
+
+log = logging.getLogger("fmrikit")
+
+STATE_NAME = "state.safetensors"
+TRAINER_NAME = "trainer.pt"
+
+
+class VoxelGate(nn.Module):
+    """TROI's weighted input mask: ``x * (weight * alive)`` with an L1 penalty on the weights.
+
+    Parameters
+    ----------
+    n_voxels : int
+    threshold : float
+        After every optimiser step, weights below it are set to zero and stay zero.
+    lasso : float
+        LASSO coefficient of ``sum(|weight|)``.
+    """
+
+    def __init__(self, n_voxels: int, threshold: float = 0.05, lasso: float = 1e-3):
+        super().__init__()
+        self.threshold, self.lasso = threshold, lasso
+        self.weight = nn.Parameter(torch.ones(n_voxels))
+        self.register_buffer("alive", torch.ones(n_voxels, dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.weight * self.alive)
+
+    def penalty(self) -> torch.Tensor:
+        return self.lasso * (self.weight * self.alive).abs().sum()
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.alive &= self.weight >= self.threshold
+        self.weight.mul_(self.alive)
+
+
+class _Step(nn.Module):
+    """The model and the gates as one module, so DDP sees every trainable parameter."""
+
+    def __init__(self, model: MindEyeDecoder, gates: dict[str, VoxelGate]):
+        super().__init__()
+        self.model = model
+        self.gates = nn.ModuleDict(gates)
+
+    def forward(self, batches: list[tuple[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [self.model(self.gates[k](x) if k in self.gates else x, k) for k, x in batches]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch.Tensor], settings: TrainSettings,
+        ctx: Distributed, *, param_groups: list[dict], gates: dict[str, VoxelGate] | None = None,
+        checkpoint: Path | None = None, resume: bool = False,
+        epoch_end: Callable[[int], dict | None] | None = None, description: str = "training") -> FitResult:
+    """Train ``model`` (in place) on the subjects' training trials.
+
+    Parameters
+    ----------
+    model : MindEyeDecoder
+        On ``ctx.device``; frozen parts have ``requires_grad = False``. Every trainable parameter
+        must take part in each step (DDP reduces all of them): freeze the input layers of subjects
+        not in ``data``.
+    data : list of SubjectData
+    targets : dict of str to Tensor, shape (n_train, D)
+        Standardised image embeddings of each subject's training trials.
+    settings : TrainSettings
+    ctx : Distributed
+    param_groups : list of dict
+        AdamW parameter groups (``params``, optional ``lr`` and ``weight_decay``).
+    gates : dict of str to VoxelGate, optional
+        Input masks by subject key (TROI stage 1).
+    checkpoint : Path, optional
+        Folder of the per-epoch checkpoint (written by rank 0).
+    resume : bool
+        Continue from ``checkpoint`` if it holds one.
+    epoch_end : callable, optional
+        Called with the epoch index after each epoch (before the checkpoint); may return a dict
+        for the history, with ``"stop": True`` to end training.
+    description : str
+        Progress-bar label.
+
+    Returns
+    -------
+    FitResult
+    """
+    settings.check()
+    gates = gates or {}
+    step_module = _Step(model, gates).to(ctx.device)
+    per_subject = max(2, settings.batch_size // len(data))
+    steps_per_epoch = max(math.ceil(shard_len(len(d.train_x), ctx) / per_subject) for d in data)
+    groups = [dict(g, lr=g.get("lr", settings.lr)) for g in param_groups]
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+    total = settings.epochs * steps_per_epoch
+    if settings.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in groups], total_steps=total,
+            pct_start=min(0.3, 2 / settings.epochs) if settings.epochs > 2 else 0.3)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _s: 1.0)
+    result = FitResult()
+    start = 0
+    if resume and checkpoint is not None and (checkpoint / TRAINER_NAME).is_file():
+        start, result.history = load_checkpoint(checkpoint, step_module, optimizer, scheduler)
+        log.info("resuming %s at epoch %d of %d", description, start + 1, settings.epochs)
+    ddp = step_module
+    if ctx.active:
+        ddp = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    train_x = [d.train_x.to(ctx.device) for d in data]
+    train_t = [targets[d.key].to(ctx.device) for d in data]
+    mix_epochs = math.ceil(settings.mixco_fraction * settings.epochs)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda"
+                else contextlib.nullcontext())
+    for epoch in range(start, settings.epochs):
+        torch.manual_seed(settings.seed * 100_003 + epoch * 101 + ctx.rank)  # dropout
+        order = epoch_order([len(x) for x in train_x], settings.seed, epoch, ctx)
+        mix_rng = np.random.default_rng([settings.seed, epoch, ctx.rank, 1])
+        use_mix = epoch < mix_epochs
+        ddp.train()
+        sums = np.zeros(3)
+        for step in track(range(steps_per_epoch), f"{description} {epoch + 1}/{settings.epochs}"):
+            batches, tgt, weights, perms, offset = [], [], [], [], 0
+            for k, (x, t, idx) in enumerate(zip(train_x, train_t, order)):
+                sel = torch.from_numpy(idx[(step * per_subject + np.arange(per_subject)) % len(idx)]).to(ctx.device)
+                xb, tb = x[sel], t[sel]
+                if use_mix:
+                    xb, w, p = mixco(xb, mix_rng, settings.mixco_beta)
+                    weights.append(w)
+                    perms.append(p + offset)
+                batches.append((data[k].key, xb))
+                tgt.append(tb)
+                offset += len(sel)
+            tgt = torch.cat(tgt)
+            with autocast:
+                retrieval, regression = ddp(batches)
+            retrieval, regression = retrieval.float(), regression.float()
+            if use_mix:
+                contrastive = mixco_nce(retrieval, tgt, settings.temperature, torch.cat(weights), torch.cat(perms))
+            else:
+                contrastive = soft_clip_loss(retrieval, tgt, settings.temperature)
+            mse = torch.nn.functional.mse_loss(regression, tgt)
+            loss = contrastive + settings.mse_weight * mse
+            for gate in gates.values():
+                loss = loss + gate.penalty()
+            optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
+            scheduler.step()
+            for gate in gates.values():
+                gate.after_step()
+            sums += (loss.item(), contrastive.item(), mse.item())
+        row = {"epoch": epoch + 1, "loss": sums[0] / steps_per_epoch, "contrastive": sums[1] / steps_per_epoch,
+               "mse": sums[2] / steps_per_epoch, "lr": scheduler.get_last_lr()[0],
+               "objective": "mixco" if use_mix else "soft_clip"}
+        extra = epoch_end(epoch) if epoch_end else None
+        stop = bool(extra and extra.pop("stop", False))
+        row.update(extra or {})
+        result.history.append(row)
+        log.info("%s epoch %d: %s", description, epoch + 1,
+                 ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        if checkpoint is not None:
+            if ctx.is_main:
+                save_checkpoint(checkpoint, step_module, optimizer, scheduler, epoch + 1, result.history)
+            ctx.barrier()
+        if stop:
+            result.stopped_early = epoch + 1 < settings.epochs
+            break
+    model.eval()
+    return result
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, where: str) -> None:
+    """Back-propagate ``loss`` and step; a non-finite loss stops training with a clear error."""
+    if not torch.isfinite(loss):
+        raise DataValueError(f"{where}: loss became {loss.item()}", expected="a finite loss (lower the learning rate)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def shard_len(n: int, ctx: Distributed) -> int:
+    """Trials per process: DistributedSampler's padded share."""
+    return math.ceil(n / ctx.world_size)
+
+
+def epoch_order(sizes: list[int], seed: int, epoch: int, ctx: Distributed) -> list[np.ndarray]:
+    """Each subject's trial order for this process and epoch (same permutation on every rank, then sharded)."""
+    rng = np.random.default_rng([seed, epoch])
+    out = []
+    for n in sizes:
+        perm = rng.permutation(n)
+        padded = np.resize(perm, shard_len(n, ctx) * ctx.world_size)
+        out.append(padded[ctx.rank::ctx.world_size])
+    return out
+
+
+def save_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler, epoch: int, history: list) -> None:
+    from safetensors.torch import save_file
+
+    with staged_dir(folder, overwrite=True) as stage:
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, stage / STATE_NAME)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch},
+                   stage / TRAINER_NAME)
+        (stage / "history.json").write_text(json.dumps(history, indent=1))
+
+
+def load_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler) -> tuple[int, list]:
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(folder / STATE_NAME)
+        trainer = torch.load(folder / TRAINER_NAME, map_location="cpu", weights_only=True)
+        history = json.loads((folder / "history.json").read_text())
+        module.load_state_dict(state)
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+    except Exception as exc:  # safetensors, torch and json raise assorted types for damaged files
+        raise CorruptFileError("cannot resume from the checkpoint (start again without --resume)", path=folder,
+                               expected="a checkpoint of the same run", found=f"{type(exc).__name__}: {exc}"
+                               .splitlines()[0]) from exc
+    return int(trainer["epoch"]), history

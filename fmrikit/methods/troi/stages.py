@@ -1,0 +1,263 @@
+"""TROI: data-driven voxel selection for a new subject on a pretrained decoder (``roi-train``).
+
+Stage 1 (sparse mask training) learns a weight per voxel of a coarse region together with a new
+input layer, the backbone frozen: task loss + LASSO x L1(weights), weights under a threshold set
+to zero after every step. After each epoch the weights are low-pass filtered in 3D (Gaussian,
+sigma in mm) and only the best voxels are kept, on a geometric schedule that reaches the budget
+after ``stage1_epochs`` epochs. Stage 2 (learning-rate rewinding) trains a fresh input layer over
+the selected voxels from scratch with the initial learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fmrikit.errors import DataValueError, MissingInputError
+from fmrikit.io.provenance import file_checksum, new_run_id
+from fmrikit.methods.mindeye.model import MindEyeDecoder, subject_key
+from fmrikit.project import preproc_betas_path, subject_dir, subject_label
+from fmrikit.methods.mindeye.adapt import (SubjectResult, _check_desc, _refuse_existing, load_backbone, set_trainable,
+                                    subject_output_names, train_input_layer, write_subject_outputs)
+from fmrikit.methods.mindeye.targets import feature_spec, image_embeddings, retrieval_scores, set_target_statistics
+from fmrikit.data.splits import SubjectData, load_subject_data
+from fmrikit.engine.distributed import distributed
+from fmrikit.methods.mindeye.loop import VoxelGate, fit
+from fmrikit.methods.mindeye.pretrain import checkpoint_path
+from fmrikit.methods.mindeye.settings import (SUBJECT_BATCH_SIZE, ModelSize, TrainSettings, TroiSettings,
+                                      settings_record)
+
+log = logging.getLogger("fmrikit")
+
+
+def keep_count(n_start: int, budget: int, epochs: int, epoch: int, warmup: int = 0) -> int:
+    """Voxels kept after stage-1 epoch ``epoch`` (0-based).
+
+    All of them during the first ``warmup`` epochs (the new input layer must learn before the
+    mask's gradients mean anything), then geometrically fewer until ``budget`` at the last epoch.
+    """
+    if n_start <= budget or epoch < warmup:
+        return n_start
+    done = (epoch + 1 - warmup) / max(1, epochs - warmup)
+    return max(budget, int(math.floor(n_start * (budget / n_start) ** min(1.0, done))))
+
+
+def lowpass(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[int, int, int], affine: np.ndarray,
+            sigma_mm: float) -> np.ndarray:
+    """Gaussian low-pass filter of per-voxel values in the 3D grid.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+    ijk : ndarray of int, shape (n_voxels, 3)
+    volume_shape : tuple of int
+    affine : ndarray, shape (4, 4)
+        Voxel sizes (mm) are the norms of its first three columns.
+    sigma_mm : float
+
+    Returns
+    -------
+    ndarray, shape (n_voxels,)
+        Gaussian-weighted mean over the listed voxels (normalised convolution), so voxels at the
+        edge of the region are not pulled towards zero by the empty space beyond it.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    vol, support = np.zeros(volume_shape, np.float64), np.zeros(volume_shape, np.float64)
+    index = tuple(np.asarray(ijk).T)
+    vol[index], support[index] = values, 1.0
+    sigma = sigma_mm / np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
+    return (gaussian_filter(vol, sigma, mode="constant")[index]
+            / gaussian_filter(support, sigma, mode="constant")[index])
+
+
+def select(scores: np.ndarray, alive: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` alive voxels with the highest positive scores (ties to the lower index)."""
+    candidates = np.nonzero(alive & (scores > 0))[0]
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    out = np.zeros_like(alive)
+    out[order[:keep]] = True
+    return out
+
+
+def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: TroiSettings | None = None,
+              sessions: list[int] | None = None, coarse_roi: str = "brainmask",
+              backbone: str | os.PathLike | None = None, pretrained: bool = True, unfreeze_backbone: bool = False,
+              features: str = "gabor", image_model: str | None = None, size: ModelSize | None = None,
+              settings: TrainSettings | None = None, desc: str = "troi", flatmap: bool = True,
+              device: str = "auto", resume: bool = False, overwrite: bool = False) -> SubjectResult:
+    """Select a subject's voxels with TROI and train its decoder input layer on them.
+
+    Parameters
+    ----------
+    subject : int
+    root : path-like, optional
+        Project folder.
+    troi : TroiSettings, optional
+    sessions : list of int, optional
+        Sessions whose trials train (default all); shared images are the test set.
+    coarse_roi : str
+        Dataset of the coarse region to select from (``preprocess --roi brainmask``).
+    backbone : path-like, optional
+        Pretrained decoder (default ``<root>/models/decoder``).
+    pretrained : bool
+        False: no pretrained backbone; a fresh decoder of ``size`` is trained on this subject only
+        (the paper's "w/o PT"); ``features`` / ``image_model`` then choose the targets.
+    unfreeze_backbone : bool
+        Train the pretrained shared parts too.
+    settings : TrainSettings, optional
+        Stage-2 training (stage 1 uses it with ``stage1_epochs`` and ``troi.stage1_lr``); default
+        batch size :data:`~fmrikit.methods.mindeye.settings.SUBJECT_BATCH_SIZE`.
+    desc : str
+        ``desc-`` entity of the outputs (``sub-01_desc-troi_mask.nii.gz``...).
+    flatmap : bool
+        Render flatmap PNGs of the mask and weights (needs the dataset's pycortex subject).
+
+    Returns
+    -------
+    SubjectResult
+        ``extra`` holds the stage-1 voxel counts per epoch and the selected count.
+    """
+    troi, settings = troi or TroiSettings(), settings or TrainSettings(batch_size=SUBJECT_BATCH_SIZE)
+    troi.check()
+    settings.check()
+    dataset = preproc_betas_path(root, subject, coarse_roi)
+    if not dataset.is_file():
+        raise MissingInputError("no preprocessed dataset of the coarse region", path=dataset,
+                                expected=f"run fmrikit preprocess --subject {subject} --roi {coarse_roi} first")
+    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{_check_desc(desc)}"
+    names = subject_output_names(stem, {"mask": f"{stem}_mask.nii.gz", "weights": f"{stem}_weights.nii.gz"})
+    if flatmap:
+        names.update(mask_png=f"{stem}_mask.png", weights_png=f"{stem}_weights.png")
+    _refuse_existing(out_dir, names, overwrite)
+    if pretrained:
+        model, record, backbone_path = load_backbone(backbone, root)
+        spec = record["features"]
+    else:
+        backbone_path, spec = None, feature_spec(features, image_model)
+    run_id = new_run_id()
+    key = subject_key(subject)
+    checkpoint = checkpoint_path(out_dir / names["model"])
+    with distributed(device) as ctx:
+        data = load_subject_data(dataset, key, sessions=sessions)
+        targets = image_embeddings([data], spec, ctx, root=root)[key]
+        if not pretrained:
+            torch.manual_seed(settings.seed)
+            s = size or ModelSize()
+            model = MindEyeDecoder({key: data.n_voxels}, embed_dim=targets[0].shape[1], hidden=s.hidden,
+                                   n_blocks=s.n_blocks, proj_hidden=s.proj_hidden, dropout=s.dropout)
+            set_target_statistics(model, [targets[0]])
+        model.to(ctx.device)
+        train_shared = unfreeze_backbone or not pretrained
+        weights, counts = _stage1(model, data, targets[0], troi, settings, ctx, train_shared, checkpoint / "stage1",
+                                  resume)
+        selected = np.nonzero(weights > 0)[0]
+        if len(selected) == 0:
+            raise DataValueError("TROI stage 1 kept no voxel", path=dataset,
+                                 expected="some mask weights above the threshold (lower --lasso or --threshold)",
+                                 found="all zero")
+        log.info("TROI stage 1: %d of %d voxels selected", len(selected), data.n_voxels)
+        stage1_layer = model.inputs[key].linear
+        init = None
+        stage2 = settings
+        if not troi.rewind:
+            w = torch.from_numpy(weights[selected]).to(ctx.device, torch.float32)
+            init = (stage1_layer.weight.detach()[:, selected] * w, stage1_layer.bias.detach().clone())
+            stage2 = TrainSettings(**dict(asdict(settings), schedule="constant",
+                                          lr=settings.lr * troi.finetune_lr_factor))
+        sub = _restrict(data, selected)
+        result = train_input_layer(model, sub, targets[0], stage2, ctx, train_shared=train_shared, init=init,
+                                   checkpoint=checkpoint / "stage2", resume=resume, description="TROI stage 2")
+        scores = retrieval_scores(model, sub, targets[1], device=ctx.device)
+        if ctx.is_main:
+            parameters = {"subject": subject, "coarse_roi": coarse_roi, "sessions": sessions, "troi": asdict(troi),
+                          "backbone": str(backbone_path) if backbone_path else None, "pretrained": pretrained,
+                          "unfreeze_backbone": unfreeze_backbone, "features": spec, "desc": desc,
+                          "training": settings_record(settings), "world_size": ctx.world_size}
+            info = data.info
+
+            def write_maps(tmp: dict[str, Path]) -> None:
+                from fmrikit.io.nifti import save_nifti
+                from fmrikit.viz.flatmap import save_voxel_map, voxels_to_volume
+
+                binary = voxels_to_volume(np.ones(len(selected)), info.ijk[selected], info.volume_shape, fill=0)
+                save_nifti(binary.astype(np.uint8), info.affine, tmp["mask"])
+                save_nifti(voxels_to_volume(weights, info.ijk, info.volume_shape, fill=0).astype(np.float32),
+                           info.affine, tmp["weights"])
+                if flatmap:
+                    cortex = dict(pycortex_subject=info.pycortex_subject, pycortex_xfm=info.pycortex_xfm)
+                    save_voxel_map(np.ones(len(selected)), info.ijk[selected], info.volume_shape, info.affine,
+                                   png_path=tmp["mask_png"], vmin=0, vmax=1, cmap="Reds",
+                                   title=f"{stem}: {len(selected)} voxels", **cortex)
+                    save_voxel_map(weights, info.ijk, info.volume_shape, info.affine, png_path=tmp["weights_png"],
+                                   vmin=0, cmap="viridis", title=f"{stem}: mask weights", **cortex)
+
+            write_subject_outputs(out_dir, names, model, sub, base=backbone_path, shared_trained=train_shared,
+                                  history=result.history, scores=scores, command="roi-train", parameters=parameters,
+                                  inputs=[file_checksum(dataset)], seed=settings.seed, run_id=run_id,
+                                  overwrite=overwrite, write_extra=write_maps,
+                                  extra={"features": spec, "stage1_voxels_per_epoch": counts,
+                                         "n_coarse_voxels": data.n_voxels})
+            shutil.rmtree(checkpoint, ignore_errors=True)
+        ctx.barrier()
+    return SubjectResult(model=out_dir / names["model"], outputs={k: out_dir / v for k, v in names.items()},
+                         retrieval=scores, history=result.history, n_voxels=len(selected),
+                         extra={"stage1_voxels_per_epoch": counts, "selected": data.ijk[selected]})
+
+
+def _stage1(model: MindEyeDecoder, data: SubjectData, train_targets: torch.Tensor, troi: TroiSettings,
+            settings: TrainSettings, ctx, train_shared: bool, checkpoint: Path, resume: bool
+            ) -> tuple[np.ndarray, list[int]]:
+    """Sparse mask training; returns the final mask weights (zero = not selected), shape (V,), and counts."""
+    torch.manual_seed(settings.seed)
+    layer = model.add_subject(data.key, data.n_voxels)
+    layer.ijk.copy_(torch.from_numpy(data.ijk))
+    params = set_trainable(model, data.key, train_shared)
+    gate = VoxelGate(data.n_voxels, troi.threshold, troi.lasso).to(ctx.device)
+    groups = [{"params": params}, {"params": [gate.weight], "lr": troi.mask_lr, "weight_decay": 0.0}]
+    info = data.info
+    counts: list[int] = []
+
+    def epoch_end(epoch: int) -> dict:
+        with torch.no_grad():
+            w = (gate.weight * gate.alive).detach().cpu().numpy().astype(np.float64)
+            alive = gate.alive.cpu().numpy()
+            score = lowpass(w, data.ijk, info.volume_shape, info.affine, troi.lowpass_sigma) if troi.lowpass else w
+            keep = select(score, alive, keep_count(data.n_voxels, troi.budget, troi.stage1_epochs, epoch, troi.warmup_epochs))
+            gate.alive.copy_(torch.from_numpy(keep))
+            gate.weight.mul_(gate.alive)
+        counts.append(int(keep.sum()))
+        return {"voxels": counts[-1], "stop": counts[-1] <= troi.budget}
+
+    stage1 = TrainSettings(**dict(asdict(settings), epochs=troi.stage1_epochs, lr=troi.stage1_lr))
+    done = checkpoint / "selected.npz"
+    if resume and done.is_file():
+        saved = np.load(done)
+        layer.load_state_dict({"linear.weight": torch.from_numpy(saved["layer_weight"]),
+                               "linear.bias": torch.from_numpy(saved["layer_bias"]), "ijk": layer.ijk.cpu()})
+        return saved["weights"], saved["counts"].tolist()
+    result = fit(model, [data], {data.key: model.standardize(train_targets.to(ctx.device))}, stage1, ctx,
+                 param_groups=groups, gates={data.key: gate}, checkpoint=checkpoint, resume=resume,
+                 epoch_end=epoch_end, description="TROI stage 1")
+    counts = [row["voxels"] for row in result.history]
+    weights = (gate.weight * gate.alive).detach().cpu().numpy().astype(np.float32)
+    if ctx.is_main:
+        np.savez(done, weights=weights, counts=np.array(counts),
+                 layer_weight=layer.linear.weight.detach().cpu().numpy(),
+                 layer_bias=layer.linear.bias.detach().cpu().numpy())
+    ctx.barrier()
+    return weights, counts
+
+
+def _restrict(data: SubjectData, selected: np.ndarray) -> SubjectData:
+    """The subject's data over a subset of its columns."""
+    return SubjectData(key=data.key, info=data.info, columns=data.columns[selected],
+                       train_x=data.train_x[:, selected].contiguous(), train_stim=data.train_stim,
+                       test_x=data.test_x[:, selected].contiguous(), test_stim=data.test_stim)

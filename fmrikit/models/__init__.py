@@ -1,1 +1,0 @@
-"""Trainable models saved as folders (config.json + model.safetensors)."""

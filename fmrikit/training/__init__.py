@@ -1,1 +1,0 @@
-"""Training loops: cross-subject pretraining, TROI voxel selection, subject adaptation."""

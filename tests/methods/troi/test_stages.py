@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from fmrikit.methods.troi.stages import keep_count, lowpass, select
+
+
+def test_keep_count_reaches_the_budget_on_the_last_epoch_and_never_grows():
+    counts = [keep_count(80_000, 3000, 15, e, warmup=5) for e in range(15)]
+    assert counts[:5] == [80_000] * 5 and counts[5] < 80_000
+    assert counts[-1] == 3000
+    assert all(a >= b for a, b in zip(counts, counts[1:]))
+    # geometric: a constant ratio between epochs after the warm-up
+    ratios = np.array(counts[6:]) / np.array(counts[5:-1])
+    assert np.allclose(ratios, (3000 / 80_000) ** 0.1, atol=2e-3)
+    assert keep_count(2000, 3000, 15, 0) == 2000  # already under budget
+
+
+def test_lowpass_equals_a_brute_force_weighted_gaussian_mean():
+    rng = np.random.default_rng(0)
+    shape = (6, 7, 5)
+    ijk = np.argwhere(rng.uniform(size=shape) < 0.5)
+    values = rng.normal(size=len(ijk))
+    affine = np.diag([2.0, 1.5, 2.5, 1.0])
+    sigma = 2.0
+    got = lowpass(values, ijk, shape, affine, sigma)
+    # direct weighted mean over every voxel pair with a 1D Gaussian kernel per axis, truncated at 4 sigma (scipy's default)
+    sig_vox = sigma / np.array([2.0, 1.5, 2.5])
+    radius = np.floor(4 * sig_vox + 0.5).astype(int)
+    expected, norm = np.zeros(len(ijk)), np.zeros(len(ijk))
+    for a, p in enumerate(ijk):
+        for b, q in enumerate(ijk):
+            d = p - q
+            if np.any(np.abs(d) > radius):
+                continue
+            w = 1.0
+            for ax in range(3):
+                k = np.exp(-0.5 * (np.arange(-radius[ax], radius[ax] + 1) / sig_vox[ax]) ** 2)
+                w *= k[d[ax] + radius[ax]] / k.sum()
+            expected[a] += w * values[b]
+            norm[a] += w
+    expected /= norm
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_select_keeps_the_highest_positive_alive_scores():
+    scores = np.array([0.5, 0.9, -1.0, 0.7, 0.9, 0.0, 0.8])
+    alive = np.array([True, True, True, True, False, True, True])
+    kept = select(scores, alive, 3)
+    assert np.nonzero(kept)[0].tolist() == [1, 3, 6]
+    assert select(scores, alive, 10).sum() == 4  # only alive voxels with positive scores
