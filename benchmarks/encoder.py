@@ -58,7 +58,7 @@ def child_train(n_voxels: int, voxels_per_image: int, steps: int) -> dict:
     from fmrikit.methods.encoder.model import UniversalEncoder
     from fmrikit.engine.distributed import Distributed
     from fmrikit.methods.encoder.fit import fit_encoder
-    from fmrikit.methods.mindeye.settings import EncoderSettings
+    from fmrikit.methods.encoder.settings import EncoderSettings
 
     data = _data(n_voxels, 32 * steps)
     torch.manual_seed(0)

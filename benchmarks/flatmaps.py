@@ -37,11 +37,11 @@ def child_baseline(root: str, subject: int, size: int, trials: int, work: str) -
     from skimage.transform import resize
 
     from fmrikit.data.dataset import read_betas, read_info
-    from fmrikit.data.flatmaps import read_flatmap_info
+    from fmrikit.data.flatmaps.cache import read_flatmap_info
     from fmrikit.project import preproc_betas_path
-    from fmrikit.viz.flatmap import FLATMAP_HEIGHT, _import_cortex, _quiet
+    from fmrikit.io.pycortex import FLATMAP_HEIGHT, import_cortex, quiet_pycortex
 
-    cortex = _import_cortex()
+    cortex = import_cortex()
     info = read_info(preproc_betas_path(root, subject))
     ref = read_flatmap_info(Path(work) / "ours_cache.h5").mapping  # box and mask to compare like with like
     r0, r1, c0, c1 = ref.bbox
@@ -51,7 +51,7 @@ def child_baseline(root: str, subject: int, size: int, trials: int, work: str) -
     for k, x in enumerate(betas):
         vol = np.full(info.volume_shape, np.nan, np.float32)
         vol[tuple(info.ijk.T)] = x
-        with _quiet():
+        with quiet_pycortex():
             img, _ = cortex.quickflat.make_flatmap_image(
                 cortex.Volume(np.ascontiguousarray(np.swapaxes(vol, 0, 2)), info.pycortex_subject, info.pycortex_xfm),
                 height=FLATMAP_HEIGHT)
@@ -69,10 +69,10 @@ def child_baseline(root: str, subject: int, size: int, trials: int, work: str) -
 def child_dataset(root: str, subject: int, size: int, work: str) -> dict:
     import shutil
 
-    from fmrikit.data.flatmaps import flatmap_dataset, read_flatmap_info
-    from fmrikit.viz.flatmap import _import_cortex
+    from fmrikit.data.flatmaps.cache import flatmap_dataset, read_flatmap_info
+    from fmrikit.io.pycortex import import_cortex
 
-    _import_cortex()  # imported before the clock starts, as in the baseline
+    import_cortex()  # imported before the clock starts, as in the baseline
     t0 = time.perf_counter()
     path = flatmap_dataset(subject, root=root, size=size, overwrite=True)
     seconds = time.perf_counter() - t0
@@ -82,12 +82,12 @@ def child_dataset(root: str, subject: int, size: int, work: str) -> dict:
 
 def child_operator(root: str, subject: int, size: int, trials: int, work: str) -> dict:
     from fmrikit.data.dataset import read_betas, read_info
-    from fmrikit.data.flatmaps import flatmap_mapping
+    from fmrikit.data.flatmaps.operator import flatmap_mapping
     from fmrikit.project import preproc_betas_path
 
-    from fmrikit.viz.flatmap import _import_cortex
+    from fmrikit.io.pycortex import import_cortex
 
-    _import_cortex()
+    import_cortex()
     info = read_info(preproc_betas_path(root, subject))
     t0 = time.perf_counter()
     mapping = flatmap_mapping(info, size)

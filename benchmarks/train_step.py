@@ -55,7 +55,8 @@ def child_pretrain(root: Path, out: Path, epochs: int) -> dict:
 
 def child_roi(root: Path, out: Path, stage1_epochs: int, budget: int) -> dict:
     from fmrikit.methods.troi import stages as troi
-    from fmrikit.methods.mindeye.settings import TrainSettings, TroiSettings
+    from fmrikit.methods.mindeye.settings import TrainSettings
+    from fmrikit.methods.troi.settings import TroiSettings
 
     times: dict = {}
     timed(troi, "_stage1", times)

@@ -18,12 +18,14 @@ import json
 import os
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from fmrikit.io.provenance import checksum_digest, file_checksum
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
 
 KINDS = {"img2img": "StableDiffusionImg2ImgPipeline", "unclip": "StableUnCLIPImg2ImgPipeline",
@@ -298,3 +300,33 @@ def generate_controlnet(pipe, prompt_embeds: np.ndarray | torch.Tensor, control:
                num_inference_steps=steps, guidance_scale=guidance_scale, controlnet_conditioning_scale=control_scale,
                generator=_generators(pipe, seeds, n), output_type="np")
     return _to_uint8(out.images)
+
+
+def component_checksum(folder: Path) -> str:
+    """Checksum of a diffusers model folder's weights file (VAE, U-Net...): SHA-256, or the fingerprint of
+    a file over :data:`~fmrikit.io.provenance.FULL_HASH_LIMIT`."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin")) \
+        if Path(folder).is_dir() else []
+    if not files:
+        raise MissingInputError("no model weights", path=folder, expected="a .safetensors file")
+    return checksum_digest(file_checksum(files[0]))
+
+
+@dataclass
+class Route:
+    """What a reconstruction method gives ``reconstruct``: its model's voxels and the generator of its images.
+
+    ``predict`` maps z-scored betas (B, V) over ``ijk`` to (prediction (B, D), text embeddings or
+    None); ``generate`` maps those and one seed per input to uint8 images (B, H, W, 3).
+    """
+
+    ijk: np.ndarray
+    affine: np.ndarray
+    volume_shape: tuple[int, int, int]
+    dataset: Path | None
+    model_path: Path
+    record: dict[str, Any]
+    inputs: list[dict]
+    predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+    generate: Callable[..., np.ndarray]
+    deterministic: bool = False

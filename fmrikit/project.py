@@ -1,4 +1,4 @@
-"""The project folder: where every command reads and writes a subject's derivatives.
+"""The project folder: where every command reads and writes a subject's derivatives, and every default path.
 
 Layout (BIDS-derivatives style)::
 
@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from fmrikit._version import __version__
+from fmrikit.errors import MissingInputError
 
 DEFAULT_ROOT = Path("derivatives") / "fmrikit"
 ROOT_ENV = "FMRIKIT_ROOT"
@@ -66,3 +67,79 @@ def ensure_dataset_description(root: str | os.PathLike | None) -> Path:
             "GeneratedBy": [{"Name": "fmrikit", "Version": __version__}],
         }, indent=2) + "\n")
     return path
+
+
+def subject_key(subject: int) -> str:
+    """Key of a subject's parts in a model (input layer, voxel embeddings): its label, e.g. ``"sub-01"``."""
+    return subject_label(subject)
+
+
+def default_decoder_path(root: str | os.PathLike | None = None) -> Path:
+    """Where ``pretrain`` writes, and ``roi-train`` / ``adapt-subject`` look for, the decoder."""
+    return project_root(root) / "models" / "decoder"
+
+
+def default_encoder_path(root: str | os.PathLike | None = None) -> Path:
+    """Where ``pretrain --model encoder`` writes, and the encoder commands look first."""
+    return project_root(root) / "models" / "encoder"
+
+
+def subject_encoder_path(root: str | os.PathLike | None, subject: int, desc: str = "adapt") -> Path:
+    """Where ``adapt-subject --model encoder`` writes: ``<root>/sub-NN/sub-NN_desc-<desc>_encoder``."""
+    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_encoder"
+
+
+def default_autoencoder_path(root=None) -> Path:
+    """``<root>/models/autoencoder``."""
+    return project_root(root) / "models" / "autoencoder"
+
+
+def mapper_dir(root, subject: int, mapper: str) -> Path:
+    """``<root>/sub-NN/sub-NN_desc-<mapper>_latentmapper``."""
+    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{mapper}_latentmapper"
+
+
+def default_flatmap_ae_path(root=None) -> Path:
+    """``<root>/models/flatmap-ae``."""
+    return project_root(root) / "models" / "flatmap-ae"
+
+
+def default_neuropictor_path(root=None) -> Path:
+    """``<root>/models/neuropictor``: the cross-subject model."""
+    return project_root(root) / "models" / "neuropictor"
+
+
+def adapted_neuropictor_path(root, subject: int, desc: str = "adapt") -> Path:
+    """``<root>/sub-NN/sub-NN_desc-<desc>_neuropictor``: a subject's refined model."""
+    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_neuropictor"
+
+
+def subject_decoder_path(root: str | os.PathLike | None, subject: int, desc: str) -> Path:
+    """A subject decoder of ``roi-train`` / ``adapt-subject``: ``<root>/sub-NN/sub-NN_desc-<desc>_decoder``."""
+    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_decoder"
+
+
+def default_subject_decoder(root: str | os.PathLike | None, subject: int) -> Path:
+    """The subject's decoder folder: its ``troi``, else its ``adapt`` model.
+
+    Raises
+    ------
+    MissingInputError
+        Neither exists.
+    """
+    for desc in ("troi", "adapt"):
+        folder = subject_decoder_path(root, subject, desc)
+        if (folder / "config.json").is_file():
+            return folder
+    raise MissingInputError("no subject decoder", path=subject_dir(root, subject),
+                            expected=f"run fmrikit roi-train or adapt-subject --subject {subject} (or pass --model)")
+
+
+def prior_path(root: str | os.PathLike | None, subject: int) -> Path:
+    """``<root>/sub-NN/sub-NN_desc-prior_prior``: a subject decoder's diffusion prior."""
+    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-prior_prior"
+
+
+def flatmap_path(root: str | os.PathLike | None, subject: int, roi: str = "nsdgeneral", size: int = 256) -> Path:
+    """The flatmap cache of a subject's dataset: ``<subject_dir>/<dataset stem>_flatmap-<size>.h5``."""
+    return subject_dir(root, subject) / f"{dataset_stem(subject, roi)}_flatmap-{int(size)}.h5"

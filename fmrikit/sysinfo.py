@@ -29,9 +29,9 @@ def system_info() -> dict[str, object]:
     except ImportError as exc:
         info["torch_device"] = f"torch not importable: {exc}"
     try:
-        from fmrikit.viz.flatmap import _import_cortex
+        from fmrikit.io.pycortex import import_cortex
 
-        cortex = _import_cortex()
+        cortex = import_cortex()
         info["pycortex_filestore"] = cortex.database.default_filestore
         info["pycortex_subjects"] = ", ".join(sorted(cortex.db.subjects))
     except Exception as exc:  # pycortex fails in many ways when misconfigured; report, do not raise

@@ -11,8 +11,9 @@ import typer
 from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
 from fmrikit.errors import InputError
 from fmrikit.project import subject_label
-from fmrikit.methods.mindeye.settings import (SUBJECT_BATCH_SIZE, EncoderSettings, EncoderSize, ModelSize, TrainSettings,
-                                      TroiSettings)
+from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, ModelSize, TrainSettings
+from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
+from fmrikit.methods.troi.settings import TroiSettings
 
 # option defaults come from the library's settings
 T, M, R, ES, EZ = TrainSettings, ModelSize, TroiSettings, EncoderSettings, EncoderSize

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from fmrikit.viz.flatmap import FLATMAP_HEIGHT, _import_cortex, _quiet
+from fmrikit.io.pycortex import FLATMAP_HEIGHT, import_cortex, quiet_pycortex
 
 PYCORTEX_SUBJECT = "S1"
 PYCORTEX_XFM = "fullhead"
@@ -57,13 +57,13 @@ def load_anatomy(subject: str = PYCORTEX_SUBJECT, xfm: str = PYCORTEX_XFM) -> An
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
-    cortex = _import_cortex()
+    cortex = import_cortex()
     from cortex.quickflat import utils as qutils
 
     transform = cortex.db.get_xfm(subject, xfm)
     ref = transform.reference
     zyx = tuple(transform.shape)
-    with _quiet():
+    with quiet_pycortex():
         pixmap = qutils.get_flatcache(subject, xfm, height=FLATMAP_HEIGHT).tocsc()
         flatmask, _ = qutils.get_flatmask(subject, height=FLATMAP_HEIGHT)
     width = flatmask.shape[0]

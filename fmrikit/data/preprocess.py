@@ -278,7 +278,7 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
     if render:
         names.update({"map_png": map_name + ".png", "map_nii": map_name + ".nii.gz"})
     if render:  # fail before the heavy work, not after it
-        from fmrikit.viz.flatmap import check_flatmap_target
+        from fmrikit.io.pycortex import check_flatmap_target
 
         check_flatmap_target(pycortex[0], pycortex[1], mask.shape)
     ijk = np.argwhere(mask).astype(np.int32)  # C order over (X, Y, Z)

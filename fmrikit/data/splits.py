@@ -127,3 +127,13 @@ def read_columns(path: Path, trials: np.ndarray, columns: np.ndarray, block: int
     for start in range(0, len(trials), block):
         out[start:start + block] = read_betas(path, trials[start:start + block])[:, columns]
     return out
+
+
+def parse_trial_rows(text: str, n: int, dataset: Path) -> np.ndarray:
+    """0-based dataset rows from ``0-9,20``-style text, each below ``n``."""
+    from fmrikit.data.preprocess import parse_ranges
+
+    rows = parse_ranges(text, "--trials", minimum=0)
+    if rows[-1] >= n:
+        raise InputError("trial indices out of range", path=dataset, expected=f"0 to {n - 1}", found=str(rows[-1]))
+    return np.asarray(rows, np.int64)

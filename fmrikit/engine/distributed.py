@@ -15,7 +15,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from fmrikit.features.networks import resolve_device
+from fmrikit.devices import resolve_device
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ JSON-serialisable init arguments, and is rebuilt from them before its tensors ar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 
 from fmrikit._version import __version__
 from fmrikit.errors import CorruptFileError, DataValueError, MissingInputError
+from fmrikit.io.provenance import sha256_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -135,8 +135,4 @@ def weights_checksum(folder: str | os.PathLike) -> str:
     path = Path(folder) / WEIGHTS_NAME
     if not path.is_file():
         raise MissingInputError("model weights not found", path=path, expected=WEIGHTS_NAME)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

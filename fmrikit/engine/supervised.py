@@ -14,9 +14,7 @@ so its gradients are averaged over the ranks, and rank 0 writes the checkpoints.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -25,10 +23,9 @@ import torch
 from torch import nn
 
 from fmrikit._progress import track
-from fmrikit.errors import CorruptFileError
-from fmrikit.io.atomic import staged_dir
 from fmrikit.engine.distributed import Distributed
-from fmrikit.methods.mindeye.loop import STATE_NAME, TRAINER_NAME, epoch_order, optimizer_step, shard_len
+from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
 
 log = logging.getLogger("fmrikit")
 
@@ -118,8 +115,9 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[[Any, nn.Module], tupl
     optimizer = (torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
                  if settings.weight_decay > 0 else torch.optim.Adam(trainable, lr=settings.lr))
     result, start, best, bad = SupervisedResult(), 0, float("inf"), 0
-    if resume and checkpoint is not None and (checkpoint / TRAINER_NAME).is_file():
-        start, result.history, best, bad, result.best_epoch = _load(checkpoint, model, optimizer)
+    if resume and has_checkpoint(checkpoint):
+        start, result.history, extra = load_checkpoint(checkpoint, model, optimizer)
+        best, bad, result.best_epoch = float(extra["best"]), int(extra["bad"]), int(extra["best_epoch"])
         log.info("resuming %s at epoch %d of %d", description, start + 1, settings.epochs)
     net = model
     if ctx.active:
@@ -159,7 +157,9 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[[Any, nn.Module], tupl
         log.info("%s epoch %d: %s", description, epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
         if checkpoint is not None:
             if ctx.is_main:
-                _save(checkpoint, model, optimizer, epoch + 1, result.history, best, bad, result.best_epoch)
+                save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=result.history,
+                                extra={"best": best, "bad": bad, "best_epoch": result.best_epoch},
+                                keep=(BEST_NAME,))
             ctx.barrier()
     if val_loss is not None and checkpoint is not None and (checkpoint / BEST_NAME).is_file():
         from safetensors.torch import load_file
@@ -198,31 +198,3 @@ def _save_best(folder: Path, model: nn.Module) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, folder / (BEST_NAME + ".tmp"))
     (folder / (BEST_NAME + ".tmp")).replace(folder / BEST_NAME)
-
-
-def _save(folder: Path, model, optimizer, epoch: int, history: list, best: float, bad: int, best_epoch: int) -> None:
-    from safetensors.torch import save_file
-
-    best_file = folder / BEST_NAME
-    with staged_dir(folder, overwrite=True) as stage:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, stage / STATE_NAME)
-        torch.save({"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "bad": bad,
-                    "best_epoch": best_epoch}, stage / TRAINER_NAME)
-        (stage / "history.json").write_text(json.dumps(history, indent=1))
-        if best_file.is_file():  # the folder is replaced whole: carry the best weights over
-            shutil.copyfile(best_file, stage / BEST_NAME)
-
-
-def _load(folder: Path, model, optimizer) -> tuple[int, list, float, int, int]:
-    from safetensors.torch import load_file
-
-    try:
-        model.load_state_dict(load_file(folder / STATE_NAME))
-        trainer = torch.load(folder / TRAINER_NAME, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(trainer["optimizer"])
-        history = json.loads((folder / "history.json").read_text())
-    except Exception as exc:  # safetensors, torch and json raise assorted types for damaged files
-        raise CorruptFileError("cannot resume from the checkpoint (start again without --resume)", path=folder,
-                               expected="a checkpoint of the same run",
-                               found=f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
-    return int(trainer["epoch"]), history, float(trainer["best"]), int(trainer["bad"]), int(trainer["best_epoch"])

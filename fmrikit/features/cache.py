@@ -26,7 +26,7 @@ import numpy as np
 
 from fmrikit.data.dataset import DatasetInfo, read_stimuli
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
-from fmrikit.features.registry import FeatureExtractor
+from fmrikit.features.base import FeatureExtractor
 from fmrikit.io.hdf5 import open_h5
 from fmrikit.project import project_root
 

@@ -20,7 +20,7 @@ import torch
 
 from fmrikit.errors import InputError
 from fmrikit.features.networks import FeatureNetwork
-from fmrikit.features.registry import FeatureExtractor
+from fmrikit.features.base import FeatureExtractor
 
 #: Preferred spatial frequency of every filter, cycles per pixel of its pyramid level.
 FREQUENCY = 0.25

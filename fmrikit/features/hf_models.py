@@ -19,7 +19,7 @@ import torch
 from fmrikit.errors import InputError, MissingInputError
 from fmrikit.features.networks import (CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureNetwork,
                                        local_pretrained)
-from fmrikit.features.registry import FeatureExtractor, _as_int, weights_record
+from fmrikit.features.base import FeatureExtractor, layer_number, weights_record
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -85,7 +85,7 @@ class _TransformerExtractor(FeatureExtractor):
         if layers is None:
             self.layers = self._default_layers(depth)
         else:
-            self.layers = tuple(_as_int(v) for v in layers)
+            self.layers = tuple(layer_number(v) for v in layers)
             bad = [v for v in self.layers if not 0 <= v <= depth]
             if bad or not self.layers:
                 raise InputError(f"no such layer in the {self.name} model", path=self.image_model,

@@ -10,7 +10,7 @@ import numpy as np
 
 from fmrikit.data.dataset import DatasetInfo, read_stimuli
 from fmrikit.errors import InputError
-from fmrikit.features.registry import FeatureExtractor
+from fmrikit.features.base import FeatureExtractor
 from fmrikit.io.images import IMAGE_SUFFIXES, image_key, list_images, read_image
 
 

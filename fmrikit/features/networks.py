@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from fmrikit.devices import resolve_device
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,26 +48,6 @@ _TORCHVISION_NETWORKS = {
 
 #: Classifier parameters a feature checkpoint may lack (SwAV ships no ``fc``).
 _OPTIONAL_PREFIXES = ("fc.", "classifier.", "AuxLogits.")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """The torch device to run on.
-
-    Parameters
-    ----------
-    device : str
-        ``"auto"`` (CUDA when available, else CPU) or any torch device string (``"cpu"``, ``"cuda:1"``).
-
-    Returns
-    -------
-    torch.device
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError("unknown device", expected="auto, cpu, cuda or cuda:N", found=repr(device)) from exc
 
 
 class FeatureNetwork:

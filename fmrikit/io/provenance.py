@@ -66,6 +66,15 @@ class HashingReader:
         return self._hash.hexdigest()
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """Full SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_checksum(path: str | os.PathLike) -> dict[str, Any]:
     """Checksum of a file for a sidecar.
 
@@ -79,17 +88,20 @@ def file_checksum(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     size = path.stat().st_size
+    if size <= FULL_HASH_LIMIT:
+        return {"path": str(path.resolve()), "bytes": size, "sha256": sha256_file(path)}
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        if size <= FULL_HASH_LIMIT:
-            for block in iter(lambda: f.read(2**20), b""):
-                h.update(block)
-            return {"path": str(path.resolve()), "bytes": size, "sha256": h.hexdigest()}
         h.update(str(size).encode())
         h.update(f.read(2**20))
         f.seek(max(0, size - 2**20))
         h.update(f.read(2**20))
     return {"path": str(path.resolve()), "bytes": size, "sha256_fingerprint": h.hexdigest()}
+
+
+def checksum_digest(record: dict[str, Any]) -> str:
+    """The digest of a :func:`file_checksum` record: its full SHA-256, else its fingerprint."""
+    return record.get("sha256") or record["sha256_fingerprint"]
 
 
 def provenance_record(inputs: list[dict[str, Any]], run_id: str | None = None) -> dict[str, Any]:

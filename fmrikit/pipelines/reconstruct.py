@@ -25,7 +25,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -35,38 +34,24 @@ from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_dir, subject_label
+from fmrikit.methods.mindeye.unclip import unclip_route
+from fmrikit.data.splits import parse_trial_rows
+from fmrikit.methods.neuropictor.route import neuropictor_route
+from fmrikit.methods.latent.route import latent_route
+from fmrikit.viz.montage import contact_sheet
+from fmrikit.diffusion import Route
 
 log = logging.getLogger("fmrikit")
 
-METHODS = ("latent", "unclip", "neuropictor")
+#: Each method's route: ``route(subject, *, model, pipeline, root, device, **options) -> Route``.
+ROUTES = {"latent": latent_route, "unclip": unclip_route, "neuropictor": neuropictor_route}
+METHODS = tuple(ROUTES)
 #: Classifier-free guidance scale by method (NeuroPictor evaluates with 5.0).
 GUIDANCE = {"latent": 7.5, "unclip": 7.5, "neuropictor": 5.0}
 INPUT_SCALES = ("auto", "raw", "zscored")
 #: NSD stores betas as int16 percent signal change times this.
 NSD_BETA_SCALE = 300.0
 SESSION_FILE = re.compile(r"betas_session(\d+)")
-
-
-@dataclass
-class Inputs:
-    """Betas to reconstruct from, over the model's voxels.
-
-    Attributes
-    ----------
-    x : ndarray of float32, shape (n, V)
-        Z-scored betas.
-    names : list of str
-        Output stem per row: ``trial-NNNN`` plus ``_stim-<id>`` when the stimulus is known.
-    stim_id : ndarray of int64, shape (n,)
-        0-based stimulus id per row, -1 when unknown.
-    source : dict
-        What was read (for the sidecar).
-    """
-
-    x: np.ndarray
-    names: list[str]
-    stim_id: np.ndarray
-    source: dict[str, Any]
 
 
 @dataclass
@@ -194,19 +179,10 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
         stim, x = average_repeats(read_columns(dataset, rows, columns), info.stim_id[rows])
         names = [f"trial-{k:04d}_stim-{s}" for k, s in enumerate(stim)]
     else:
-        rows = _parse_rows(trials, info.n_trials, dataset)
+        rows = parse_trial_rows(trials, info.n_trials, dataset)
         x, stim = read_columns(dataset, rows, columns), info.stim_id[rows]
         names = [f"trial-{r:04d}_stim-{s}" for r, s in zip(rows, stim)]
     return x.astype(np.float32), stim.astype(np.int64), names, {**file_checksum(dataset), "trials": trials}
-
-
-def _parse_rows(text: str, n: int, dataset: Path) -> np.ndarray:
-    from fmrikit.data.preprocess import parse_ranges
-
-    rows = parse_ranges(text, "--trials", minimum=0)
-    if rows[-1] >= n:
-        raise InputError("trial indices out of range", path=dataset, expected=f"0 to {n - 1}", found=str(rows[-1]))
-    return np.asarray(rows, np.int64)
 
 
 def sample_seed(seed: int, row: int, sample: int) -> int:
@@ -269,7 +245,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     -------
     ReconstructResult
     """
-    from fmrikit.features.networks import resolve_device
+    from fmrikit.devices import resolve_device
 
     if method not in METHODS:
         raise InputError("unknown --method", expected=" or ".join(METHODS), found=repr(method))
@@ -285,11 +261,10 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
         raise InputError("--control-scale and --high-level-from apply to --method neuropictor",
                          expected="--method neuropictor", found=f"--method {method}")
     guidance_scale = GUIDANCE[method] if guidance_scale is None else guidance_scale
-    if method == "neuropictor":
-        route = _neuropictor_route(subject, model, pipeline, root, dev, 1.0 if control_scale is None else control_scale,
-                                   high_level_from)
-    else:
-        route = _load_route(subject, method, mapper, model, pipeline, root, dev, prior, prior_guidance)
+    options = {"latent": {"mapper": mapper}, "unclip": {"prior": prior, "prior_guidance": prior_guidance},
+               "neuropictor": {"control_scale": 1.0 if control_scale is None else control_scale,
+                               "high_level_from": high_level_from}}[method]
+    route = ROUTES[method](subject, model=model, pipeline=pipeline, root=root, device=dev, **options)
     if route.deterministic and samples > 1:
         raise InputError("the embedded autoencoder decodes deterministically: one sample per input",
                          expected="--samples 1, or --pipeline for diffusion", found=f"--samples {samples}")
@@ -325,7 +300,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                 written += _write_images(stage, out_images, [names[r] for r in rows], s, samples)
                 for r, im in zip(rows[rows < n_sheet], out_images):
                     sheet[s, r] = im
-        _contact_sheet(stage / "contact_sheet.png", sheet, _truth_images(route, stim[:n_sheet]), names[:n_sheet])
+        contact_sheet(stage / "contact_sheet.png", sheet, _truth_images(route, stim[:n_sheet]), names[:n_sheet])
         _write_predictions(stage / "predictions.h5", predictions, stim, names)
         write_sidecar(stage / "reconstruct.json", command="reconstruct", seed=seed, run_id=run_id,
                       inputs=[source, *route.inputs],
@@ -344,225 +319,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                              contact_sheet=out / "contact_sheet.png", n_inputs=len(x))
 
 
-@dataclass
-class _Route:
-    """A loaded model and the generator that turns its predictions into images.
-
-    ``predict`` maps z-scored betas (B, V) over ``ijk`` to (prediction (B, D), text embeddings or
-    None); ``generate`` maps those and one seed per input to uint8 images (B, H, W, 3).
-    """
-
-    ijk: np.ndarray
-    affine: np.ndarray
-    volume_shape: tuple[int, int, int]
-    dataset: Path | None
-    model_path: Path
-    record: dict[str, Any]
-    inputs: list[dict]
-    predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
-    generate: Callable[..., np.ndarray]
-    deterministic: bool = False
-
-
-def _load_route(subject: int, method: str, mapper: str, model, pipeline, root, dev, prior, prior_guidance) -> _Route:
-    if method == "latent":
-        return _latent_route(subject, mapper, model, pipeline, root, dev)
-    return _unclip_route(subject, model, pipeline, root, dev, prior, prior_guidance)
-
-
-def _latent_route(subject: int, mapper: str, model, pipeline, root, dev) -> _Route:
-    from fmrikit.methods.latent.models import LatentMapper
-    from fmrikit.engine.serialization import read_config
-    from fmrikit.diffusion import (decode_latents, generate_img2img, load_autoencoder, load_pipeline,
-                                             resolve_pipeline)
-    from fmrikit.methods.latent.train import mapper_dir, weights_file_checksum
-
-    if model is not None:
-        folder = Path(model)
-    elif mapper is not None:
-        folder = mapper_dir(root, subject, mapper)
-    else:  # the subject's first trained mapper, the report's best first
-        folder = next((f for f in (mapper_dir(root, subject, m) for m in ("gcn", "cnn", "vae", "ridge"))
-                       if (f / "image" / "config.json").is_file()), mapper_dir(root, subject, "gcn"))
-    if not (folder / "image" / "config.json").is_file():
-        raise MissingInputError("no latent mapper", path=folder, expected=f"run fmrikit pretrain --model latent-mapper "
-                                f"--subject {subject} --mapper {mapper or 'gcn'} first (or pass --model)")
-    record = read_config(folder / "image")
-    image = LatentMapper.from_pretrained(folder / "image").eval()
-    text, text_shape = None, None
-    if (folder / "text" / "config.json").is_file():
-        text, text_shape = LatentMapper.from_pretrained(folder / "text").eval(), \
-            tuple(read_config(folder / "text")["target_shape"])
-    generator = record["generator"]
-    shape = tuple(record["target_shape"])
-    inputs = [{"model": str(folder.resolve())}]
-    if pipeline is None and generator["kind"] == "pipeline":
-        pipeline = generator["source"]
-    if pipeline is None:
-        vae, _ = load_autoencoder(generator["vae_folder"], device=dev)
-        if weights_file_checksum(Path(generator["vae_folder"])) != generator["vae_sha256"]:
-            raise DataValueError("the autoencoder changed since the mapper was trained", path=generator["vae_folder"],
-                                 expected=f"sha256 {generator['vae_sha256'][:12]}...")
-
-        def generate(pred, seeds, **_):
-            return decode_latents(vae, pred[0].reshape((-1,) + shape), device=dev)
-
-        deterministic, route_record = True, {"generator": "autoencoder", "autoencoder": generator["vae_folder"]}
-    else:
-        pipe_folder, _ = resolve_pipeline(pipeline)
-        if weights_file_checksum(pipe_folder / "vae") != generator["vae_sha256"]:
-            raise DataValueError("the pipeline's VAE is not the one the mapper was trained on", path=pipe_folder / "vae",
-                                 expected=f"the VAE of {generator['source']}",
-                                 found="other weights (train the mapper with --pipeline on this pipeline)")
-        pipe, pipe_record = load_pipeline(pipeline, "img2img", device=dev)
-
-        def generate(pred, seeds, *, steps, strength, guidance_scale, **_):
-            latents, embeds = pred
-            return generate_img2img(pipe, latents.reshape((-1,) + shape), embeds, seeds=seeds, strength=strength,
-                                    steps=steps, guidance_scale=guidance_scale)
-
-        deterministic, route_record = False, {"generator": "img2img", **pipe_record}
-
-    def predict(x: torch.Tensor):
-        latents = image.predict(x[:, image_cols])
-        embeds = None
-        if text is not None and not deterministic:
-            embeds = text.predict(x[:, text_cols]).reshape((len(x),) + text_shape)
-        return latents, embeds
-
-    ijk, image_cols, text_cols = _union_voxels(image, text)
-    return _Route(deterministic=deterministic, ijk=ijk, affine=np.asarray(record["affine"]),
-                  volume_shape=tuple(record["volume_shape"]), dataset=Path(record["dataset"]), model_path=folder,
-                  record={"mapper": record["config"]["arch"], "text_mapper": text is not None, **route_record},
-                  inputs=inputs, predict=predict, generate=generate)
-
-
-def _union_voxels(image, text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All input voxels of the mappers (V, 3) and each mapper's positions among them."""
-    from fmrikit.io.nifti import volume_index
-
-    parts = [image.ijk.numpy()] + ([text.ijk.numpy()] if text is not None else [])
-    shape = tuple(int(v) + 1 for v in np.concatenate(parts).max(0))
-    flats = [volume_index(p, shape) for p in parts]
-    union = np.unique(np.concatenate(flats))
-    ijk = np.stack(np.unravel_index(union, shape, order="F"), axis=1).astype(np.int64)
-    pos = [np.searchsorted(union, f) for f in flats]
-    return ijk, pos[0], pos[1] if text is not None else np.zeros(0, np.int64)
-
-
-def _unclip_route(subject: int, model, pipeline, root, dev, prior_path, prior_guidance) -> _Route:
-    from fmrikit.methods.mindeye.subject import load_subject_model
-    from fmrikit.diffusion import generate_unclip, load_pipeline
-    from fmrikit.methods.mindeye.prior import load_prior, sample_prior
-
-    if pipeline is None:
-        raise InputError("--method unclip needs a Stable unCLIP pipeline", expected="--pipeline PATH_OR_ID",
-                         found="none")
-    folder = Path(model) if model is not None else default_decoder(root, subject)
-    sub = load_subject_model(folder, device="cpu")
-    pipe, pipe_record = load_pipeline(pipeline, "unclip", device=dev)
-    width = pipe.unet.config.projection_class_embeddings_input_dim // 2
-    if sub.model.config["embed_dim"] != width:
-        raise DataValueError("the decoder's image embedding does not fit the pipeline", path=folder,
-                             expected=f"{width}-dimensional embeddings (a decoder trained on the pipeline's CLIP image "
-                             "features: --features clip --image-model)", found=str(sub.model.config["embed_dim"]))
-
-    prior, prior_record = (None, None) if prior_path is None else load_prior(prior_path, folder, device=dev)
-
-    @torch.no_grad()
-    def predict(x: torch.Tensor):
-        _, regression = sub.model(x, sub.key)
-        return regression * sub.model.target_std + sub.model.target_mean, None
-
-    def generate(pred, seeds, *, steps, guidance_scale, noise_level, **_):
-        embeds = pred[0]
-        if prior is not None:
-            std = sample_prior(prior, sub.model.standardize(embeds), seeds=seeds, steps=steps,
-                               guidance_scale=prior_guidance).cpu()
-            embeds = std * sub.model.target_std + sub.model.target_mean
-        return generate_unclip(pipe, embeds, seeds=seeds, steps=steps, guidance_scale=guidance_scale,
-                               noise_level=noise_level)
-
-    dataset = Path(sub.record.get("dataset", "")) if sub.record.get("dataset") else None
-    return _Route(ijk=sub.ijk.astype(np.int64), affine=sub.affine, volume_shape=sub.volume_shape, dataset=dataset,
-                  model_path=folder, record={"decoder": str(folder), "features": sub.record.get("features"),
-                                             "prior": str(prior_path) if prior_path else None,
-                                             "prior_guidance": prior_guidance if prior_path else None, **pipe_record},
-                  inputs=[{"model": str(Path(folder).resolve())}], predict=predict, generate=generate)
-
-
-def _neuropictor_route(subject: int, model, pipeline, root, dev, control_scale: float,
-                       high_level_from: int | None) -> _Route:
-    from fmrikit.data.dataset import read_info, voxel_columns
-    from fmrikit.data.flatmaps import flatmap_mapping, flatmap_path, read_flatmap_info
-    from fmrikit.diffusion import generate_controlnet, load_pipeline, resolve_pipeline
-    from fmrikit.project import preproc_betas_path
-    from fmrikit.data.splits import read_columns
-    from fmrikit.methods.latent.train import weights_file_checksum
-    from fmrikit.methods.neuropictor.train import adapted_neuropictor_path, default_neuropictor_path, load_neuropictor
-
-    if model is not None:
-        folder = Path(model)
-    else:  # the subject's refined model, else the cross-subject one
-        folder = next((f for f in (adapted_neuropictor_path(root, subject), default_neuropictor_path(root))
-                       if (f / "config.json").is_file()), adapted_neuropictor_path(root, subject))
-    if not (folder / "config.json").is_file():
-        raise MissingInputError("no NeuroPictor model", path=folder, expected="run fmrikit pretrain --model "
-                                f"neuropictor (and adapt-subject --model neuropictor --subject {subject}) first")
-    conditioner, controlnet, record = load_neuropictor(folder, device=dev)
-    dataset = preproc_betas_path(root, subject, record["roi"])
-    if not dataset.is_file():
-        raise MissingInputError("no preprocessed dataset for the model's ROI", path=dataset,
-                                expected=f"run fmrikit preprocess --subject {subject} first")
-    info = read_info(dataset)
-    cache = flatmap_path(root, subject, record["roi"], record["flatmap_size"])
-    # the operator training used (it keeps a pycortex subject given explicitly), else the dataset's own
-    mapping = read_flatmap_info(cache).mapping if cache.is_file() else flatmap_mapping(info, record["flatmap_size"])
-    trained_on = record["pipeline"]
-    pipe_folder, _ = resolve_pipeline(pipeline or trained_on["source"])
-    if weights_file_checksum(pipe_folder / "unet") != trained_on["unet_sha256"]:
-        raise DataValueError("the pipeline's U-Net is not the one the model was trained on", path=pipe_folder / "unet",
-                             expected=f"the U-Net of {trained_on['source']}", found="other weights")
-    pipe, pipe_record = load_pipeline(pipe_folder, "controlnet", device=dev, controlnet=controlnet)
-
-    @torch.no_grad()
-    def conditions(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        semantic, _, control = conditioner(torch.from_numpy(mapping.to_flatmaps(x.numpy())).to(dev))
-        return semantic.float().cpu(), control.float().cpu()
-
-    fixed = None
-    if high_level_from is not None:
-        row = _parse_rows(str(high_level_from), info.n_trials, dataset)
-        fixed = conditions(torch.from_numpy(read_columns(dataset, row, voxel_columns(info, mapping.ijk))))[0]
-
-    def predict(x: torch.Tensor):
-        semantic, control = conditions(x)
-        return control.flatten(1), semantic if fixed is None else fixed.expand(len(x), -1, -1)
-
-    def generate(pred, seeds, *, steps, guidance_scale, **_):
-        control, semantic = pred
-        return generate_controlnet(pipe, semantic, control.reshape((-1,) + conditioner.control_shape), seeds=seeds,
-                                   steps=steps, guidance_scale=guidance_scale, control_scale=control_scale)
-
-    return _Route(ijk=mapping.ijk.astype(np.int64), affine=info.affine, volume_shape=info.volume_shape,
-                  dataset=dataset, model_path=folder,
-                  record={"neuropictor": str(folder), "control_scale": control_scale,
-                          "high_level_from": high_level_from, "flatmap_size": record["flatmap_size"], **pipe_record},
-                  inputs=[{"model": str(folder.resolve())}, file_checksum(dataset)], predict=predict,
-                  generate=generate)
-
-
-def default_decoder(root, subject: int) -> Path:
-    """The subject's decoder folder: its ``troi``, else its ``adapt`` model."""
-    for desc in ("troi", "adapt"):
-        folder = subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_decoder"
-        if (folder / "config.json").is_file():
-            return folder
-    raise MissingInputError("no subject decoder", path=subject_dir(root, subject),
-                            expected=f"run fmrikit roi-train or adapt-subject --subject {subject} (or pass --model)")
-
-
-def _truth_images(route: _Route, stim: np.ndarray) -> list[np.ndarray] | None:
+def _truth_images(route: Route, stim: np.ndarray) -> list[np.ndarray] | None:
     """Ground-truth stimuli of the inputs, when every stimulus is known and readable."""
     from fmrikit.data.dataset import read_info, read_stimuli
     from fmrikit.errors import FmrikitError
@@ -597,25 +354,3 @@ def _write_predictions(path: Path, predictions: list, stim: np.ndarray, names: l
             f.create_dataset("text_embeddings", data=torch.cat([p[1] for p in predictions]).float().numpy())
         f.create_dataset("stim_id", data=stim)
         f.create_dataset("name", data=np.array(names, dtype=h5py.string_dtype()))
-
-
-def _contact_sheet(path: Path, images: np.ndarray, truth: list[np.ndarray] | None, names: list[str],
-                   tile: int = 128, columns: int = 4) -> None:
-    """A PNG grid: per input, [ground truth |] its samples, labelled by name."""
-    from PIL import Image, ImageDraw
-
-    n_samples, n = images.shape
-    per = n_samples + (truth is not None)
-    cols = max(1, columns // per) * per
-    rows = -(-n * per // cols)
-    sheet = Image.new("RGB", (cols * tile, rows * (tile + 14)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for k in range(n):
-        tiles = ([truth[k]] if truth is not None else []) + [images[s, k] for s in range(n_samples)]
-        for j, im in enumerate(tiles):
-            slot = k * per + j
-            x, y = (slot % cols) * tile, (slot // cols) * (tile + 14)
-            sheet.paste(Image.fromarray(im).resize((tile, tile), Image.BICUBIC), (x, y + 14))
-            label = ("truth " if truth is not None and j == 0 else "") + names[k].split("_")[-1]
-            draw.text((x + 2, y + 1), label, fill="black")
-    sheet.save(path)

@@ -6,20 +6,15 @@ library stays silent. Flatmaps render headless (matplotlib Agg).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from fmrikit._logging import logger
-from fmrikit.errors import GridMismatchError, InputError
+from fmrikit.errors import InputError
 from fmrikit.io.nifti import save_nifti
-
-#: Flatmap height in pixels; one value so pycortex's caches are built once and shared.
-FLATMAP_HEIGHT = 512
+from fmrikit.io.pycortex import FLATMAP_HEIGHT, check_flatmap_target, quiet_pycortex
 
 
 def voxels_to_volume(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[int, int, int],
@@ -125,7 +120,7 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
     vol = cortex.Volume(np.ascontiguousarray(zyx), subject, xfm, vmin=vmin, vmax=vmax, cmap=cmap)
     png_path = Path(png_path)
     tmp = png_path.with_name(f".{png_path.name}.part.png")
-    with _quiet():
+    with quiet_pycortex():
         fig = cortex.quickflat.make_figure(vol, height=FLATMAP_HEIGHT, with_rois=shutil.which("inkscape") is not None,
                                            with_labels=False, with_curvature=True, with_colorbar=True,
                                            with_sulci=False)
@@ -135,47 +130,3 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
         plt.close(fig)
     os.replace(tmp, png_path)
     return png_path
-
-
-def check_flatmap_target(subject: str, xfm: str, volume_shape: tuple[int, ...]):
-    """Check that a pycortex subject and transform exist and match the grid (X, Y, Z).
-
-    Returns
-    -------
-    module
-        The imported ``cortex`` package.
-
-    Raises
-    ------
-    InputError, GridMismatchError
-    """
-    cortex = _import_cortex()
-    if subject not in cortex.db.subjects:
-        raise InputError("unknown pycortex subject", path=cortex.database.default_filestore,
-                         expected="one of " + ", ".join(sorted(cortex.db.subjects)), found=subject)
-    try:
-        ref_shape = cortex.db.get_xfm(subject, xfm).shape  # (Z, Y, X)
-    except Exception as exc:
-        raise InputError("unknown pycortex transform", expected=f"a transform of {subject}",
-                         found=f"{xfm} ({exc})") from exc
-    if tuple(ref_shape)[::-1] != tuple(volume_shape[:3]):
-        raise GridMismatchError("volume does not match the pycortex transform's reference grid",
-                                path=f"{subject}/{xfm}", expected=f"(X, Y, Z) {tuple(ref_shape)[::-1]}",
-                                found=str(tuple(volume_shape[:3])))
-    return cortex
-
-
-def _import_cortex():
-    with _quiet():
-        import cortex
-    return cortex
-
-
-@contextlib.contextmanager
-def _quiet():
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        yield
-    for line in buf.getvalue().splitlines():
-        if line.strip():
-            logger.debug("pycortex: %s", line)

@@ -3,7 +3,6 @@ import json
 import h5py
 import nibabel as nib
 import numpy as np
-import pytest
 from PIL import Image
 from typer.testing import CliRunner
 

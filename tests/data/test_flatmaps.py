@@ -11,11 +11,13 @@ import pytest
 from PIL import Image
 
 from fmrikit.data.dataset import read_betas, read_info
-from fmrikit.data.flatmaps import (FlatmapStore, _crop_operator, flatmap_dataset, flatmap_mapping, flatmap_path,
-                                   read_flatmap_info, read_flatmaps, resize_weights, split_rows, test_flatmaps)
+from fmrikit.data.flatmaps.store import FlatmapStore
+from fmrikit.data.flatmaps.operator import crop_operator, flatmap_mapping, resize_weights
+from fmrikit.data.flatmaps.cache import flatmap_dataset, read_flatmap_info, read_flatmaps, split_rows, test_flatmaps
+from fmrikit.project import flatmap_path
 from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.project import preproc_betas_path
-from fmrikit.viz.flatmap import FLATMAP_HEIGHT, _import_cortex, _quiet
+from fmrikit.io.pycortex import FLATMAP_HEIGHT, import_cortex, quiet_pycortex
 
 F16 = dict(rtol=2e-3, atol=2e-3)  # float16 storage: 11-bit mantissa
 
@@ -43,10 +45,10 @@ def _pillow_resize(image: np.ndarray, size: int) -> np.ndarray:
 
 def _pycortex_crop(info, values: np.ndarray, bbox) -> np.ndarray:
     """pycortex's own flatmap of one trial (NaN off the dataset's voxels), cropped to ``bbox``."""
-    cortex = _import_cortex()
+    cortex = import_cortex()
     vol = np.full(info.volume_shape, np.nan)
     vol[tuple(info.ijk.T)] = values
-    with _quiet():
+    with quiet_pycortex():
         img, _ = cortex.quickflat.make_flatmap_image(
             cortex.Volume(np.ascontiguousarray(np.swapaxes(vol, 0, 2)), "S1", "fullhead"), height=FLATMAP_HEIGHT)
     assert img.shape[0] == FLATMAP_HEIGHT
@@ -56,7 +58,7 @@ def _pycortex_crop(info, values: np.ndarray, bbox) -> np.ndarray:
 
 def test_operator_matches_pycortex_and_pillow(info, mappings):
     betas = read_betas(info.path, np.array([0, 7, 33]))
-    subject, xfm, crop, (h, w), bbox = _crop_operator(info, None, None, 0)
+    subject, xfm, crop, (h, w), bbox = crop_operator(info, None, None, 0)
     assert (subject, xfm) == ("S1", "fullhead") and bbox == mappings[64].bbox
     for x in betas:
         full, ref = _pycortex_crop(info, x, bbox)

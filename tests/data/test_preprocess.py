@@ -1,6 +1,4 @@
-import gzip
 import json
-import shutil
 
 import h5py
 import nibabel as nib
@@ -9,7 +7,7 @@ import pytest
 
 from fmrikit.data.dataset import read_betas, read_info
 from fmrikit.data.preprocess import parse_sessions, preprocess_files, preprocess_nsd
-from fmrikit.errors import DataValueError, GridMismatchError, InputError
+from fmrikit.errors import GridMismatchError, InputError
 from tests.nsd_fixture import AFFINE, CONSTANT_VOXEL, SHAPE, TRIALS, expected
 
 

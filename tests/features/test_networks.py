@@ -6,7 +6,8 @@ import torch
 
 from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.features.networks import (CLIP_MEAN, CLIP_STD, EFFNET_LITE0_LAYERS, PROTOCOL_NETWORKS, clip_vision,
-                                       effnet_lite0, resolve_device, torchvision_network)
+                                       effnet_lite0, torchvision_network)
+from fmrikit.devices import resolve_device
 
 H, W = 40, 56  # non-square on purpose
 

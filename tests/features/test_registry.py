@@ -6,7 +6,9 @@ import pytest
 
 from fmrikit.errors import InputError
 from fmrikit.features.networks import effnet_lite0
-from fmrikit.features.registry import EXTRACTORS, EffnetLite0Extractor, FeatureExtractor, get_extractor
+from fmrikit.features.registry import EXTRACTORS, get_extractor
+from fmrikit.features.effnet import EffnetLite0Extractor
+from fmrikit.features.base import FeatureExtractor
 
 
 @pytest.fixture(scope="module")

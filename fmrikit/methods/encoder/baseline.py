@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmrikit.errors import OutputExistsError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_dir, subject_label
 from fmrikit.methods.mindeye.targets import feature_spec
 from fmrikit.engine.distributed import Distributed
+from fmrikit.engine.runs import refuse_existing
 
 
 @dataclass
@@ -73,8 +73,7 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
 
     label = subject_label(subject)
     out = Path(out) if out is not None else subject_dir(root, subject) / f"{label}_desc-ridge"
-    if out.exists() and not overwrite:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    refuse_existing([out], overwrite)
     dataset = subject_dataset(root, subject, roi)
     spec = feature_spec(features, image_model)
     data = load_encoder_data(dataset, subject, spec, Distributed(0, 1, torch.device("cpu")), root=root,

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrikit.errors import InputError, OutputExistsError
+from fmrikit.errors import InputError
 from fmrikit.features.image_sets import ImageSet, file_images, stimulus_images
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import new_run_id, write_sidecar
-from fmrikit.methods.mindeye.model import subject_key
+from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
+from fmrikit.engine.runs import refuse_existing
 
 METHODS = ("kmeans", "gmm")
 #: Candidate images scored for each cluster by default (a random subset of the stimuli when more).
@@ -118,17 +119,17 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     ClusterResult
     """
     from fmrikit.data.dataset import read_info
-    from fmrikit.features.networks import resolve_device
+    from fmrikit.devices import resolve_device
     from fmrikit.features.registry import get_extractor
     from fmrikit.project import project_root
-    from fmrikit.methods.encoder.runs import default_encoder_path, load_encoder, subject_info
+    from fmrikit.methods.encoder.runs import load_encoder, subject_info
+    from fmrikit.project import default_encoder_path
 
     if max_images < 1 or top < 1:
         raise InputError("max_images and top must be >= 1", found=f"max_images={max_images}, top={top}")
     path = Path(model) if model is not None else default_encoder_path(root)
     out = Path(out) if out is not None else project_root(root) / "clusters" / f"{method}-k{k}"
-    if out.exists() and not overwrite:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    refuse_existing([out], overwrite)
     dev = resolve_device(device)
     encoder, record = load_encoder(path, device=dev)
     keys = [subject_key(s) for s in subjects] if subjects else sorted(record["subjects"])

@@ -24,9 +24,10 @@ from fmrikit.data.dataset import DatasetInfo
 from fmrikit.methods.encoder.model import UniversalEncoder, encoder_loss
 from fmrikit.data.splits import SubjectData, average_repeats
 from fmrikit.engine.distributed import Distributed
-from fmrikit.methods.mindeye.loop import (FitResult, epoch_order, load_checkpoint, optimizer_step, save_checkpoint,
-                                  shard_len)
-from fmrikit.methods.mindeye.settings import EncoderSettings
+from fmrikit.methods.mindeye.loop import FitResult
+from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
+from fmrikit.methods.encoder.settings import EncoderSettings
 
 log = logging.getLogger("fmrikit")
 
@@ -123,8 +124,8 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
                             for k, d in enumerate(data)])
     steps = math.ceil(shard_len(len(pairs), ctx) / settings.batch_images)
     result, start = FitResult(), 0
-    if resume and checkpoint is not None and (checkpoint / "trainer.pt").is_file():
-        start, result.history = load_checkpoint(checkpoint, model, optimizer, scheduler)
+    if resume and has_checkpoint(checkpoint):
+        start, result.history, _ = load_checkpoint(checkpoint, model, optimizer, scheduler)
     net = _StepLoss(model, settings.cosine_weight)
     if ctx.active:  # a step may miss a subject, whose embeddings then get no gradient
         net = nn.parallel.DistributedDataParallel(net, find_unused_parameters=True,
@@ -155,7 +156,7 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
         log.info("%s epoch %d: loss %.4g", description, epoch + 1, row["loss"])
         if checkpoint is not None:
             if ctx.is_main:
-                save_checkpoint(checkpoint, model, optimizer, scheduler, epoch + 1, result.history)
+                save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=result.history, scheduler=scheduler)
             ctx.barrier()
     model.eval()
     return result

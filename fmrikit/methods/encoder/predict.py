@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from fmrikit._progress import track
-from fmrikit.errors import InputError, OutputExistsError
+from fmrikit.errors import InputError
 from fmrikit.features.image_sets import ImageSet, file_images, stimulus_images
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.methods.mindeye.model import subject_key
+from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.project import subject_dir, subject_label
+from fmrikit.engine.runs import refuse_existing
 
 #: Flatmaps drawn by default (one PNG per image; pycortex takes about a second each).
 MAX_FLATMAPS = 16
@@ -76,7 +77,7 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     from fmrikit.features.registry import get_extractor
     from fmrikit.io.nifti import write_nifti_series
     from fmrikit.viz.flatmap import voxels_to_volume
-    from fmrikit.features.networks import resolve_device
+    from fmrikit.devices import resolve_device
     from fmrikit.methods.encoder.runs import find_encoder, load_encoder, subject_info
 
     if (images is None) == (not shared):
@@ -99,8 +100,7 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
         image_set = file_images(images)
     name = "shared" if shared else Path(images).stem
     out = Path(out) if out is not None else subject_dir(root, subject) / f"{label}_encode-{name}"
-    if out.exists() and not overwrite:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    refuse_existing([out], overwrite)
     extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
     ijk = encoder.voxel_index[key].ijk.cpu().numpy().astype(np.int64)
     shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,21 @@ import numpy as np
 import torch
 
 from fmrikit.data.dataset import DatasetInfo
-from fmrikit.errors import DataValueError, InputError, MissingInputError, OutputExistsError
+from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.methods.mindeye.model import subject_key
+from fmrikit.project import default_encoder_path, subject_encoder_path, subject_key
 from fmrikit.methods.encoder.model import UniversalEncoder
 from fmrikit.engine.serialization import read_config, weights_checksum
-from fmrikit.project import preproc_betas_path, project_root, subject_dir, subject_label
-from fmrikit.methods.mindeye.targets import feature_spec, write_log
+from fmrikit.project import preproc_betas_path
+from fmrikit.methods.mindeye.targets import feature_spec
+from fmrikit.engine.runs import finish_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.methods.encoder.fit import EncoderData, encoder_data, encoding_scores, fit_encoder
-from fmrikit.methods.mindeye.pretrain import LOG_NAME, SIDECAR_NAME, checkpoint_path
-from fmrikit.methods.mindeye.settings import EncoderSettings, EncoderSize, settings_record
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME
+from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
+from fmrikit.engine.runs import settings_record
 
 log = logging.getLogger("fmrikit")
 
@@ -44,16 +45,6 @@ class EncoderResult:
     model: Path
     scores: dict[str, dict[str, Any] | None]
     history: list[dict]
-
-
-def default_encoder_path(root: str | os.PathLike | None = None) -> Path:
-    """Where ``pretrain --model encoder`` writes, and the encoder commands look first."""
-    return project_root(root) / "models" / "encoder"
-
-
-def subject_encoder_path(root: str | os.PathLike | None, subject: int, desc: str = "adapt") -> Path:
-    """Where ``adapt-subject --model encoder`` writes: ``<root>/sub-NN/sub-NN_desc-<desc>_encoder``."""
-    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_encoder"
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UniversalEncoder, dict]:
@@ -138,7 +129,7 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
     size, settings = size or EncoderSize(), settings or EncoderSettings()
     settings.check()
     out = Path(out) if out is not None else default_encoder_path(root)
-    _refuse_existing(out, overwrite)
+    checkpoint = start_run([out], overwrite=overwrite)
     paths = [subject_dataset(root, s, roi) for s in subjects]
     spec = feature_spec(features, image_model)
     run_id = new_run_id()
@@ -148,7 +139,7 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         torch.manual_seed(settings.seed)
         model = new_encoder(data, size)
         model.to(ctx.device)
-        result = fit_encoder(model, data, settings, ctx, checkpoint=checkpoint_path(out), resume=resume,
+        result = fit_encoder(model, data, settings, ctx, checkpoint=checkpoint, resume=resume,
                              description="pretrain encoder")
         scores = {d.key: encoding_scores(model, d, device=ctx.device) for d in data}
         if ctx.is_main:
@@ -159,7 +150,7 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
                           history=result.history, scores=scores, command="pretrain", parameters=parameters,
                           inputs=[file_checksum(p) for p in paths], seed=settings.seed, run_id=run_id,
                           overwrite=overwrite)
-            shutil.rmtree(checkpoint_path(out), ignore_errors=True)
+            finish_run(checkpoint)
         ctx.barrier()
     return EncoderResult(model=out, scores=scores, history=result.history)
 
@@ -203,7 +194,7 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         raise InputError("desc must be letters and digits only (a BIDS entity value)", expected="e.g. adapt",
                          found=repr(desc))
     out = Path(out) if out is not None else subject_encoder_path(root, subject, desc)
-    _refuse_existing(out, overwrite)
+    checkpoint = start_run([out], overwrite=overwrite)
     dataset = subject_dataset(root, subject, roi)
     key = subject_key(subject)
     base_path, model, record = None, None, None
@@ -232,7 +223,7 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
             model.voxel_index[key].ijk.copy_(torch.from_numpy(data.info.ijk))
         model.to(ctx.device)
         params = list(model.parameters()) if base_path is None else [model.voxel_embeddings[key]]
-        result = fit_encoder(model, [data], settings, ctx, params=params, checkpoint=checkpoint_path(out),
+        result = fit_encoder(model, [data], settings, ctx, params=params, checkpoint=checkpoint,
                              resume=resume, description="adapt encoder")
         scores = {key: encoding_scores(model, data, device=ctx.device)}
         if ctx.is_main:
@@ -248,7 +239,7 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
             write_encoder(out, model, subjects, spec=spec, roi=roi, history=result.history, scores=scores,
                           command="adapt-subject", parameters=parameters, inputs=inputs, seed=settings.seed,
                           run_id=run_id, overwrite=overwrite, base=base_record)
-            shutil.rmtree(checkpoint_path(out), ignore_errors=True)
+            finish_run(checkpoint)
         ctx.barrier()
     return EncoderResult(model=out, scores=scores, history=result.history)
 
@@ -362,6 +353,3 @@ def subject_dataset(root, subject: int, roi: str) -> Path:
     return path
 
 
-def _refuse_existing(out: Path, overwrite: bool) -> None:
-    if out.exists() and not overwrite:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,8 +21,8 @@ import torch
 from fmrikit.errors import InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.project import preproc_betas_path, project_root
-from fmrikit.methods.mindeye.targets import write_log
+from fmrikit.project import default_autoencoder_path, preproc_betas_path
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
 from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
 
 log = logging.getLogger("fmrikit")
@@ -53,11 +52,6 @@ class AutoencoderSize:
         if self.image_size % factor or any(c % 16 for c in self.channels) or self.latent_channels < 1:
             raise InputError("invalid autoencoder size", expected=f"image size divisible by {factor}, channels "
                              "multiples of 16", found=f"{self.image_size}, {self.channels}")
-
-
-def default_autoencoder_path(root=None) -> Path:
-    """``<root>/models/autoencoder``."""
-    return project_root(root) / "models" / "autoencoder"
 
 
 def build_autoencoder(size: AutoencoderSize):
@@ -145,16 +139,13 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
     Path
         The model folder.
     """
-    from fmrikit.features.networks import resolve_device
+    from fmrikit.devices import resolve_device
 
     size = size or AutoencoderSize()
     size.check()
     settings = settings or SupervisedSettings(epochs=30, batch_size=32, lr=1e-3, patience=None)
     out = Path(out) if out is not None else default_autoencoder_path(root)
-    if out.exists() and not overwrite and not resume:
-        from fmrikit.errors import OutputExistsError
-
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    checkpoint = start_run([out], overwrite=overwrite or resume)
     info, ids = training_stimuli(subjects, root)
     if len(ids) < 20:
         raise InputError("too few training images for the autoencoder", path=info.path, expected=">= 20",
@@ -182,7 +173,6 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
         return sum(loss_of(to_unit_range(images[val[s:s + 64]], dev), False)[1]["mse"] * len(val[s:s + 64])
                    for s in range(0, len(val), 64)) / len(val)
 
-    checkpoint = out.parent / f".{out.name}.checkpoint"
     result = fit_supervised(vae, batch_loss, len(train), settings, device=dev, val_loss=val_loss,
                             checkpoint=checkpoint, resume=resume, description="autoencoder")
     with torch.no_grad():
@@ -191,14 +181,14 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
     vae.register_to_config(scaling_factor=float(1 / z.std()))
     with staged_dir(out, overwrite=True) as stage:
         vae.to("cpu").save_pretrained(stage, safe_serialization=True)
-        write_log(stage / "training_log.tsv", result.history)
-        write_sidecar(stage / "run.json", command="pretrain --model autoencoder", seed=settings.seed,
+        write_log(stage / LOG_NAME, result.history)
+        write_sidecar(stage / SIDECAR_NAME, command="pretrain --model autoencoder", seed=settings.seed,
                       run_id=new_run_id(), inputs=[file_checksum(info.path)],
                       parameters={"subjects": subjects, "size": asdict(size), "training": asdict(settings),
                                   "kl_weight": kl_weight, "device": str(dev)},
-                      outputs=["config.json", "diffusion_pytorch_model.safetensors", "training_log.tsv"],
+                      outputs=["config.json", "diffusion_pytorch_model.safetensors", LOG_NAME],
                       extra={"n_train_images": int(len(train)), "n_val_images": int(len(val)),
                              "best_epoch": result.best_epoch, "val_mse": min(r["val_loss"] for r in result.history),
                              "scaling_factor": float(1 / z.std()), "stimuli": info.stimuli_path})
-    shutil.rmtree(checkpoint, ignore_errors=True)
+    finish_run(checkpoint)
     return out

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,15 @@ import numpy as np
 import torch
 
 from fmrikit.data.dataset import DatasetInfo, read_stimuli
-from fmrikit.errors import DataValueError, InputError, MissingInputError, OutputExistsError
+from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.methods.latent.models import LatentMapper, connectivity_graph, node_columns_from_labels
-from fmrikit.project import preproc_betas_path, subject_dir, subject_label
-from fmrikit.methods.mindeye.targets import write_log
-from fmrikit.data.splits import SubjectData, load_subject_data
+from fmrikit.project import mapper_dir, preproc_betas_path, subject_label
+from fmrikit.engine.runs import SIDECAR_NAME, finish_run, start_run, write_log
+from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+from fmrikit.diffusion import component_checksum
 
 log = logging.getLogger("fmrikit")
 
@@ -93,21 +93,6 @@ class MapperResult:
     history: dict[str, list[dict]] = field(default_factory=dict)
 
 
-def mapper_dir(root, subject: int, mapper: str) -> Path:
-    """``<root>/sub-NN/sub-NN_desc-<mapper>_latentmapper``."""
-    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{mapper}_latentmapper"
-
-
-def weights_file_checksum(folder: Path) -> str:
-    """Checksum of a diffusers model folder's weights file (VAE, U-Net...), as
-    :func:`~fmrikit.io.provenance.file_checksum` gives it."""
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
-    if not files:
-        raise MissingInputError("no autoencoder weights", path=folder, expected="a .safetensors file")
-    record = file_checksum(files[0])
-    return record.get("sha256") or record["sha256_fingerprint"]
-
-
 def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None, root=None) -> dict[str, Any]:
     """Where the image latents come from: a pipeline's VAE, else the embedded autoencoder.
 
@@ -116,20 +101,20 @@ def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None
     dict
         ``kind`` ("pipeline" or "autoencoder"), ``source`` (as given), ``vae_folder``, ``vae_sha256``.
     """
-    from fmrikit.methods.latent.autoencoder import default_autoencoder_path
+    from fmrikit.project import default_autoencoder_path
 
     if pipeline is not None:
         from fmrikit.diffusion import resolve_pipeline
 
         folder, _ = resolve_pipeline(pipeline)
         return {"kind": "pipeline", "source": str(pipeline), "vae_folder": str(folder / "vae"),
-                "vae_sha256": weights_file_checksum(folder / "vae")}
+                "vae_sha256": component_checksum(folder / "vae")}
     folder = Path(autoencoder) if autoencoder is not None else default_autoencoder_path(root)
     if not (folder / "config.json").is_file():
         raise MissingInputError("no autoencoder", path=folder, expected="run fmrikit pretrain --model autoencoder "
                                 "first, or pass --pipeline with a Stable Diffusion folder")
     return {"kind": "autoencoder", "source": str(folder.resolve()), "vae_folder": str(folder.resolve()),
-            "vae_sha256": weights_file_checksum(folder)}
+            "vae_sha256": component_checksum(folder)}
 
 
 def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:
@@ -227,7 +212,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     MapperResult
     """
     from fmrikit.data.rois import atlas_labels, roi_columns
-    from fmrikit.features.networks import resolve_device
+    from fmrikit.devices import resolve_device
     from fmrikit.diffusion import latent_shape, load_autoencoder
 
     if mapper not in MAPPERS:
@@ -238,8 +223,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         raise MissingInputError("no preprocessed dataset for this subject and ROI", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} first")
     out = Path(out) if out is not None else mapper_dir(root, subject, mapper)
-    if out.exists() and not overwrite and not resume:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    checkpoints = start_run([out], overwrite=overwrite or resume)
     source = generator_source(autoencoder, pipeline, root)
     from fmrikit.data.dataset import read_info
 
@@ -278,7 +262,6 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     labels = image_values[image_cols] if mapper == "gcn" else None
 
     run_id, scores, histories, models = new_run_id(), {}, {}, {}
-    checkpoints = out.parent / f".{out.name}.checkpoint"
     for name in targets:
         arch = mapper if name == "image" else ("ridge" if mapper == "ridge" else "text-cnn")
         x_train, x_test = data.train_x[:, pos[name]], data.test_x[:, pos[name]]
@@ -309,14 +292,14 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         for name, hist in histories.items():
             if hist:
                 write_log(stage / f"training_log_{name}.tsv", hist)
-        write_sidecar(stage / "run.json", command="pretrain --model latent-mapper",
+        write_sidecar(stage / SIDECAR_NAME, command="pretrain --model latent-mapper",
                       seed=mapper_settings(mapper, overrides).seed, run_id=run_id, inputs=[file_checksum(dataset)],
                       parameters={"subject": subject, "mapper": mapper, "roi": roi, "sessions": sessions,
                                   "options": asdict(options), "training": {n: asdict(mapper_settings(
                                       scores[n]["arch"], overrides)) for n in scores},
                                   "text": use_text, "device": str(dev)},
                       outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores})
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    finish_run(checkpoints)
     return MapperResult(model=out, scores=scores, history=histories)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,19 +15,22 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from fmrikit.errors import DataValueError, InputError, MissingInputError, OutputExistsError
+from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_outputs
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.methods.mindeye.model import MindEyeDecoder, subject_key
+from fmrikit.methods.mindeye.model import MindEyeDecoder
+from fmrikit.project import subject_key
 from fmrikit.engine.serialization import read_config
 from fmrikit.methods.mindeye.subject import save_subject_model
 from fmrikit.project import preproc_betas_path, subject_dir, subject_label
-from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, write_log
+from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores
+from fmrikit.engine.runs import finish_run, start_run, write_log
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.methods.mindeye.loop import FitResult, fit
-from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, TrainSettings, settings_record
-from fmrikit.methods.mindeye.pretrain import checkpoint_path, default_decoder_path
+from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, TrainSettings
+from fmrikit.engine.runs import settings_record
+from fmrikit.project import default_decoder_path
 
 log = logging.getLogger("fmrikit")
 
@@ -146,9 +148,9 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
     if not dataset.is_file():
         raise MissingInputError("no preprocessed dataset for this subject and ROI", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} --roi {roi} first")
-    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{_check_desc(desc)}"
+    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{check_desc(desc)}"
     names = subject_output_names(stem)
-    _refuse_existing(out_dir, names, overwrite)
+    checkpoint = start_run([out_dir / n for n in names.values()], overwrite=overwrite)
     model, record, backbone_path = load_backbone(backbone, root)
     columns = None
     if mask is not None:
@@ -160,7 +162,6 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
         data = load_subject_data(dataset, subject_key(subject), sessions=sessions, columns=columns)
         targets = image_embeddings([data], record["features"], ctx, root=root)[data.key]
         model.to(ctx.device)
-        checkpoint = checkpoint_path(out_dir / names["model"])
         result = train_input_layer(model, data, targets[0], settings, ctx, train_shared=unfreeze_backbone,
                                    checkpoint=checkpoint, resume=resume, description="adapt-subject")
         scores = retrieval_scores(model, data, targets[1], device=ctx.device)
@@ -173,7 +174,7 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
                                             shared_trained=unfreeze_backbone, history=result.history, scores=scores,
                                             command="adapt-subject", parameters=parameters, inputs=inputs,
                                             seed=settings.seed, run_id=run_id, overwrite=overwrite)
-            shutil.rmtree(checkpoint, ignore_errors=True)
+            finish_run(checkpoint)
         ctx.barrier()
     return SubjectResult(model=out_dir / names["model"], outputs={k: out_dir / v for k, v in names.items()},
                          retrieval=scores, history=result.history, n_voxels=data.n_voxels)
@@ -184,14 +185,7 @@ def subject_output_names(stem: str, extra: dict[str, str] | None = None) -> dict
     return {"model": f"{stem}_decoder", "log": f"{stem}_log.tsv", "sidecar": f"{stem}.json", **(extra or {})}
 
 
-def _refuse_existing(out_dir: Path, names: dict[str, str], overwrite: bool) -> None:
-    if not overwrite:
-        for name in names.values():
-            if (out_dir / name).exists():
-                raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out_dir / name)
-
-
-def _check_desc(desc: str) -> str:
+def check_desc(desc: str) -> str:
     if not desc or not desc.isalnum():
         raise InputError("--desc must be letters and digits (a BIDS desc- label)", expected="e.g. troi, adaptRoi",
                          found=repr(desc))

@@ -13,7 +13,6 @@ run continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -25,54 +24,21 @@ import torch
 from torch import nn
 
 from fmrikit._progress import track
-from fmrikit.errors import CorruptFileError, DataValueError
-from fmrikit.io.atomic import staged_dir
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.data.splits import SubjectData
 from fmrikit.engine.distributed import Distributed
 from fmrikit.methods.mindeye.losses import mixco, mixco_nce, soft_clip_loss
 from fmrikit.methods.mindeye.settings import TrainSettings
+from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
 
 log = logging.getLogger("fmrikit")
-
-STATE_NAME = "state.safetensors"
-TRAINER_NAME = "trainer.pt"
-
-
-class VoxelGate(nn.Module):
-    """TROI's weighted input mask: ``x * (weight * alive)`` with an L1 penalty on the weights.
-
-    Parameters
-    ----------
-    n_voxels : int
-    threshold : float
-        After every optimiser step, weights below it are set to zero and stay zero.
-    lasso : float
-        LASSO coefficient of ``sum(|weight|)``.
-    """
-
-    def __init__(self, n_voxels: int, threshold: float = 0.05, lasso: float = 1e-3):
-        super().__init__()
-        self.threshold, self.lasso = threshold, lasso
-        self.weight = nn.Parameter(torch.ones(n_voxels))
-        self.register_buffer("alive", torch.ones(n_voxels, dtype=torch.bool))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (self.weight * self.alive)
-
-    def penalty(self) -> torch.Tensor:
-        return self.lasso * (self.weight * self.alive).abs().sum()
-
-    @torch.no_grad()
-    def after_step(self) -> None:
-        self.alive &= self.weight >= self.threshold
-        self.weight.mul_(self.alive)
 
 
 class _Step(nn.Module):
     """The model and the gates as one module, so DDP sees every trainable parameter."""
 
-    def __init__(self, model: MindEyeDecoder, gates: dict[str, VoxelGate]):
+    def __init__(self, model: MindEyeDecoder, gates: dict[str, nn.Module]):
         super().__init__()
         self.model = model
         self.gates = nn.ModuleDict(gates)
@@ -89,7 +55,7 @@ class FitResult:
 
 
 def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch.Tensor], settings: TrainSettings,
-        ctx: Distributed, *, param_groups: list[dict], gates: dict[str, VoxelGate] | None = None,
+        ctx: Distributed, *, param_groups: list[dict], gates: dict[str, nn.Module] | None = None,
         checkpoint: Path | None = None, resume: bool = False,
         epoch_end: Callable[[int], dict | None] | None = None, description: str = "training") -> FitResult:
     """Train ``model`` (in place) on the subjects' training trials.
@@ -107,8 +73,9 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
     ctx : Distributed
     param_groups : list of dict
         AdamW parameter groups (``params``, optional ``lr`` and ``weight_decay``).
-    gates : dict of str to VoxelGate, optional
-        Input masks by subject key (TROI stage 1).
+    gates : dict of str to nn.Module, optional
+        Input masks by subject key (TROI stage 1, :class:`~fmrikit.methods.troi.gate.VoxelGate`): modules
+        applied to the subject's betas, with ``penalty()`` (added to the loss) and ``after_step()``.
     checkpoint : Path, optional
         Folder of the per-epoch checkpoint (written by rank 0).
     resume : bool
@@ -139,8 +106,8 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _s: 1.0)
     result = FitResult()
     start = 0
-    if resume and checkpoint is not None and (checkpoint / TRAINER_NAME).is_file():
-        start, result.history = load_checkpoint(checkpoint, step_module, optimizer, scheduler)
+    if resume and has_checkpoint(checkpoint):
+        start, result.history, _ = load_checkpoint(checkpoint, step_module, optimizer, scheduler)
         log.info("resuming %s at epoch %d of %d", description, start + 1, settings.epochs)
     ddp = step_module
     if ctx.active:
@@ -198,62 +165,11 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
                  ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if checkpoint is not None:
             if ctx.is_main:
-                save_checkpoint(checkpoint, step_module, optimizer, scheduler, epoch + 1, result.history)
+                save_checkpoint(checkpoint, step_module, optimizer, epoch=epoch + 1, history=result.history,
+                                scheduler=scheduler)
             ctx.barrier()
         if stop:
             result.stopped_early = epoch + 1 < settings.epochs
             break
     model.eval()
     return result
-
-
-def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, where: str) -> None:
-    """Back-propagate ``loss`` and step; a non-finite loss stops training with a clear error."""
-    if not torch.isfinite(loss):
-        raise DataValueError(f"{where}: loss became {loss.item()}", expected="a finite loss (lower the learning rate)")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def shard_len(n: int, ctx: Distributed) -> int:
-    """Trials per process: DistributedSampler's padded share."""
-    return math.ceil(n / ctx.world_size)
-
-
-def epoch_order(sizes: list[int], seed: int, epoch: int, ctx: Distributed) -> list[np.ndarray]:
-    """Each subject's trial order for this process and epoch (same permutation on every rank, then sharded)."""
-    rng = np.random.default_rng([seed, epoch])
-    out = []
-    for n in sizes:
-        perm = rng.permutation(n)
-        padded = np.resize(perm, shard_len(n, ctx) * ctx.world_size)
-        out.append(padded[ctx.rank::ctx.world_size])
-    return out
-
-
-def save_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler, epoch: int, history: list) -> None:
-    from safetensors.torch import save_file
-
-    with staged_dir(folder, overwrite=True) as stage:
-        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, stage / STATE_NAME)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch},
-                   stage / TRAINER_NAME)
-        (stage / "history.json").write_text(json.dumps(history, indent=1))
-
-
-def load_checkpoint(folder: Path, module: nn.Module, optimizer, scheduler) -> tuple[int, list]:
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(folder / STATE_NAME)
-        trainer = torch.load(folder / TRAINER_NAME, map_location="cpu", weights_only=True)
-        history = json.loads((folder / "history.json").read_text())
-        module.load_state_dict(state)
-        optimizer.load_state_dict(trainer["optimizer"])
-        scheduler.load_state_dict(trainer["scheduler"])
-    except Exception as exc:  # safetensors, torch and json raise assorted types for damaged files
-        raise CorruptFileError("cannot resume from the checkpoint (start again without --resume)", path=folder,
-                               expected="a checkpoint of the same run", found=f"{type(exc).__name__}: {exc}"
-                               .splitlines()[0]) from exc
-    return int(trainer["epoch"]), history

@@ -15,11 +15,6 @@ from torch import nn
 from fmrikit.engine.serialization import PretrainedModule
 
 
-def subject_key(subject: int) -> str:
-    """Module key of a subject's input layer, e.g. ``"sub-01"``."""
-    return f"sub-{subject:02d}"
-
-
 class SubjectInput(nn.Module):
     """Linear map from one subject's voxels to the shared width.
 

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fmrikit.errors import MissingInputError, OutputExistsError
+from fmrikit.errors import MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.methods.mindeye.model import MindEyeDecoder, subject_key
-from fmrikit.project import preproc_betas_path, project_root
-from fmrikit.methods.mindeye.targets import (feature_spec, image_embeddings, retrieval_scores, set_target_statistics,
-                                     write_log)
+from fmrikit.methods.mindeye.model import MindEyeDecoder
+from fmrikit.project import default_decoder_path, subject_key
+from fmrikit.project import preproc_betas_path
+from fmrikit.methods.mindeye.targets import feature_spec, image_embeddings, retrieval_scores, set_target_statistics
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import distributed
 from fmrikit.methods.mindeye.loop import fit
-from fmrikit.methods.mindeye.settings import ModelSize, TrainSettings, settings_record
+from fmrikit.methods.mindeye.settings import ModelSize, TrainSettings
+from fmrikit.engine.runs import settings_record
 
 log = logging.getLogger("fmrikit")
-
-LOG_NAME = "training_log.tsv"
-SIDECAR_NAME = "run.json"
 
 
 @dataclass
@@ -34,16 +32,6 @@ class PretrainResult:
     model: Path
     retrieval: dict[str, Any]
     history: list[dict]
-
-
-def default_decoder_path(root: str | os.PathLike | None = None) -> Path:
-    """Where ``pretrain`` writes, and ``roi-train`` / ``adapt-subject`` look for, the decoder."""
-    return project_root(root) / "models" / "decoder"
-
-
-def checkpoint_path(out: Path) -> Path:
-    """The per-epoch checkpoint folder next to an output."""
-    return out.parent / f".{out.name}.checkpoint"
 
 
 def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str | os.PathLike | None = None,
@@ -90,8 +78,7 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
     size, settings = size or ModelSize(), settings or TrainSettings()
     settings.check()
     out = Path(out) if out is not None else default_decoder_path(root)
-    if out.exists() and not overwrite:
-        raise OutputExistsError("model folder exists already; pass --overwrite to replace it", path=out)
+    checkpoint = start_run([out], overwrite=overwrite)
     paths = [preproc_betas_path(root, s, roi) for s in subjects]
     for p in paths:
         if not p.is_file():
@@ -115,12 +102,12 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         model.to(ctx.device)
         train_targets = {d.key: model.standardize(targets[d.key][0].to(ctx.device)) for d in data}
         result = fit(model, data, train_targets, settings, ctx, param_groups=[{"params": model.parameters()}],
-                     checkpoint=checkpoint_path(out), resume=resume, description="pretrain")
+                     checkpoint=checkpoint, resume=resume, description="pretrain")
         scores = {d.key: retrieval_scores(model, d, targets[d.key][1], device=ctx.device) for d in data}
         if ctx.is_main:
             _write(out, model, data, paths, spec, size, settings, result.history, scores, run_id, roi, overwrite,
                    ctx.world_size)
-            shutil.rmtree(checkpoint_path(out), ignore_errors=True)
+            finish_run(checkpoint)
         ctx.barrier()
     return PretrainResult(model=out, retrieval=scores, history=result.history)
 

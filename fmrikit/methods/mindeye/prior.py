@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,12 +21,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fmrikit.errors import DataValueError, MissingInputError, OutputExistsError
+from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_json, write_sidecar
 from fmrikit.engine.serialization import weights_checksum
-from fmrikit.project import subject_dir, subject_label
-from fmrikit.methods.mindeye.targets import write_log
+from fmrikit.project import default_subject_decoder, prior_path
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
 from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
 
 log = logging.getLogger("fmrikit")
@@ -149,19 +148,17 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
     Path
     """
     from fmrikit.data.dataset import read_info, voxel_columns
-    from fmrikit.features.networks import resolve_device
+    from fmrikit.devices import resolve_device
     from fmrikit.methods.mindeye.subject import load_subject_model
-    from fmrikit.pipelines.reconstruct import default_decoder
     from fmrikit.methods.mindeye.targets import image_embeddings
     from fmrikit.data.splits import load_subject_data
     from fmrikit.engine.distributed import Distributed
 
     size = size or PriorSize()
     settings = settings or SupervisedSettings(epochs=100, batch_size=64, lr=3e-4, patience=10)
-    decoder = Path(decoder) if decoder is not None else default_decoder(root, subject)
-    out = Path(out) if out is not None else subject_dir(root, subject) / f"{subject_label(subject)}_desc-prior_prior"
-    if out.exists() and not overwrite and not resume:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    decoder = Path(decoder) if decoder is not None else default_subject_decoder(root, subject)
+    out = Path(out) if out is not None else prior_path(root, subject)
+    checkpoint = start_run([out], overwrite=overwrite or resume)
     sub = load_subject_model(decoder)
     dataset = Path(sub.record.get("dataset", ""))
     if not dataset.is_file():
@@ -196,22 +193,21 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
         pred = prior(noisy, val_t, proj_embedding=cond[va]).predicted_image_embedding
         return float(torch.nn.functional.mse_loss(pred.float(), x0[va]))
 
-    checkpoint = out.parent / f".{out.name}.checkpoint"
     result = fit_supervised(prior, batch_loss, len(tr), settings, device=dev, val_loss=val_loss,
                             checkpoint=checkpoint, resume=resume, description="prior")
     with staged_dir(out, overwrite=True) as stage:
         prior.to("cpu").save_pretrained(stage, safe_serialization=True)
-        write_log(stage / "training_log.tsv", result.history)
+        write_log(stage / LOG_NAME, result.history)
         write_json(stage / PRIOR_RECORD, {"decoder": str(decoder.resolve()), "decoder_sha256": weights_checksum(decoder),
                                           "subject": subject, "size": asdict(size), "schedule": "squaredcos_cap_v2",
                                           "train_timesteps": TRAIN_TIMESTEPS, "drop_condition": DROP_CONDITION})
-        write_sidecar(stage / "run.json", command="pretrain --model prior", seed=settings.seed, run_id=new_run_id(),
+        write_sidecar(stage / SIDECAR_NAME, command="pretrain --model prior", seed=settings.seed, run_id=new_run_id(),
                       inputs=[file_checksum(dataset), {"decoder": str(decoder.resolve()),
                                                        "sha256": weights_checksum(decoder)}],
                       parameters={"subject": subject, "size": asdict(size), "training": asdict(settings),
                                   "device": str(dev)},
-                      outputs=["config.json", "diffusion_pytorch_model.safetensors", PRIOR_RECORD, "training_log.tsv"],
+                      outputs=["config.json", "diffusion_pytorch_model.safetensors", PRIOR_RECORD, LOG_NAME],
                       extra={"best_epoch": result.best_epoch, "n_train_trials": int(len(tr)),
                              "n_val_trials": int(len(va))})
-    shutil.rmtree(checkpoint, ignore_errors=True)
+    finish_run(checkpoint)
     return out

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,13 +101,3 @@ def retrieval_scores(model: MindEyeDecoder, data: SubjectData, test_targets: tor
             "brain_retrieval_ci95": scores["brain_retrieval"]["ci95"], "n_candidates": n_candidates,
             "n_test_images": len(x), "chance": 1 / n_candidates,
             "regression_mse": float(torch.nn.functional.mse_loss(regression.float(), target.float()))}
-
-
-def write_log(path: Path, history: list[dict]) -> None:
-    """Write per-epoch training rows as a TSV (columns: union of the rows' keys)."""
-    columns = list(dict.fromkeys(k for row in history for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, delimiter="\t", restval="")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmrikit.errors import InputError, OutputExistsError
+from fmrikit.errors import InputError
 from fmrikit.io.atomic import staged_dir
-from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.io.provenance import checksum_digest, file_checksum, new_run_id, write_sidecar
 from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize, FlatmapAutoencoder
-from fmrikit.project import project_root, subject_label
-from fmrikit.methods.mindeye.targets import write_log
+from fmrikit.project import default_flatmap_ae_path, subject_label
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
 
@@ -66,11 +65,6 @@ class FlatmapAEResult:
     model: Path
     scores: dict[str, Any]
     history: list[dict] = field(default_factory=list)
-
-
-def default_flatmap_ae_path(root=None) -> Path:
-    """``<root>/models/flatmap-ae``."""
-    return project_root(root) / "models" / "flatmap-ae"
 
 
 def default_settings() -> SupervisedSettings:
@@ -131,18 +125,18 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     if not subjects or len(set(subjects)) != len(subjects):
         raise InputError("which subjects?", expected="one or more distinct subjects", found=str(subjects))
     out = Path(out) if out is not None else default_flatmap_ae_path(root)
-    if out.exists() and not overwrite and not resume:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    checkpoint = start_run([out], overwrite=overwrite or resume)
     with distributed(device) as ctx:
         result, scores = _train(subjects, ctx, root=root, roi=roi, size=size, settings=settings, sessions=sessions,
-                                out=out, resume=resume)
+                                out=out, checkpoint=checkpoint, resume=resume)
     return FlatmapAEResult(model=out, scores=scores, history=result.history)
 
 
 def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: FlatmapAESize,
-           settings: SupervisedSettings, sessions, out: Path, resume: bool):
+           settings: SupervisedSettings, sessions, out: Path, checkpoint: Path, resume: bool):
     """Train, score (every rank) and write (rank 0) the flatmap autoencoder."""
-    from fmrikit.data.flatmaps import FlatmapStore, read_flatmap_info, split_rows
+    from fmrikit.data.flatmaps.store import FlatmapStore
+    from fmrikit.data.flatmaps.cache import read_flatmap_info, split_rows
 
     dev = ctx.device
     paths = flatmap_caches(subjects, ctx, root=root, roi=roi, size=size.image_size)
@@ -186,7 +180,6 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
                 count += int(m.sum())
             return total / max(count, 1)
 
-        checkpoint = out.parent / f".{out.name}.checkpoint"
         log.info("flatmap autoencoder: %d training trials (%d images), %d validation trials (%d images)",
                  len(train_idx), len(images) - len(val_images), len(val_idx), len(val_images))
         result = fit_supervised(model, batch_loss, len(train_idx), settings, device=dev, val_loss=val_loss,
@@ -197,26 +190,26 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
                             [subject_label(s) for s in subjects], device=dev)
     if ctx.is_main:
         checksums = [file_checksum(p) for p in paths]
-        flatmaps = {subject_label(s): {"path": str(Path(p).resolve()), **_digest(c)}
+        flatmaps = {subject_label(s): {"path": str(Path(p).resolve()), "sha256": checksum_digest(c)}
                     for s, p, c in zip(subjects, paths, checksums)}
         extra = {"subjects": subjects, "roi": roi, "flatmap_size": size.image_size, "flatmaps": flatmaps}
         with staged_dir(out, overwrite=True) as stage:
             model.to("cpu").save_pretrained(stage, extra=extra)
-            write_log(stage / "training_log.tsv", result.history)
-            write_sidecar(stage / "run.json", command="pretrain --model flatmap-ae", seed=settings.seed,
+            write_log(stage / LOG_NAME, result.history)
+            write_sidecar(stage / SIDECAR_NAME, command="pretrain --model flatmap-ae", seed=settings.seed,
                           run_id=new_run_id(), inputs=checksums,
                           parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "size": asdict(size),
                                       "training": asdict(settings), "optimizer": "Adam, constant learning rate "
                                       "(the paper: AdamW with a linear schedule)", "val_fraction": VAL_FRACTION,
                                       "loss": "MSE over the pixels inside each subject's flatmap mask",
                                       "device": str(dev), "world_size": ctx.world_size},
-                          outputs=["config.json", "model.safetensors", "training_log.tsv"],
+                          outputs=["config.json", "model.safetensors", LOG_NAME],
                           extra={"n_train_trials": int(len(train_idx)), "n_val_trials": int(len(val_idx)),
                                  "n_train_images": int(len(images) - len(val_images)),
                                  "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
                                  "val_mse": min((r["val_loss"] for r in result.history), default=None),
                                  "scores": scores})
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        finish_run(checkpoint)
     ctx.barrier()
     model.eval()
     return result, scores
@@ -228,7 +221,7 @@ def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, siz
     Rank 0 builds what is missing first; the other ranks then find the caches up to date (no two
     processes write the same HDF5).
     """
-    from fmrikit.data.flatmaps import flatmap_dataset
+    from fmrikit.data.flatmaps.cache import flatmap_dataset
 
     def caches() -> list[Path]:
         return [flatmap_dataset(s, root=root, roi=roi, size=size) for s in subjects]
@@ -239,10 +232,6 @@ def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, siz
     if not ctx.is_main:
         paths = caches()
     return paths
-
-
-def _digest(checksum: dict) -> dict:
-    return {k: v for k, v in checksum.items() if k.startswith("sha256")}
 
 
 def mean_flatmaps(store, owner: np.ndarray, n_subjects: int, block: int = 256) -> np.ndarray:
@@ -310,7 +299,7 @@ def flatmap_scores(model: FlatmapAutoencoder, paths: list, masks: list[np.ndarra
     Pearson r inside the mask; NaN images, e.g. a constant map, are skipped), ``n_test_images`` and
     ``n_mask_pixels``. ``overall`` averages the per-image values over every subject's images.
     """
-    from fmrikit.data.flatmaps import test_flatmaps
+    from fmrikit.data.flatmaps.cache import test_flatmaps
 
     scores, pooled = {}, {"mse": [], "baseline_mse": [], "r": [], "baseline_r": []}
     for key, path, mask, mean in zip(keys, paths, masks, means):

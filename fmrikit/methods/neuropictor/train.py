@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmrikit.errors import DataValueError, InputError, MissingInputError, OutputExistsError
+from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.diffusion import control_image
-from fmrikit.project import preproc_betas_path, project_root, subject_dir, subject_label
-from fmrikit.methods.mindeye.targets import write_log
+from fmrikit.project import (adapted_neuropictor_path, default_neuropictor_path, preproc_betas_path, subject_label)
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, checkpoint_path, finish_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
 
@@ -84,16 +83,6 @@ class NeuroPictorResult:
     model: Path
     scores: dict[str, Any]
     history: list[dict] = field(default_factory=list)
-
-
-def default_neuropictor_path(root=None) -> Path:
-    """``<root>/models/neuropictor``: the cross-subject model."""
-    return project_root(root) / "models" / "neuropictor"
-
-
-def adapted_neuropictor_path(root, subject: int, desc: str = "adapt") -> Path:
-    """``<root>/sub-NN/sub-NN_desc-<desc>_neuropictor``: a subject's refined model."""
-    return subject_dir(root, subject) / f"{subject_label(subject)}_desc-{desc}_neuropictor"
 
 
 class NeuroPictorModules(nn.Module):
@@ -203,7 +192,7 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     from fmrikit.methods.neuropictor.flatmap_ae_model import encoder_state
     from fmrikit.methods.neuropictor.model import NeuroPictorConditioner
     from fmrikit.engine.serialization import weights_checksum
-    from fmrikit.methods.neuropictor.flatmap_ae import default_flatmap_ae_path
+    from fmrikit.project import default_flatmap_ae_path
 
     if pipeline is None:
         raise InputError("NeuroPictor needs a Stable Diffusion pipeline", expected="--pipeline PATH_OR_ID",
@@ -319,7 +308,8 @@ def load_stable_diffusion(pipeline: str, device) -> _StableDiffusion:
 
     from fmrikit.errors import CorruptFileError
     from fmrikit.diffusion import load_autoencoder, quiet_loading, resolve_pipeline
-    from fmrikit.methods.latent.train import text_model, weights_file_checksum
+    from fmrikit.methods.latent.train import text_model
+    from fmrikit.diffusion import component_checksum
 
     folder, record = resolve_pipeline(pipeline)
     vae, _ = load_autoencoder(folder, device=device)
@@ -339,7 +329,7 @@ def load_stable_diffusion(pipeline: str, device) -> _StableDiffusion:
                                f"{unet.config.class_embed_type}")
     for module in (vae, unet, text_encoder):
         module.requires_grad_(False)
-    record = {"source": str(pipeline), **record, "unet_sha256": weights_file_checksum(folder / "unet")}
+    record = {"source": str(pipeline), **record, "unet_sha256": component_checksum(folder / "unet")}
     return _StableDiffusion(folder, record, vae, unet.to(device).eval(), tokenizer, text_encoder.to(device),
                             scheduler)
 
@@ -350,8 +340,7 @@ def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: 
     """Train (a copy of) a NeuroPictor model on the subjects and save it to ``out`` (rank 0 under ``torchrun``)."""
     from fmrikit.data.dataset import read_info
 
-    if out.exists() and not overwrite and not resume:
-        raise OutputExistsError("output exists already; pass --overwrite to replace it", path=out)
+    start_run([out], overwrite=overwrite or resume)
     if not 0 <= options.uncond_prob < 1 or options.semantic_weight < 0:
         raise InputError("invalid NeuroPictor loss options", expected="0 <= uncond_prob < 1, semantic_weight >= 0",
                          found=f"{options.uncond_prob}, {options.semantic_weight}")
@@ -375,7 +364,8 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
            base: dict, resume: bool, expected_unet: str | None, info) -> NeuroPictorResult:
     """The training run of :func:`_run` in one process of the (possibly one-process) group."""
     from fmrikit.data.captions import read_captions
-    from fmrikit.data.flatmaps import FlatmapStore, read_flatmap_info, split_rows, test_flatmaps
+    from fmrikit.data.flatmaps.store import FlatmapStore
+    from fmrikit.data.flatmaps.cache import read_flatmap_info, split_rows, test_flatmaps
     from fmrikit.diffusion import quiet_loading
     from fmrikit.methods.neuropictor.flatmap_ae import flatmap_caches
     from fmrikit.methods.latent.train import image_targets
@@ -427,7 +417,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
         return objective.evaluate([(store.read(val_rows[s:s + 16]), store.stim_id(val_rows[s:s + 16]))
                                    for s in range(0, len(val_rows), 16)], settings.seed)["loss"]
 
-    checkpoint = out.parent / f".{out.name}.checkpoint"
+    checkpoint = checkpoint_path(out)
     fit = fit_supervised(modules, batch_loss, len(train_rows), settings, device=dev, val_loss=val_loss,
                          checkpoint=checkpoint, resume=resume, description="neuropictor", ctx=ctx)
     store.close()
@@ -439,16 +429,16 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
             modules.conditioner.to("cpu").save_pretrained(stage, extra=record)
             with quiet_loading():
                 modules.controlnet.to("cpu").save_pretrained(stage / CONTROLNET_DIR, safe_serialization=True)
-            write_log(stage / "training_log.tsv", fit.history)
-            write_sidecar(stage / "run.json", command=command, seed=settings.seed, run_id=new_run_id(),
+            write_log(stage / LOG_NAME, fit.history)
+            write_sidecar(stage / SIDECAR_NAME, command=command, seed=settings.seed, run_id=new_run_id(),
                           inputs=[file_checksum(p) for p in caches],
                           parameters={"subjects": subjects, "roi": roi, "sessions": sessions,
                                       "training": asdict(settings), "options": asdict(options), "device": str(dev),
                                       "world_size": ctx.world_size},
-                          outputs=["config.json", "model.safetensors", CONTROLNET_DIR, "training_log.tsv"],
+                          outputs=["config.json", "model.safetensors", CONTROLNET_DIR, LOG_NAME],
                           extra={**record, "n_train_trials": int(len(train_rows)), "n_val_trials": int(len(val_rows)),
                                  "best_epoch": fit.best_epoch, "scores": scores})
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        finish_run(checkpoint)
     ctx.barrier()
     return NeuroPictorResult(model=out, scores=scores, history=fit.history)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,17 +21,20 @@ import torch
 
 from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.provenance import file_checksum, new_run_id
-from fmrikit.methods.mindeye.model import MindEyeDecoder, subject_key
+from fmrikit.methods.mindeye.model import MindEyeDecoder
+from fmrikit.project import subject_key
 from fmrikit.project import preproc_betas_path, subject_dir, subject_label
-from fmrikit.methods.mindeye.adapt import (SubjectResult, _check_desc, _refuse_existing, load_backbone, set_trainable,
+from fmrikit.methods.mindeye.adapt import (SubjectResult, check_desc, load_backbone, set_trainable,
                                     subject_output_names, train_input_layer, write_subject_outputs)
 from fmrikit.methods.mindeye.targets import feature_spec, image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import distributed
-from fmrikit.methods.mindeye.loop import VoxelGate, fit
-from fmrikit.methods.mindeye.pretrain import checkpoint_path
-from fmrikit.methods.mindeye.settings import (SUBJECT_BATCH_SIZE, ModelSize, TrainSettings, TroiSettings,
-                                      settings_record)
+from fmrikit.methods.mindeye.loop import fit
+from fmrikit.methods.troi.gate import VoxelGate
+from fmrikit.engine.runs import finish_run, start_run
+from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, ModelSize, TrainSettings
+from fmrikit.methods.troi.settings import TroiSettings
+from fmrikit.engine.runs import settings_record
 
 log = logging.getLogger("fmrikit")
 
@@ -132,11 +134,11 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
     if not dataset.is_file():
         raise MissingInputError("no preprocessed dataset of the coarse region", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} --roi {coarse_roi} first")
-    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{_check_desc(desc)}"
+    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{check_desc(desc)}"
     names = subject_output_names(stem, {"mask": f"{stem}_mask.nii.gz", "weights": f"{stem}_weights.nii.gz"})
     if flatmap:
         names.update(mask_png=f"{stem}_mask.png", weights_png=f"{stem}_weights.png")
-    _refuse_existing(out_dir, names, overwrite)
+    checkpoint = start_run([out_dir / n for n in names.values()], overwrite=overwrite)
     if pretrained:
         model, record, backbone_path = load_backbone(backbone, root)
         spec = record["features"]
@@ -144,7 +146,6 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
         backbone_path, spec = None, feature_spec(features, image_model)
     run_id = new_run_id()
     key = subject_key(subject)
-    checkpoint = checkpoint_path(out_dir / names["model"])
     with distributed(device) as ctx:
         data = load_subject_data(dataset, key, sessions=sessions)
         targets = image_embeddings([data], spec, ctx, root=root)[key]
@@ -205,7 +206,7 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                                   overwrite=overwrite, write_extra=write_maps,
                                   extra={"features": spec, "stage1_voxels_per_epoch": counts,
                                          "n_coarse_voxels": data.n_voxels})
-            shutil.rmtree(checkpoint, ignore_errors=True)
+            finish_run(checkpoint)
         ctx.barrier()
     return SubjectResult(model=out_dir / names["model"], outputs={k: out_dir / v for k, v in names.items()},
                          retrieval=scores, history=result.history, n_voxels=len(selected),

@@ -7,7 +7,7 @@ import pytest
 def encoder_project(sim_world, tmp_path_factory):
     from fmrikit.data.preprocess import preprocess_nsd
     from fmrikit.methods.encoder.runs import pretrain_encoder
-    from fmrikit.methods.mindeye.settings import EncoderSettings, EncoderSize
+    from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
 
     root = tmp_path_factory.mktemp("encoder_project")
     for subject in (1, 2):

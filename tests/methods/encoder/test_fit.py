@@ -5,7 +5,7 @@ from fmrikit.data.dataset import DatasetInfo
 from fmrikit.methods.encoder.model import UniversalEncoder
 from fmrikit.engine.distributed import Distributed
 from fmrikit.methods.encoder.fit import EncoderData, encoding_scores, fit_encoder, predict
-from fmrikit.methods.mindeye.settings import EncoderSettings
+from fmrikit.methods.encoder.settings import EncoderSettings
 
 CPU = Distributed(0, 1, torch.device("cpu"))
 

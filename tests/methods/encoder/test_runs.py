@@ -10,7 +10,7 @@ import torch
 from fmrikit.errors import InputError, MissingInputError, OutputExistsError
 from fmrikit.methods.encoder.model import UniversalEncoder
 from fmrikit.methods.encoder.runs import adapt_encoder, find_encoder, pretrain_encoder
-from fmrikit.methods.mindeye.settings import EncoderSettings, EncoderSize
+from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
 
 SIZE = EncoderSize(channels=4, embed_dim=8)
 QUICK = EncoderSettings(epochs=2, batch_images=8, voxels_per_image=50, lr=1e-2)

@@ -6,7 +6,9 @@ import torch
 from fmrikit.errors import CorruptFileError
 from fmrikit.methods.mindeye.targets import retrieval_scores
 from fmrikit.engine.distributed import Distributed
-from fmrikit.methods.mindeye.loop import STATE_NAME, TRAINER_NAME, VoxelGate, fit
+from fmrikit.methods.mindeye.loop import fit
+from fmrikit.methods.troi.gate import VoxelGate
+from fmrikit.engine.checkpoint import STATE_NAME, TRAINER_NAME
 from tests.decoding_problem import quick_settings, synthetic_problem, tiny_model
 
 CPU = Distributed(0, 1, torch.device("cpu"))

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from fmrikit.methods.troi.stages import keep_count, lowpass, select
 
