@@ -11,7 +11,7 @@
   embeddings (2 x V x E x 4 bytes), should not grow with V (the baseline: the same steps with
   every voxel in each step instead of a 5000-voxel sample, run up to 20k voxels: at 100k it
   needs more than 24 GiB);
-* ridge baseline fit time: himalaya ``RidgeCV`` (:func:`fmrikit.methods.encoder.ridge.fit_ridge`, 5-fold CV, one
+* ridge baseline fit time: himalaya ``RidgeCV`` (:func:`fmrikit.engine.ridge.fit_ridge`, 5-fold CV, one
   alpha per voxel) vs scikit-learn ``RidgeCV(alpha_per_target=True)`` (efficient leave-one-out)
   on the same data and alphas.
 
@@ -83,7 +83,7 @@ def child_encode(work: Path, n_voxels: int, n_images: int) -> dict:
     from fmrikit.data.simulate import SimulationConfig, simulate
     from fmrikit.methods.encoder.model import UniversalEncoder
     from fmrikit.methods.encoder.runs import write_encoder
-    from fmrikit.methods.mindeye.targets import feature_spec
+    from fmrikit.features.registry import feature_spec
 
     nsd = simulate(work / "nsd", SimulationConfig(n_subjects=1, sessions=[1], trials_per_session=60, n_shared=8),
                    overwrite=True)
@@ -114,7 +114,7 @@ def child_encode(work: Path, n_voxels: int, n_images: int) -> dict:
 
 
 def child_ridge(n: int, d: int, v: int, which: str) -> dict:
-    from fmrikit.methods.encoder.ridge import DEFAULT_ALPHAS, fit_ridge
+    from fmrikit.engine.ridge import DEFAULT_ALPHAS, fit_ridge
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, d)).astype(np.float32)

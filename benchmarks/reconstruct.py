@@ -79,7 +79,7 @@ def child_setup(work: str, trials_per_session: int, n_shared: int, epochs: int) 
     from fmrikit.engine.serialization import read_config
     from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
     from fmrikit.methods.latent.train import pretrain_latent_mapper
-    from fmrikit.engine.supervised import SupervisedSettings
+    from fmrikit.engine.settings import SupervisedSettings
 
     sys.path.insert(0, str(REPO))
     from tests.pipelines.tiny_diffusion import save_tiny_img2img, save_tiny_unclip

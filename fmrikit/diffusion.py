@@ -27,6 +27,8 @@ import torch
 
 from fmrikit.io.provenance import checksum_digest, file_checksum
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
+from fmrikit.checks import check_option
+from fmrikit.data.dataset import DatasetInfo, read_stimuli
 
 KINDS = {"img2img": "StableDiffusionImg2ImgPipeline", "unclip": "StableUnCLIPImg2ImgPipeline",
          "controlnet": "StableDiffusionControlNetPipeline"}
@@ -97,8 +99,7 @@ def load_pipeline(source: str | os.PathLike, kind: str, device: str | torch.devi
     Returns ``(pipeline, record)``, the record of :func:`resolve_pipeline` plus ``"class"``. Raises
     :class:`InputError` for an unknown kind, :class:`CorruptFileError` for a folder that does not load as it.
     """
-    if kind not in KINDS:
-        raise InputError("unknown pipeline kind", expected=" or ".join(KINDS), found=repr(kind))
+    check_option("pipeline kind", kind, KINDS)
     import diffusers
 
     folder, record = resolve_pipeline(source)
@@ -117,11 +118,12 @@ def load_pipeline(source: str | os.PathLike, kind: str, device: str | torch.devi
     try:
         with quiet_loading():
             pipe = cls.from_pretrained(folder, **kwargs)
-        if kind != "unclip" and pipe.unet.config.class_embed_type is not None:
-            raise ValueError("the UNet needs class labels (an unCLIP UNet?)")
     except Exception as exc:
         raise CorruptFileError(f"folder does not load as a {kind} pipeline", path=folder, expected=cls.__name__,
                                found=_first_line(exc)) from exc
+    if kind != "unclip" and pipe.unet.config.class_embed_type is not None:
+        raise CorruptFileError(f"folder does not load as a {kind} pipeline", path=folder, expected=cls.__name__,
+                               found="a U-Net that needs class labels (an unCLIP U-Net?)")
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device), {**record, "class": cls.__name__}
 
@@ -330,3 +332,59 @@ class Route:
     predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
     generate: Callable[..., np.ndarray]
     deterministic: bool = False
+
+
+def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:
+    """Scaled autoencoder latents of stimuli, float32 (n, C, h, w), encoded a block at a time."""
+    from fmrikit.diffusion import encode_images
+
+    out = [encode_images(vae, read_stimuli(info, stim_ids[s:s + 256]), size=image_size, device=device)
+           for s in range(0, len(stim_ids), 256)]
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def text_targets(captions: list[list[str]], tokenizer, text_encoder, n_tokens: int, device,
+                 batch_size: int = 64) -> np.ndarray:
+    """CLIP text-condition embeddings of captions: first ``n_tokens`` tokens, averaged over an image's captions.
+
+    Parameters
+    ----------
+    captions : list of list of str
+        Per image, its captions.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_images, n_tokens, D)
+        The text encoder's last hidden state, as Stable Diffusion conditions on it. CLIP's text
+        transformer is causal, so these tokens equal those of the full 77-token encoding.
+    """
+    flat = [c for caps in captions for c in caps]
+    owner = np.repeat(np.arange(len(captions)), [len(c) for c in captions])
+    text_encoder = text_encoder.to(device)
+    chunks = []
+    for s in range(0, len(flat), batch_size):
+        ids = tokenizer(flat[s:s + batch_size], padding="max_length", max_length=tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids.to(device)
+        chunks.append(text_encoder(ids)[0][:, :n_tokens].float().cpu())
+    per_caption = torch.cat(chunks).numpy()
+    total = np.zeros((len(captions),) + per_caption.shape[1:], np.float64)
+    np.add.at(total, owner, per_caption)
+    return (total / np.bincount(owner, minlength=len(captions))[:, None, None]).astype(np.float32)
+
+
+def text_model(pipeline_folder: Path):
+    """The CLIP tokenizer and text encoder (eval mode) of a Stable Diffusion folder."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from fmrikit.diffusion import quiet_loading
+
+    try:
+        with quiet_loading():
+            tokenizer = CLIPTokenizer.from_pretrained(pipeline_folder / "tokenizer", local_files_only=True)
+            encoder = CLIPTextModel.from_pretrained(pipeline_folder / "text_encoder", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise MissingInputError("the pipeline has no usable CLIP text encoder", path=pipeline_folder,
+                                expected="tokenizer/ and text_encoder/ (latent-mapper: or pass --no-text)",
+                                found=str(exc).splitlines()[0]) from exc
+    return tokenizer, encoder.eval()

@@ -1,8 +1,9 @@
 """Exceptions raised by fmrikit.
 
 Every error the library raises on purpose is a :class:`FmrikitError`. Subclasses of
-:class:`InputError` mean the user's input is wrong (the CLI exits with status 2); any
-other :class:`FmrikitError` is a failure of the run itself (status 1).
+:class:`InputError` mean the user's input is wrong (the CLI exits with status 2); a
+:class:`RunError` is a failure of the run itself that is not the input's fault, such as a
+diverged loss or memory running out (status 1).
 """
 
 from __future__ import annotations
@@ -63,3 +64,8 @@ class DataValueError(InputError):
 
 class OutputExistsError(InputError):
     """An output exists already and ``overwrite`` was not requested."""
+
+
+class RunError(FmrikitError):
+    """The run failed for a reason that is not the input's fault: a diverged loss, memory running out, a
+    training that selected or saved nothing."""

@@ -17,9 +17,10 @@ import numpy as np
 from fmrikit._logging import logger
 from fmrikit.analysis import metrics as M
 from fmrikit.analysis.results import Metric, write_report
-from fmrikit.errors import DataValueError, FmrikitError, InputError, MissingInputError
+from fmrikit.errors import DataValueError, FmrikitError, MissingInputError
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.project import preproc_betas_path, project_root, subject_label
+from fmrikit.checks import check_option
 
 #: Protocol presets; every key is recorded in results.json.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -327,8 +328,7 @@ def evaluate_labels(labels: str | os.PathLike, reference: str | os.PathLike, out
 # -- helpers ----------------------------------------------------------------------------------
 
 def _preset(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise InputError("unknown preset", expected=" | ".join(PRESETS), found=name)
+    check_option("preset", name, PRESETS)
     return dict(PRESETS[name])
 
 

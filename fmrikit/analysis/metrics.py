@@ -13,9 +13,12 @@ scores are returned as Python floats or float64 arrays.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from fmrikit.errors import DataValueError, InputError
+from fmrikit.checks import check_option
 
 #: ``torch.nn.functional.interpolate`` modes accepted by :func:`resize_images`.
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "nearest-exact")
@@ -54,8 +57,7 @@ def resize_images(images: np.ndarray, size: int, interpolation: str = "bilinear"
     """
     images = np.asarray(images)
     _check_rgb(images, "images")
-    if interpolation not in INTERPOLATIONS:
-        raise InputError("unknown interpolation", expected=" | ".join(INTERPOLATIONS), found=str(interpolation))
+    check_option("interpolation", interpolation, INTERPOLATIONS)
     if int(size) != size or size < 1:
         raise InputError("resize size must be a positive integer", expected="size >= 1", found=str(size))
     if images.dtype == np.uint8:
@@ -238,17 +240,12 @@ def retrieval(brain: np.ndarray, image: np.ndarray, n_candidates: int = 300, n_d
         Shapes differ, non-finite values, or an all-zero row.
     """
     a, b = _flat_pair(brain, image, "brain", "image", min_n=1)
-    n = len(a)
-    _check_draws(n, n_candidates, n_draws)
+    _check_draws(len(a), n_candidates, n_draws)
     a, b = _unit_rows(a, "brain"), _unit_rows(b, "image")
-    rng = np.random.default_rng(seed)
     target = np.arange(n_candidates)
-    per_draw: dict[str, list[float]] = {"image_retrieval": [], "brain_retrieval": []}
-    for _ in range(n_draws):
-        idx = rng.choice(n, n_candidates, replace=False)
-        s = a[idx] @ b[idx].T
-        per_draw["image_retrieval"].append(float(np.mean(np.argmax(s, axis=1) == target)))
-        per_draw["brain_retrieval"].append(float(np.mean(np.argmax(s, axis=0) == target)))
+    per_draw = _over_draws(a, b, n_candidates, n_draws, seed, lambda s: {
+        "image_retrieval": float(np.mean(np.argmax(s, axis=1) == target)),
+        "brain_retrieval": float(np.mean(np.argmax(s, axis=0) == target))})
     out: dict = {name: {**_mean_ci95(values), "per_draw": values} for name, values in per_draw.items()}
     out.update({"n_candidates": int(n_candidates), "n_draws": int(n_draws), "seed": int(seed),
                 "chance": 1.0 / n_candidates})
@@ -294,18 +291,15 @@ def encoder_retrieval(pred: np.ndarray, measured: np.ndarray, n_candidates: int 
         Shapes differ, non-finite values, constant rows.
     """
     a, b = _flat_pair(pred, measured, "pred", "measured", min_n=1)
-    n = len(a)
-    _check_draws(n, n_candidates, n_draws)
+    _check_draws(len(a), n_candidates, n_draws)
     a, b = _standardize_rows(a, "pred"), _standardize_rows(b, "measured")
-    rng = np.random.default_rng(seed)
-    hits: dict[int, list[float]] = {k: [] for k in top}
-    for _ in range(n_draws):
-        idx = rng.choice(n, n_candidates, replace=False)
-        s = b[idx] @ a[idx].T  # (measured, candidate)
+
+    def hits(s: np.ndarray) -> dict[str, float]:  # s: (measured, candidate)
         rank = (s >= np.diag(s)[:, None]).sum(axis=1)
-        for k in top:
-            hits[k].append(float(np.mean(rank <= k)))
-    out: dict = {f"top{k}": _mean_ci95(values) for k, values in hits.items()}
+        return {f"top{k}": float(np.mean(rank <= k)) for k in top}
+
+    out: dict = {name: _mean_ci95(values) for name, values in
+                 _over_draws(b, a, n_candidates, n_draws, seed, hits).items()}
     out.update({"n_candidates": int(n_candidates), "n_draws": int(n_draws), "seed": int(seed),
                 "chance": {f"top{k}": k / n_candidates for k in top}})
     return out
@@ -542,6 +536,19 @@ def _check_draws(n: int, n_candidates: int, n_draws: int) -> None:
                          found=f"n_candidates={n_candidates}, n_draws={n_draws}")
     if n < n_candidates:
         raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+
+
+def _over_draws(a: np.ndarray, b: np.ndarray, n_candidates: int, n_draws: int, seed: int,
+                score: Callable[[np.ndarray], dict[str, float]]) -> dict[str, list[float]]:
+    """Scores of ``n_draws`` rounds, each on ``n_candidates`` rows drawn without replacement
+    (``np.random.default_rng(seed)``, one ``choice`` per round): ``score(a[idx] @ b[idx].T)`` per round."""
+    rng = np.random.default_rng(seed)
+    per_draw: dict[str, list[float]] = {}
+    for _ in range(n_draws):
+        idx = rng.choice(len(a), n_candidates, replace=False)
+        for name, value in score(a[idx] @ b[idx].T).items():
+            per_draw.setdefault(name, []).append(value)
+    return per_draw
 
 
 def _mean_ci95(values: list[float]) -> dict:

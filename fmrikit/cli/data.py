@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from fmrikit.cli._common import OverwriteOption, RootOption, call, err_console, int_list, out_console
+from fmrikit.cli import options as o
+from fmrikit.cli._common import call, err_console, int_list, out_console
 
 
 def simulate(
@@ -22,7 +23,7 @@ def simulate(
     betas_format: Annotated[str, typer.Option("--format", help="nifti, hdf5 or both; a list such as nifti,hdf5 "
                                                                 "cycles over subjects.")] = "nifti",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    overwrite: OverwriteOption = False,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Write a miniature NSD-format world with known ground truth."""
     from fmrikit.data.simulate import SimulationConfig, simulate as run
@@ -62,8 +63,8 @@ def preprocess(
     = True,
     name: Annotated[Optional[str], typer.Option(help="Name of the voxel selection in output names (roi-NAME) "
                                                      "[default: from --roi; none for nsdgeneral].")] = None,
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Z-score single-trial betas per session into the subject's dataset file."""
     from fmrikit.data import preprocess as pp
@@ -84,9 +85,3 @@ def preprocess(
         raise typer.Exit(2)
     out_console.print(f"{result.betas}: {result.n_trials} trials x {result.n_voxels} voxels"
                       + (f" ({result.n_dropped} constant voxels dropped)" if result.n_dropped else ""))
-
-
-def register(app: typer.Typer) -> None:
-    """Add the data commands to the app."""
-    app.command("simulate")(simulate)
-    app.command("preprocess")(preprocess)

@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from fmrikit.cli._common import OverwriteOption, RootOption, call, int_list, out_console
+from fmrikit.cli import options as o
+from fmrikit.cli._common import call, int_list, out_console
 
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-BatchSize = Annotated[int, typer.Option(help="Images per forward pass.")]
+ForwardBatch = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
 
 
 def encode(
@@ -24,11 +24,11 @@ def encode(
                                                   )] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/sub-NN/sub-NN_encode-<name>]."
                                                 )] = None,
-    batch_size: BatchSize = 32,
+    batch_size: ForwardBatch = 32,
     max_flatmaps: Annotated[int, typer.Option(help="Flatmap PNGs for the first this many images.")] = 16,
-    device: Device = "auto",
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    device: o.Device = "auto",
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Predicted responses to images: a 4D NIfTI, an HDF5 of the values and flatmaps."""
     from fmrikit.methods.encoder.predict import encode_images
@@ -54,10 +54,10 @@ def cluster_embeddings(
     flatmap: Annotated[bool, typer.Option(help="Render a flatmap PNG per subject.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/clusters/<method>-k<k>].")]
     = None,
-    batch_size: BatchSize = 32,
-    device: Device = "auto",
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    batch_size: ForwardBatch = 32,
+    device: o.Device = "auto",
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Cluster voxel embeddings of several subjects into one functional map; each cluster's top images."""
     from fmrikit.methods.encoder.clusters import cluster_embeddings as run
@@ -66,9 +66,3 @@ def cluster_embeddings(
                   max_images=max_images, top=top, root=root, out=out, seed=seed, flatmap=flatmap,
                   batch_size=batch_size, device=device, overwrite=overwrite)
     out_console.print(f"{k} clusters over {', '.join(result.labels)}: {result.out}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the encoder commands to the app."""
-    app.command("encode")(encode)
-    app.command("cluster-embeddings")(cluster_embeddings)

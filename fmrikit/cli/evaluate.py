@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from fmrikit.cli._common import OverwriteOption, RootOption, call, out_console
+from fmrikit.cli import options as o
+from fmrikit.cli._common import call, out_console
 
 app = typer.Typer(no_args_is_help=True,
                   help="Evaluate reconstructions, retrieval, encoding models, masks and label maps.")
@@ -41,7 +42,7 @@ def _out(out: Optional[Path], kind: str, root: Optional[Path]) -> Path:
 def compare(
     results: Annotated[list[Path], typer.Argument(help="results.json files written by fmrikit evaluate.")],
 ) -> None:
-    """Show results side by side (also spelled ``fmrikit evaluate --compare A.json B.json``)."""
+    """Show results side by side (also spelled: fmrikit evaluate --compare A.json B.json)."""
     from rich.table import Table
 
     from fmrikit.analysis.results import compare_rows, load_results
@@ -69,8 +70,8 @@ def recon(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per network batch.")] = 32,
     out: OutOption = None,
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """PixCorr, SSIM, AlexNet(2/5), Inception, CLIP, EffNet-B, SwAV (absent networks are skipped)."""
     from fmrikit.analysis.evaluate import evaluate_recon
@@ -91,8 +92,8 @@ def retrieval(
     seed: Annotated[int, typer.Option(help="Seed of the draws.")] = 42,
     key: Annotated[str, typer.Option(help="Dataset name of the embeddings.")] = "embeddings",
     out: OutOption = None,
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Top-1 image retrieval (brain -> image) and brain retrieval (image -> brain)."""
     from fmrikit.analysis.evaluate import evaluate_retrieval
@@ -112,8 +113,8 @@ def encoding(
     = None,
     flatmap: Annotated[bool, typer.Option(help="Draw a flatmap of r.")] = True,
     out: OutOption = None,
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Per-voxel r (median, 25/75/90th percentiles), noise-ceiling-normalised score, per-ROI breakdown."""
     from fmrikit.analysis.evaluate import evaluate_encoding
@@ -129,8 +130,8 @@ def mask(
     mask_file: Annotated[Path, typer.Option("--mask", help="Mask NIfTI (value > 0).")],
     reference: Annotated[Path, typer.Option(help="Reference mask NIfTI on the same grid.")],
     out: OutOption = None,
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Dice, precision and recall of a mask against a reference mask."""
     from fmrikit.analysis.evaluate import evaluate_mask
@@ -146,8 +147,8 @@ def labels(
     within: Annotated[Optional[Path], typer.Option(help="Compare inside this mask [default: voxels labelled "
                                                         "in both].")] = None,
     out: OutOption = None,
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Adjusted Rand index and normalised mutual information of label maps."""
     from fmrikit.analysis.evaluate import evaluate_labels

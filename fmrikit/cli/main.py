@@ -8,14 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from fmrikit import __version__
-from fmrikit.cli import data as data_commands
-from fmrikit.cli import decode as decode_commands
-from fmrikit.cli import encode as encode_commands
-from fmrikit.cli import evaluate as evaluate_commands
-from fmrikit.cli import reconstruct as reconstruct_commands
-from fmrikit.cli._common import call, out_console, setup_logging
+from fmrikit.cli import adapt, data, encode, evaluate, pretrain, reconstruct, troi
+from fmrikit.cli._common import FmrikitGroup, call, out_console, setup_logging
 
-app = typer.Typer(name="fmrikit", no_args_is_help=True, add_completion=False,
+app = typer.Typer(name="fmrikit", cls=FmrikitGroup, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Voxel selection, decoding, encoding, reconstruction and evaluation for visual fMRI.")
 
@@ -91,11 +87,15 @@ def _show_plan(name: str, batch_size: Optional[int], as_json: bool) -> None:
     out_console.print(table)
 
 
-data_commands.register(app)
-decode_commands.register(app)
-encode_commands.register(app)
-reconstruct_commands.register(app)
-app.add_typer(evaluate_commands.app, name="evaluate")
+app.command("simulate")(data.simulate)
+app.command("preprocess")(data.preprocess)
+app.add_typer(pretrain.app, name="pretrain")
+app.command("roi-train")(troi.roi_train)
+app.add_typer(adapt.app, name="adapt-subject")
+app.command("encode")(encode.encode)
+app.command("cluster-embeddings")(encode.cluster_embeddings)
+app.command("reconstruct")(reconstruct.reconstruct)
+app.add_typer(evaluate.app, name="evaluate")
 
 
 def main() -> None:

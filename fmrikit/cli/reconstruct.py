@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from fmrikit.cli._common import OverwriteOption, RootOption, call, out_console
+from fmrikit.cli import options as o
+from fmrikit.cli._common import call, out_console
 
 
 def reconstruct(
@@ -50,8 +51,8 @@ def reconstruct(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: "
                                                      "<root>/sub-NN/sub-NN_recon-<method>_<input>].")] = None,
-    root: RootOption = None,
-    overwrite: OverwriteOption = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Reconstruct the seen images from betas: PNGs by trial and stimulus, a contact sheet, a sidecar."""
     from fmrikit.pipelines.reconstruct import reconstruct as run
@@ -63,8 +64,3 @@ def reconstruct(
                   max_sheet=max_sheet, device=device, root=root, out=out, overwrite=overwrite)
     out_console.print(f"{len(result.images)} reconstructions of {result.n_inputs} inputs: {result.out}")
     out_console.print(f"contact sheet: {result.contact_sheet}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the reconstruction command to the app."""
-    app.command("reconstruct")(reconstruct)

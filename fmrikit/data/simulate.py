@@ -34,6 +34,7 @@ from fmrikit.errors import InputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.nifti import save_nifti
 from fmrikit.io.provenance import new_run_id, write_sidecar
+from fmrikit.checks import check_option
 
 VOXEL_CLASSES = ("noise", "early") + tuple(f"category:{c}" for c in CATEGORIES)
 #: NSD floc atlases that the category patches are written into: (atlas, label, names).
@@ -90,9 +91,8 @@ class SimulationConfig:
             raise InputError("simulation needs >= 1 subject, >= 1 session and >= 6 trials per session",
                              found=f"{self.n_subjects} subjects, sessions {self.sessions}, "
                                    f"{self.trials_per_session} trials")
-        bad = [f for f in self.formats if f not in ("nifti", "hdf5", "both")]
-        if bad:
-            raise InputError("unknown betas format", expected="nifti | hdf5 | both", found=bad[0])
+        for f in self.formats:
+            check_option("betas format", f, ("nifti", "hdf5", "both"))
         n_per = max(self.sessions) * self.trials_per_session // 3
         if not 0 < self.n_shared < n_per:
             raise InputError("shared images must be fewer than the images each subject sees",

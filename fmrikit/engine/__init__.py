@@ -1,0 +1,2 @@
+"""The training machinery every method shares: model folders, the supervised loop, DDP, checkpoints, run
+scaffolding and ridge regression."""

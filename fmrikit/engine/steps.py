@@ -1,20 +1,22 @@
-"""What every training loop does per step and epoch: a guarded optimiser step and the seeded, sharded data order."""
+"""What every training loop does per step and epoch: a guarded optimiser step, the seeded, sharded data order, and
+the result it returns."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from fmrikit.engine.distributed import Distributed
-from fmrikit.errors import DataValueError
+from fmrikit.errors import RunError
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, where: str) -> None:
     """Back-propagate ``loss`` and step; a non-finite loss stops training with a clear error."""
     if not torch.isfinite(loss):
-        raise DataValueError(f"{where}: loss became {loss.item()}", expected="a finite loss (lower the learning rate)")
+        raise RunError(f"{where}: loss became {loss.item()}", expected="a finite loss (lower the learning rate)")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -34,3 +36,11 @@ def epoch_order(sizes: list[int], seed: int, epoch: int, ctx: Distributed) -> li
         padded = np.resize(perm, shard_len(n, ctx) * ctx.world_size)
         out.append(padded[ctx.rank::ctx.world_size])
     return out
+
+
+@dataclass
+class FitResult:
+    """A training loop's per-epoch rows, and whether it stopped before its last epoch."""
+
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False

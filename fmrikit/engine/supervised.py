@@ -26,6 +26,7 @@ from fmrikit._progress import track
 from fmrikit.engine.distributed import Distributed
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
+from fmrikit.engine.settings import SupervisedSettings
 
 log = logging.getLogger("fmrikit")
 
@@ -33,31 +34,6 @@ BEST_NAME = "best.safetensors"
 #: Rank r adds r * RANK_SEED_STRIDE to the per-epoch torch seed, so ranks draw different dropout and noise
 #: (rank 0, and a single process, keep ``seed * 100003 + epoch``).
 RANK_SEED_STRIDE = 1 << 40
-
-
-@dataclass
-class SupervisedSettings:
-    """Optimisation of a reconstruction model.
-
-    Attributes
-    ----------
-    epochs : int
-    batch_size : int
-    lr : float
-        Adam learning rate (constant).
-    patience : int or None
-        Stop after this many epochs without a lower validation loss (None: train every epoch).
-    seed : int
-    weight_decay : float
-        Decoupled weight decay: AdamW when above 0, else Adam.
-    """
-
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 5e-4
-    patience: int | None = 5
-    seed: int = 0
-    weight_decay: float = 0.0
 
 
 @dataclass

@@ -29,6 +29,7 @@ from fmrikit.errors import CorruptFileError, DataValueError, InputError, Missing
 from fmrikit.features.base import FeatureExtractor
 from fmrikit.io.hdf5 import open_h5
 from fmrikit.project import project_root
+from fmrikit.checks import check_option
 
 KINDS = {"pooled": np.float32, "patches": np.float16}
 #: Images read and featurised per step.
@@ -71,8 +72,7 @@ def dataset_features(info: DatasetInfo, stim_ids: np.ndarray, extractor: Feature
     DataValueError
         Patch features beyond the float16 range.
     """
-    if kind not in KINDS:
-        raise InputError("unknown feature kind", expected=", ".join(KINDS), found=repr(kind))
+    check_option("feature kind", kind, KINDS)
     stim_ids = np.asarray(stim_ids)
     if stim_ids.ndim != 1 or not stim_ids.size or not np.issubdtype(stim_ids.dtype, np.integer):
         raise InputError("stimulus ids must be a non-empty 1-D integer array", expected="shape (n,) int",

@@ -18,6 +18,7 @@ import torch
 
 from fmrikit.devices import resolve_device
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
+from fmrikit.checks import check_option
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -203,8 +204,7 @@ def effnet_lite0(layer: str = "pooled") -> FeatureNetwork:
     MissingInputError
         The packages holding the architecture or the weights are not installed.
     """
-    if layer not in EFFNET_LITE0_LAYERS:
-        raise InputError("unknown EfficientNet-Lite0 layer", expected=", ".join(EFFNET_LITE0_LAYERS), found=layer)
+    check_option("EfficientNet-Lite0 layer", layer, EFFNET_LITE0_LAYERS)
     model = _effnet_lite0_model()
     if layer == "pooled":
         def forward(x):
@@ -396,8 +396,7 @@ def torchvision_network(name: str, weights: str | os.PathLike | None) -> Feature
     DataValueError
         The state dict does not fit the architecture.
     """
-    if name not in _TORCHVISION_NETWORKS:
-        raise InputError("unknown torchvision network", expected=", ".join(_TORCHVISION_NETWORKS), found=name)
+    check_option("torchvision network", name, _TORCHVISION_NETWORKS)
     try:
         import torchvision
         from torchvision.models.feature_extraction import create_feature_extractor

@@ -7,9 +7,10 @@ P = 256, C = 1024).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from fmrikit.errors import InputError
+from fmrikit.checks import check_option
 
 if TYPE_CHECKING:
     from fmrikit.features.base import FeatureExtractor
@@ -47,8 +48,7 @@ def get_extractor(name: str, *, image_model: str | None = None,
     MissingInputError
         The weights are not installed or not found locally.
     """
-    if name not in EXTRACTORS:
-        raise InputError("unknown feature extractor", expected=", ".join(EXTRACTORS), found=repr(name))
+    check_option("feature extractor", name, EXTRACTORS)
     if name in ("clip", "dinov2"):
         if not image_model:
             raise InputError(f"the {name} extractor needs an image model",
@@ -68,3 +68,8 @@ def get_extractor(name: str, *, image_model: str | None = None,
     from fmrikit.features.effnet import EffnetLite0Extractor
 
     return EffnetLite0Extractor(layers=layers)
+
+
+def feature_spec(name: str, image_model: str | None) -> dict[str, Any]:
+    """How a decoder's image embeddings are computed (stored with the model)."""
+    return {"name": name, "image_model": image_model}

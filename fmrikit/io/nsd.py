@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
+from fmrikit.errors import CorruptFileError, DataValueError, MissingInputError
+from fmrikit.checks import check_option
 
 BETA_VERSIONS = ("betas_assumehrf", "betas_fithrf", "betas_fithrf_GLMdenoise_RR")
 SPACES = ("func1pt8mm", "func1mm")
@@ -39,12 +40,6 @@ class TrialDesign:
     index_in_session: np.ndarray
     shared: np.ndarray
 
-    def for_session(self, session: int) -> "TrialDesign":
-        """The trials of one session."""
-        keep = self.session == session
-        return TrialDesign(self.stim_id[keep], self.session[keep], self.index_in_session[keep],
-                           self.shared[keep])
-
 
 class NSDLayout:
     """Paths and readers of an NSD tree (``nsddata``, ``nsddata_betas``, ``nsddata_stimuli``).
@@ -68,10 +63,6 @@ class NSDLayout:
         return self.root / "nsddata/experiments/nsd/nsd_expdesign.mat"
 
     @property
-    def stim_info_path(self) -> Path:
-        return self.root / "nsddata/experiments/nsd/nsd_stim_info_merged.csv"
-
-    @property
     def stimuli_path(self) -> Path:
         return self.root / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"
 
@@ -92,8 +83,8 @@ class NSDLayout:
         return self.root / f"nsddata/freesurfer/subj{subject:02d}/label/{name}.mgz.ctab"
 
     def betas_dir(self, subject: int, space: str, betas: str) -> Path:
-        _check_choice(betas, BETA_VERSIONS, "betas version")
-        _check_choice(space, SPACES, "space")
+        check_option("betas version", betas, BETA_VERSIONS)
+        check_option("space", space, SPACES)
         return self.root / f"nsddata_betas/ppdata/subj{subject:02d}/{space}/{betas}"
 
     def session_file(self, subject: int, space: str, betas: str, session: int) -> Path:
@@ -246,15 +237,6 @@ def _load_mat(path: Path) -> dict[str, np.ndarray]:
         return scipy.io.loadmat(path)
     except Exception as exc:
         raise CorruptFileError("not a readable .mat file", path=path, found=f"{type(exc).__name__}: {exc}") from exc
-
-
-def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
-    if value not in choices:
-        import difflib
-
-        close = difflib.get_close_matches(value, choices, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"unknown {what}{hint}", expected=" | ".join(choices), found=value)
 
 
 def read_ctab(path: str | os.PathLike) -> dict[int, str]:

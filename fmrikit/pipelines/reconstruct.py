@@ -40,6 +40,7 @@ from fmrikit.methods.neuropictor.route import neuropictor_route
 from fmrikit.methods.latent.route import latent_route
 from fmrikit.viz.montage import contact_sheet
 from fmrikit.diffusion import Route
+from fmrikit.checks import check_option
 
 log = logging.getLogger("fmrikit")
 
@@ -96,8 +97,7 @@ def read_nifti_inputs(path: str | os.PathLike, ijk: np.ndarray, affine: np.ndarr
     """
     from fmrikit.io.nifti import check_same_grid, iter_masked_volumes, load_image
 
-    if input_scale not in INPUT_SCALES:
-        raise InputError("unknown --input-scale", expected=" or ".join(INPUT_SCALES), found=repr(input_scale))
+    check_option("--input-scale", input_scale, INPUT_SCALES)
     img = load_image(path, ndim=(3, 4))
     check_same_grid({str(path): (img.shape[:3], img.affine), "the model's grid": (tuple(volume_shape), affine)})
     checksum: dict = {}
@@ -247,8 +247,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     """
     from fmrikit.devices import resolve_device
 
-    if method not in METHODS:
-        raise InputError("unknown --method", expected=" or ".join(METHODS), found=repr(method))
+    check_option("--method", method, METHODS)
     if (betas is None) == (trials is None):
         raise InputError("give a betas file or --trials", expected="exactly one", found="both" if betas else "neither")
     if samples < 1 or batch_size < 1 or steps < 1:

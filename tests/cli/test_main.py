@@ -86,3 +86,45 @@ def test_compare_spelling_is_rewritten():
     assert _rewrite_compare(["-v", "evaluate", "--compare", "a.json", "b.json"]) == \
         ["-v", "evaluate", "compare", "a.json", "b.json"]
     assert _rewrite_compare(["evaluate", "mask", "--mask", "m"]) == ["evaluate", "mask", "--mask", "m"]
+
+
+def _option_names(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"--[a-z][a-z0-9-]*", text))
+
+
+def test_each_model_lists_only_its_own_options_with_its_own_defaults():
+    encoder = runner.invoke(app, ["pretrain", "encoder", "--help"])
+    assert encoder.exit_code == 0, encoder.output
+    assert not {"--hidden", "--blocks", "--mse-weight", "--temperature", "--mapper", "--preset"} & \
+        _option_names(encoder.output)
+    assert runner.invoke(app, ["pretrain", "--model", "encoder", "--help"]).output == encoder.output
+    flatmap = " ".join(runner.invoke(app, ["pretrain", "flatmap-ae", "--help"]).output.split())
+    assert "[default: 20;" in flatmap and "[default: 0.0005;" in flatmap and "[default: small]" in flatmap
+    assert "--model" not in runner.invoke(app, ["roi-train", "--help"]).output
+    adapt = runner.invoke(app, ["adapt-subject", "--help"]).output
+    assert all(model in adapt for model in ("decoder", "encoder", "neuropictor"))
+    assert "``" not in runner.invoke(app, ["evaluate", "compare", "--help"]).output
+
+
+def test_usage_errors_are_one_red_line_with_exit_2():
+    for args, text in [(["pretrain", "--model", "vae", "--subjects", "1"], "No such command 'vae'"),
+                       (["pretrain", "--subjects", "1", "--epochs", "0"], "--epochs"),
+                       (["pretrain", "encoder", "--subjects", "1", "--hidden", "8"], "--hidden")]:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, res.output
+        assert res.output.startswith("error:") and text in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_a_run_failure_exits_1_and_bad_input_exits_2(monkeypatch):
+    from fmrikit.errors import DataValueError, RunError
+    from fmrikit.methods.mindeye import pretrain as module
+
+    for error, code in [(RunError("pretrain epoch 3: loss became nan"), 1), (DataValueError("bad betas"), 2)]:
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(module, "pretrain_decoder", fail)
+        res = runner.invoke(app, ["pretrain", "--subjects", "1"])
+        assert res.exit_code == code and res.output.startswith("error:") and "Traceback" not in res.output

@@ -163,7 +163,8 @@ def toy_fit(out: Path, name: str, ctx=None, *, checkpoint: str | None = None, ba
 
     from safetensors.torch import save_file
 
-    from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+    from fmrikit.engine.supervised import fit_supervised
+    from fmrikit.engine.settings import SupervisedSettings
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(16, 5, generator=gen, dtype=torch.float64)

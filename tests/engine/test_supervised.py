@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+from fmrikit.engine.supervised import fit_supervised
+from fmrikit.engine.settings import SupervisedSettings
 
 
 def _problem(init_seed=0):

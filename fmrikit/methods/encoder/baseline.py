@@ -2,7 +2,7 @@
 
 Same inputs as the encoder: the subject's repeat-averaged training images and their multi-level
 patch features, flattened to L*P*C values per image; one himalaya ridge per voxel, its alpha by
-5-fold cross-validation (:func:`fmrikit.methods.encoder.ridge.fit_ridge`). Outputs, in
+5-fold cross-validation (:func:`fmrikit.engine.ridge.fit_ridge`). Outputs, in
 ``<root>/sub-NN/sub-NN_desc-ridge/``: ``sub-NN_ridge.h5`` (the model), ``sub-NN_pred.h5``
 (predictions of the shared test images, in ``fmrikit encode``'s format, so ``fmrikit evaluate
 encoding`` scores them like the encoder's) and ``ridge.json`` (sidecar with the test scores).
@@ -22,7 +22,7 @@ import torch
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_dir, subject_label
-from fmrikit.methods.mindeye.targets import feature_spec
+from fmrikit.features.registry import feature_spec
 from fmrikit.engine.distributed import Distributed
 from fmrikit.engine.runs import refuse_existing
 
@@ -67,7 +67,7 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
     -------
     RidgeResult
     """
-    from fmrikit.methods.encoder.ridge import fit_ridge
+    from fmrikit.engine.ridge import fit_ridge
     from fmrikit.methods.encoder.fit import score_predictions
     from fmrikit.methods.encoder.runs import load_encoder_data, subject_dataset
 

@@ -32,6 +32,7 @@ from fmrikit.io.provenance import new_run_id, write_sidecar
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.engine.runs import refuse_existing
+from fmrikit.checks import check_option
 
 METHODS = ("kmeans", "gmm")
 #: Candidate images scored for each cluster by default (a random subset of the stimuli when more).
@@ -67,8 +68,7 @@ def cluster_labels(embeddings: list[np.ndarray], k: int, method: str = "kmeans",
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
-    if method not in METHODS:
-        raise InputError("unknown clustering method", expected=", ".join(METHODS), found=repr(method))
+    check_option("clustering method", method, METHODS)
     x = np.concatenate(embeddings).astype(np.float64)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     if not 2 <= k <= len(x):

@@ -24,7 +24,7 @@ from fmrikit.data.dataset import DatasetInfo
 from fmrikit.methods.encoder.model import UniversalEncoder, encoder_loss
 from fmrikit.data.splits import SubjectData, average_repeats
 from fmrikit.engine.distributed import Distributed
-from fmrikit.methods.mindeye.loop import FitResult
+from fmrikit.engine.steps import FitResult
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
 from fmrikit.methods.encoder.settings import EncoderSettings

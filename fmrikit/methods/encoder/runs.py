@@ -26,7 +26,7 @@ from fmrikit.project import default_encoder_path, subject_encoder_path, subject_
 from fmrikit.methods.encoder.model import UniversalEncoder
 from fmrikit.engine.serialization import read_config, weights_checksum
 from fmrikit.project import preproc_betas_path
-from fmrikit.methods.mindeye.targets import feature_spec
+from fmrikit.features.registry import feature_spec
 from fmrikit.engine.runs import finish_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import Distributed, distributed
@@ -157,7 +157,7 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
 
 def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                   base: str | os.PathLike | None = None, pretrained: bool = True, n_train: int | None = None,
-                  sessions: list[int] | None = None, features: str = "gabor", image_model: str | None = None,
+                  sessions: list[int] | None = None, features: str | None = None, image_model: str | None = None,
                   size: EncoderSize | None = None, settings: EncoderSettings | None = None, desc: str = "adapt",
                   out: str | os.PathLike | None = None, device: str = "auto", resume: bool = False,
                   overwrite: bool = False) -> EncoderResult:
@@ -173,7 +173,8 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         Pretrained encoder (default ``<root>/models/encoder``).
     pretrained : bool
         False trains a fresh single-subject encoder, every weight (the from-scratch baseline);
-        ``features``, ``image_model`` and ``size`` then apply, else the base's are used.
+        ``features`` (default ``gabor``), ``image_model`` and ``size`` then apply; with a base they come
+        from it and must not be given.
     n_train : int, optional
         Training images, drawn at random with ``settings.seed`` (default all), so runs with the
         same seed and count see the same images.
@@ -190,6 +191,10 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
     """
     settings = settings or EncoderSettings()
     settings.check()
+    if pretrained and (features is not None or image_model is not None or size is not None):
+        raise InputError("the image features and sizes come from the pretrained encoder",
+                         expected="no features, image model or size (or pretrained=False: --no-pretrained)",
+                         found=f"features {features!r}, image model {image_model!r}, size {size}")
     if not desc or not desc.isalnum():
         raise InputError("desc must be letters and digits only (a BIDS entity value)", expected="e.g. adapt",
                          found=repr(desc))
@@ -203,7 +208,7 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         model, record = load_encoder(base_path)
         spec = record["features"]
     else:
-        spec = feature_spec(features, image_model)
+        spec = feature_spec(features or "gabor", image_model)
     run_id = new_run_id()
     with distributed(device) as ctx:
         data = load_encoder_data(dataset, subject, spec, ctx, root=root, sessions=sessions, n_train=n_train,

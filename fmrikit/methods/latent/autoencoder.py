@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,35 +23,11 @@ from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import default_autoencoder_path, preproc_betas_path
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
-from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+from fmrikit.engine.supervised import fit_supervised
+from fmrikit.engine.settings import SupervisedSettings
+from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS, AutoencoderSize
 
 log = logging.getLogger("fmrikit")
-
-
-@dataclass
-class AutoencoderSize:
-    """Architecture of the embedded autoencoder.
-
-    Attributes
-    ----------
-    image_size : int
-        Side (pixels) images are resized to; latents are ``image_size / 2**(len(channels) - 1)`` wide.
-    channels : tuple of int
-        ``block_out_channels`` of the encoder and decoder (each a multiple of 16).
-    latent_channels : int
-    layers_per_block : int
-    """
-
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 32)
-    latent_channels: int = 4
-    layers_per_block: int = 1
-
-    def check(self) -> None:
-        factor = 2 ** (len(self.channels) - 1)
-        if self.image_size % factor or any(c % 16 for c in self.channels) or self.latent_channels < 1:
-            raise InputError("invalid autoencoder size", expected=f"image size divisible by {factor}, channels "
-                             "multiples of 16", found=f"{self.image_size}, {self.channels}")
 
 
 def build_autoencoder(size: AutoencoderSize):
@@ -143,7 +119,7 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
 
     size = size or AutoencoderSize()
     size.check()
-    settings = settings or SupervisedSettings(epochs=30, batch_size=32, lr=1e-3, patience=None)
+    settings = settings or AUTOENCODER_SETTINGS
     out = Path(out) if out is not None else default_autoencoder_path(root)
     checkpoint = start_run([out], overwrite=overwrite or resume)
     info, ids = training_stimuli(subjects, root)

@@ -25,6 +25,7 @@ from torch import nn
 
 from fmrikit.errors import DataValueError, InputError
 from fmrikit.engine.serialization import PretrainedModule
+from fmrikit.checks import check_option
 
 ARCHITECTURES = ("ridge", "cnn", "text-cnn", "vae", "gcn")
 
@@ -275,9 +276,7 @@ class LatentMapper(PretrainedModule):
                  node_columns: list[list[int]] | None = None, adjacency: list[list[float]] | None = None,
                  cheb_k: list[int] | tuple[int, int] = (4, 3), gcn_width: int = 512, gcn_hidden: int = 1024,
                  dropout: float = 0.0):
-        if arch not in ARCHITECTURES:
-            raise InputError("unknown latent mapper architecture", expected=" or ".join(ARCHITECTURES),
-                             found=repr(arch))
+        check_option("latent mapper architecture", arch, ARCHITECTURES)
         if node_columns is not None:  # plain ints and floats for config.json (numpy input allowed)
             node_columns = [[int(c) for c in cols] for cols in node_columns]
         if adjacency is not None:

@@ -27,61 +27,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmrikit.data.dataset import DatasetInfo, read_stimuli
-from fmrikit.errors import DataValueError, InputError, MissingInputError
+from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.methods.latent.models import LatentMapper, connectivity_graph, node_columns_from_labels
 from fmrikit.project import mapper_dir, preproc_betas_path, subject_label
 from fmrikit.engine.runs import SIDECAR_NAME, finish_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
-from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
-from fmrikit.diffusion import component_checksum
+from fmrikit.engine.supervised import fit_supervised
+from fmrikit.engine.settings import SupervisedSettings
+from fmrikit.diffusion import component_checksum, image_targets, text_model, text_targets
+from fmrikit.checks import check_option
+from fmrikit.methods.latent.settings import MAPPERS, MapperOptions, mapper_settings
 
 log = logging.getLogger("fmrikit")
-
-MAPPERS = ("ridge", "cnn", "vae", "gcn")
-#: Report Table 2 (NSD): learning rate and batch size of each torch mapper.
-PAPER_SETTINGS = {"cnn": (5e-4, 256), "vae": (5e-4, 256), "gcn": (1e-3, 64), "text-cnn": (1e-4, 16)}
-#: NSD prf-visualrois labels of the GCN nodes: V1 (V1v, V1d), V2 (V2v, V2d), V3 + hV4.
-GCN_NODES = ((1, 2), (3, 4), (5, 6, 7))
-
-
-@dataclass
-class MapperOptions:
-    """What a latent-mapper run reads and how big its networks are.
-
-    Attributes
-    ----------
-    image_roi, text_roi : str
-        NSD atlas name or NIfTI path of the image (low-level) and text (high-level) voxels.
-    image_labels, text_labels : tuple of int or None
-        Labels of those atlases to keep (None: every label > 0).
-    gcn_nodes : tuple of tuple of int
-        ``image_roi`` labels grouped into the GCN's nodes.
-    channels, hidden, latent_dim, gcn_width, gcn_hidden : int
-        Network sizes (:class:`~fmrikit.methods.latent.models.LatentMapper`).
-    text_hidden : tuple of int
-        The text CNN's two fully connected widths.
-    text_tokens : int
-        Leading caption tokens the text mapper predicts.
-    image_size : int or None
-        Side the stimuli are resized to before encoding (default: the autoencoder's sample size).
-    """
-
-    image_roi: str = "prf-visualrois"
-    image_labels: tuple[int, ...] | None = (1, 2, 3, 4, 5, 6, 7)
-    text_roi: str = "streams"
-    text_labels: tuple[int, ...] | None = (5,)
-    gcn_nodes: tuple[tuple[int, ...], ...] = GCN_NODES
-    channels: int = 16
-    hidden: int = 512
-    latent_dim: int = 256
-    gcn_width: int = 512
-    gcn_hidden: int = 1024
-    text_hidden: tuple[int, int] = (1024, 2048)
-    text_tokens: int = 15
-    image_size: int | None = None
 
 
 @dataclass
@@ -115,62 +74,6 @@ def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None
                                 "first, or pass --pipeline with a Stable Diffusion folder")
     return {"kind": "autoencoder", "source": str(folder.resolve()), "vae_folder": str(folder.resolve()),
             "vae_sha256": component_checksum(folder)}
-
-
-def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:
-    """Scaled autoencoder latents of stimuli, float32 (n, C, h, w), encoded a block at a time."""
-    from fmrikit.diffusion import encode_images
-
-    out = [encode_images(vae, read_stimuli(info, stim_ids[s:s + 256]), size=image_size, device=device)
-           for s in range(0, len(stim_ids), 256)]
-    return np.concatenate(out)
-
-
-@torch.no_grad()
-def text_targets(captions: list[list[str]], tokenizer, text_encoder, n_tokens: int, device,
-                 batch_size: int = 64) -> np.ndarray:
-    """CLIP text-condition embeddings of captions: first ``n_tokens`` tokens, averaged over an image's captions.
-
-    Parameters
-    ----------
-    captions : list of list of str
-        Per image, its captions.
-
-    Returns
-    -------
-    ndarray of float32, shape (n_images, n_tokens, D)
-        The text encoder's last hidden state, as Stable Diffusion conditions on it. CLIP's text
-        transformer is causal, so these tokens equal those of the full 77-token encoding.
-    """
-    flat = [c for caps in captions for c in caps]
-    owner = np.repeat(np.arange(len(captions)), [len(c) for c in captions])
-    text_encoder = text_encoder.to(device)
-    chunks = []
-    for s in range(0, len(flat), batch_size):
-        ids = tokenizer(flat[s:s + batch_size], padding="max_length", max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors="pt").input_ids.to(device)
-        chunks.append(text_encoder(ids)[0][:, :n_tokens].float().cpu())
-    per_caption = torch.cat(chunks).numpy()
-    total = np.zeros((len(captions),) + per_caption.shape[1:], np.float64)
-    np.add.at(total, owner, per_caption)
-    return (total / np.bincount(owner, minlength=len(captions))[:, None, None]).astype(np.float32)
-
-
-def text_model(pipeline_folder: Path):
-    """The CLIP tokenizer and text encoder (eval mode) of a Stable Diffusion folder."""
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    from fmrikit.diffusion import quiet_loading
-
-    try:
-        with quiet_loading():
-            tokenizer = CLIPTokenizer.from_pretrained(pipeline_folder / "tokenizer", local_files_only=True)
-            encoder = CLIPTextModel.from_pretrained(pipeline_folder / "text_encoder", local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise MissingInputError("the pipeline has no usable CLIP text encoder", path=pipeline_folder,
-                                expected="tokenizer/ and text_encoder/ (latent-mapper: or pass --no-text)",
-                                found=str(exc).splitlines()[0]) from exc
-    return tokenizer, encoder.eval()
 
 
 def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.PathLike | None = None,
@@ -215,8 +118,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     from fmrikit.devices import resolve_device
     from fmrikit.diffusion import latent_shape, load_autoencoder
 
-    if mapper not in MAPPERS:
-        raise InputError("unknown latent mapper", expected=" or ".join(MAPPERS), found=repr(mapper))
+    check_option("latent mapper", mapper, MAPPERS)
     options = options or MapperOptions()
     dataset = preproc_betas_path(root, subject, roi)
     if not dataset.is_file():
@@ -303,12 +205,6 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     return MapperResult(model=out, scores=scores, history=histories)
 
 
-def mapper_settings(arch: str, overrides: dict[str, Any] | None = None) -> SupervisedSettings:
-    """Training settings of a mapper: the report's Table 2 learning rate and batch size, then ``overrides``."""
-    lr, batch = PAPER_SETTINGS.get(arch, (5e-4, 64))
-    return SupervisedSettings(**{"epochs": 100, "lr": lr, "batch_size": batch, "patience": 5, **(overrides or {})})
-
-
 def _build(arch: str, x_train: torch.Tensor, out_dim: int, options: MapperOptions,
            labels: np.ndarray | None) -> LatentMapper:
     kwargs: dict[str, Any] = {"channels": options.channels, "hidden": options.hidden,
@@ -326,7 +222,7 @@ def _train(model: LatentMapper, arch: str, x: torch.Tensor, y: torch.Tensor, sti
     """Fit ``model`` on raw targets ``y`` (n_train, D); ridge in closed form, the rest with early stopping."""
     y_std = model.standardize(y)
     if arch == "ridge":
-        from fmrikit.methods.encoder.ridge import fit_ridge
+        from fmrikit.engine.ridge import fit_ridge
 
         fit = fit_ridge(x.numpy(), y_std.numpy(), seed=settings.seed)
         w = fit.weights / fit.feature_std[:, None]  # coefficients on raw betas, (V, D)

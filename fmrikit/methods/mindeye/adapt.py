@@ -27,7 +27,8 @@ from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores
 from fmrikit.engine.runs import finish_run, start_run, write_log
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import Distributed, distributed
-from fmrikit.methods.mindeye.loop import FitResult, fit
+from fmrikit.methods.mindeye.loop import fit
+from fmrikit.engine.steps import FitResult
 from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, TrainSettings
 from fmrikit.engine.runs import settings_record
 from fmrikit.project import default_decoder_path

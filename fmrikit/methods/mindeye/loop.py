@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +29,7 @@ from fmrikit.engine.distributed import Distributed
 from fmrikit.methods.mindeye.losses import mixco, mixco_nce, soft_clip_loss
 from fmrikit.methods.mindeye.settings import TrainSettings
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
+from fmrikit.engine.steps import FitResult, epoch_order, optimizer_step, shard_len
 
 log = logging.getLogger("fmrikit")
 
@@ -46,12 +45,6 @@ class _Step(nn.Module):
     def forward(self, batches: list[tuple[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         outs = [self.model(self.gates[k](x) if k in self.gates else x, k) for k, x in batches]
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-
-
-@dataclass
-class FitResult:
-    history: list[dict] = field(default_factory=list)
-    stopped_early: bool = False
 
 
 def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch.Tensor], settings: TrainSettings,

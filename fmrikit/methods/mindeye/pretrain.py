@@ -16,7 +16,8 @@ from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import default_decoder_path, subject_key
 from fmrikit.project import preproc_betas_path
-from fmrikit.methods.mindeye.targets import feature_spec, image_embeddings, retrieval_scores, set_target_statistics
+from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
+from fmrikit.features.registry import feature_spec
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import distributed

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -27,22 +27,15 @@ from fmrikit.io.provenance import file_checksum, new_run_id, write_json, write_s
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.project import default_subject_decoder, prior_path
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
-from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+from fmrikit.engine.supervised import fit_supervised
+from fmrikit.engine.settings import SupervisedSettings
+from fmrikit.methods.mindeye.settings import PRIOR_SETTINGS, PriorSize
 
 log = logging.getLogger("fmrikit")
 
 PRIOR_RECORD = "prior.json"
 TRAIN_TIMESTEPS = 1000
 DROP_CONDITION = 0.1
-
-
-@dataclass
-class PriorSize:
-    """Width and depth of the prior transformer (MindEye2's is 6 layers over 52 heads x 64)."""
-
-    layers: int = 4
-    heads: int = 4
-    head_dim: int = 32
 
 
 def noise_scheduler(kind: str = "ddpm"):
@@ -155,7 +148,7 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
     from fmrikit.engine.distributed import Distributed
 
     size = size or PriorSize()
-    settings = settings or SupervisedSettings(epochs=100, batch_size=64, lr=3e-4, patience=10)
+    settings = settings or PRIOR_SETTINGS
     decoder = Path(decoder) if decoder is not None else default_subject_decoder(root, subject)
     out = Path(out) if out is not None else prior_path(root, subject)
     checkpoint = start_run([out], overwrite=overwrite or resume)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fmrikit.errors import InputError
+from fmrikit.checks import check_option
+from fmrikit.engine.settings import SupervisedSettings
 
 #: Batch size of new-subject training (TROI's stages 1 and 2 and the annotated-ROI baseline), as in the paper.
 SUBJECT_BATCH_SIZE = 24
@@ -58,5 +60,17 @@ class TrainSettings:
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
             raise InputError("bad training settings", expected="epochs >= 1, batch_size >= 2, lr > 0",
                              found=f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
-        if self.schedule not in ("onecycle", "constant"):
-            raise InputError("unknown learning-rate schedule", expected="onecycle or constant", found=self.schedule)
+        check_option("learning-rate schedule", self.schedule, ("onecycle", "constant"))
+
+
+@dataclass
+class PriorSize:
+    """Width and depth of the prior transformer (MindEye2's is 6 layers over 52 heads x 64)."""
+
+    layers: int = 4
+    heads: int = 4
+    head_dim: int = 32
+
+
+#: The diffusion prior's training: up to 100 epochs of batch 64 at lr 3e-4, patience 10.
+PRIOR_SETTINGS = SupervisedSettings(epochs=100, batch_size=64, lr=3e-4, patience=10)

@@ -18,11 +18,6 @@ log = logging.getLogger("fmrikit")
 RETRIEVAL_CANDIDATES = 300
 
 
-def feature_spec(name: str, image_model: str | None) -> dict[str, Any]:
-    """How a decoder's image embeddings are computed (stored with the model)."""
-    return {"name": name, "image_model": image_model}
-
-
 def image_embeddings(data: list[SubjectData], spec: dict[str, Any], ctx: Distributed, *, root=None,
                      batch_size: int = 32) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Pooled image embeddings of every subject's training and test stimuli.

@@ -51,7 +51,7 @@ def unclip_route(subject: int, *, model=None, pipeline: str | None = None, root=
                              expected=f"{width}-dimensional embeddings (a decoder trained on the pipeline's CLIP image "
                              "features: --features clip --image-model)", found=str(sub.model.config["embed_dim"]))
 
-    sampler, prior_record = (None, None) if prior is None else load_prior(prior, folder, device=device)
+    sampler = None if prior is None else load_prior(prior, folder, device=device)[0]
 
     @torch.no_grad()
     def predict(x: torch.Tensor):

@@ -36,11 +36,14 @@ import torch
 from fmrikit.errors import InputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import checksum_digest, file_checksum, new_run_id, write_sidecar
-from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize, FlatmapAutoencoder
+from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAutoencoder
+from fmrikit.methods.neuropictor.settings import FLATMAP_AE_SETTINGS
+from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize
 from fmrikit.project import default_flatmap_ae_path, subject_label
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
-from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+from fmrikit.engine.supervised import fit_supervised
+from fmrikit.engine.settings import SupervisedSettings
 
 log = logging.getLogger("fmrikit")
 
@@ -65,11 +68,6 @@ class FlatmapAEResult:
     model: Path
     scores: dict[str, Any]
     history: list[dict] = field(default_factory=list)
-
-
-def default_settings() -> SupervisedSettings:
-    """20 epochs of batch 32 at lr 5e-4 (the paper's initial rate), patience 5."""
-    return SupervisedSettings(epochs=20, batch_size=32, lr=5e-4, patience=5)
 
 
 def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
@@ -120,7 +118,7 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     """
     size = size or FlatmapAESize.from_preset("paper")
     size.check()
-    settings = settings or default_settings()
+    settings = settings or FLATMAP_AE_SETTINGS
     subjects = [int(s) for s in subjects]
     if not subjects or len(set(subjects)) != len(subjects):
         raise InputError("which subjects?", expected="one or more distinct subjects", found=str(subjects))

@@ -20,10 +20,9 @@ linear layers and patch embedding, zero biases, [CLS] and guide tokens N(0, 0.02
 
 from __future__ import annotations
 
-import difflib
 import os
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -32,17 +31,13 @@ from torch import nn
 
 from fmrikit.errors import DataValueError, InputError
 from fmrikit.engine.serialization import WEIGHTS_NAME, PretrainedModule, read_config, read_weights
+from fmrikit.checks import check_option
 
-#: Architectures: NeuroPictor's (a GPU model) and a small one for CPUs and tests.
-FLATMAP_AE_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": dict(image_size=256, patch_size=16, width=1024, depth=24, heads=16),
-    "small": dict(image_size=64, patch_size=16, width=128, depth=4, heads=4),
-}
 
 _ENCODER_KEYS = ("image_size", "patch_size", "width", "depth", "heads", "mlp_ratio")
 
 
-def _check_architecture(image_size: int, patch_size: int, width: int, depth: int, heads: int,
+def check_architecture(image_size: int, patch_size: int, width: int, depth: int, heads: int,
                         label: str = "encoder") -> None:
     """Raise :class:`InputError` unless the sizes make a valid ViT with 2D sin-cos positions."""
     if min(image_size, patch_size, width, depth, heads) < 1:
@@ -121,7 +116,7 @@ class FlatmapEncoder(nn.Module):
     def __init__(self, image_size: int = 256, patch_size: int = 16, width: int = 1024, depth: int = 24,
                  heads: int = 16, mlp_ratio: float = 4.0):
         super().__init__()
-        _check_architecture(image_size, patch_size, width, depth, heads)
+        check_architecture(image_size, patch_size, width, depth, heads)
         self.image_size, self.patch_size = int(image_size), int(patch_size)
         self.grid = self.image_size // self.patch_size
         self.patch_embed = nn.Conv2d(1, width, patch_size, stride=patch_size)
@@ -203,7 +198,7 @@ class FlatmapAutoencoder(PretrainedModule):
         dh = heads if decoder_heads is None else decoder_heads
         super().__init__(image_size=image_size, patch_size=patch_size, width=width, depth=depth, heads=heads,
                          decoder_width=dw, decoder_depth=dd, decoder_heads=dh, mlp_ratio=mlp_ratio)
-        _check_architecture(image_size, patch_size, dw, dd, dh, label="decoder")
+        check_architecture(image_size, patch_size, dw, dd, dh, label="decoder")
         self.encoder = FlatmapEncoder(image_size, patch_size, width, depth, heads, mlp_ratio)
         grid = self.encoder.grid
         self.decoder_embed = nn.Linear(width, dw)
@@ -303,6 +298,44 @@ def check_mask(mask: torch.Tensor | np.ndarray, batch: int, size: int) -> torch.
     return mask.bool()
 
 
+def encoder_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The encoder of a saved :class:`FlatmapAutoencoder`, without building the decoder.
+
+    Returns
+    -------
+    config : dict
+        :class:`FlatmapEncoder` init arguments (``image_size``, ``patch_size``, ``width``, ``depth``,
+        ``heads``, ``mlp_ratio``).
+    state : dict of str to Tensor
+        Its weights, keys without the ``encoder.`` prefix: ``FlatmapEncoder(**config).load_state_dict(state)``.
+
+    Raises
+    ------
+    MissingInputError, CorruptFileError
+        No or unreadable model folder.
+    DataValueError
+        The folder holds another kind of model.
+    """
+    record = read_config(folder)
+    if record.get("class") != FlatmapAutoencoder.__name__:
+        raise DataValueError("model folder holds another kind of model", path=Path(folder) / "config.json",
+                             expected=FlatmapAutoencoder.__name__, found=str(record.get("class")))
+    config = {k: record["config"][k] for k in _ENCODER_KEYS}
+    path = Path(folder) / WEIGHTS_NAME
+    weights = read_weights(path)
+    state = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
+    if not state:
+        raise DataValueError("no encoder weights in the model file", path=path, expected="encoder.* tensors")
+    return config, state
+
+
+#: Architectures: NeuroPictor's (a GPU model) and a small one for CPUs and tests.
+FLATMAP_AE_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(image_size=256, patch_size=16, width=1024, depth=24, heads=16),
+    "small": dict(image_size=64, patch_size=16, width=128, depth=4, heads=4),
+}
+
+
 @dataclass
 class FlatmapAESize:
     """Architecture of the flatmap autoencoder (:class:`FlatmapAutoencoder`'s init arguments).
@@ -336,10 +369,7 @@ class FlatmapAESize:
         InputError
             Unknown preset or size name.
         """
-        if name not in FLATMAP_AE_PRESETS:
-            close = difflib.get_close_matches(str(name), FLATMAP_AE_PRESETS, n=1)
-            raise InputError("unknown flatmap autoencoder preset" + (f"; did you mean '{close[0]}'?" if close else ""),
-                             expected=" or ".join(FLATMAP_AE_PRESETS), found=repr(name))
+        check_option("flatmap autoencoder preset", name, FLATMAP_AE_PRESETS)
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:
@@ -351,47 +381,16 @@ class FlatmapAESize:
 
     def check(self) -> None:
         """Raise :class:`InputError` unless encoder and decoder are valid."""
-        _check_architecture(self.image_size, self.patch_size, self.width, self.depth, self.heads)
+        check_architecture(self.image_size, self.patch_size, self.width, self.depth, self.heads)
         def own(value, default):
             return default if value is None else value
 
-        _check_architecture(self.image_size, self.patch_size, own(self.decoder_width, self.width),
+        check_architecture(self.image_size, self.patch_size, own(self.decoder_width, self.width),
                             own(self.decoder_depth, self.depth), own(self.decoder_heads, self.heads), label="decoder")
         if not self.mlp_ratio > 0:
             raise InputError("invalid flatmap autoencoder size", expected="mlp_ratio > 0", found=str(self.mlp_ratio))
 
-    def build(self) -> FlatmapAutoencoder:
-        """A freshly initialised autoencoder of this size (seed torch first for reproducibility)."""
+    def build(self):
+        """A freshly initialised :class:`FlatmapAutoencoder` of this size (seed torch first for reproducibility)."""
         self.check()
         return FlatmapAutoencoder(**asdict(self))
-
-
-def encoder_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The encoder of a saved :class:`FlatmapAutoencoder`, without building the decoder.
-
-    Returns
-    -------
-    config : dict
-        :class:`FlatmapEncoder` init arguments (``image_size``, ``patch_size``, ``width``, ``depth``,
-        ``heads``, ``mlp_ratio``).
-    state : dict of str to Tensor
-        Its weights, keys without the ``encoder.`` prefix: ``FlatmapEncoder(**config).load_state_dict(state)``.
-
-    Raises
-    ------
-    MissingInputError, CorruptFileError
-        No or unreadable model folder.
-    DataValueError
-        The folder holds another kind of model.
-    """
-    record = read_config(folder)
-    if record.get("class") != FlatmapAutoencoder.__name__:
-        raise DataValueError("model folder holds another kind of model", path=Path(folder) / "config.json",
-                             expected=FlatmapAutoencoder.__name__, found=str(record.get("class")))
-    config = {k: record["config"][k] for k in _ENCODER_KEYS}
-    path = Path(folder) / WEIGHTS_NAME
-    weights = read_weights(path)
-    state = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
-    if not state:
-        raise DataValueError("no encoder weights in the model file", path=path, expected="encoder.* tensors")
-    return config, state

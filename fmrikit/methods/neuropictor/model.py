@@ -112,3 +112,40 @@ class NeuroPictorConditioner(PretrainedModule):
         semantic = text + self.auxiliary_out(self.auxiliary(tokens))
         control = self.to_control(tokens).reshape((len(tokens),) + self.control_shape)
         return semantic, text, control
+
+
+#: Widths of the ControlNet's conditioning embedding (diffusers' default): its first entries, one more than the
+#: VAE's downsamplings, take the control image from pixel back to latent size.
+CONDITIONING_CHANNELS = (16, 32, 96, 256)
+
+
+def build_neuropictor(encoder_config: dict, unet, *, text_tokens: int, text_width: int,
+                      vae_downsamplings: int) -> tuple[NeuroPictorConditioner, nn.Module]:
+    """NeuroPictor's trainable parts for a Stable Diffusion U-Net: the conditioner and the ControlNet.
+
+    Parameters
+    ----------
+    encoder_config : dict
+        :class:`~fmrikit.methods.neuropictor.flatmap_ae_model.FlatmapEncoder` arguments.
+    unet : diffusers.UNet2DConditionModel
+        The frozen U-Net; the ControlNet starts as a copy of its encoder, the control map has its latent
+        channels and size.
+    text_tokens, text_width : int
+        Shape of the text condition (77 x 1024 for SD 2.1).
+    vae_downsamplings : int
+        log2 of the VAE's pixel / latent size ratio (3 for SD).
+
+    Returns
+    -------
+    conditioner : NeuroPictorConditioner
+    controlnet : diffusers.ControlNetModel
+    """
+    from diffusers import ControlNetModel
+
+    conditioner = NeuroPictorConditioner(encoder_config, text_tokens=text_tokens, text_width=text_width,
+                                         latent_channels=unet.config.in_channels,
+                                         latent_size=unet.config.sample_size)
+    controlnet = ControlNetModel.from_unet(
+        unet, conditioning_channels=unet.config.in_channels,
+        conditioning_embedding_out_channels=CONDITIONING_CHANNELS[:vae_downsamplings + 1])
+    return conditioner, controlnet

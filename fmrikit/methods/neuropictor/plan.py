@@ -20,13 +20,13 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from fmrikit._logging import logger
 from fmrikit.errors import FmrikitError, InputError
+from fmrikit.checks import check_option
 
 if TYPE_CHECKING:  # torch stays out of ``import fmrikit``
     import torch
@@ -106,15 +106,6 @@ _PRECISIONS = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 # validation
 
 
-def _check_option(name: str, value: str, allowed: list[str]) -> str:
-    if value not in allowed:
-        close = difflib.get_close_matches(str(value), allowed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InputError(f"unknown {name}{hint}", expected=" or ".join(repr(a) for a in allowed),
-                         found=repr(value))
-    return value
-
-
 def _check_int(name: str, value: Any, minimum: int, multiple: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value % multiple:
         what = f"an integer >= {minimum}" + (f" and a multiple of {multiple}" if multiple > 1 else "")
@@ -167,11 +158,10 @@ def _build_models(image_size: int, flatmap_size: int, ae_width: int, ae_depth: i
     """All NeuroPictor modules on the ``meta`` device, float32, in training mode: the project's own
     conditioner (split into encoder, guiding network and feature transformation) and ControlNet."""
     import torch
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from fmrikit.methods.neuropictor.model import NeuroPictorConditioner
-    from fmrikit.methods.neuropictor.train import CONDITIONING_CHANNELS
+    from fmrikit.methods.neuropictor.model import build_neuropictor
 
     latent = image_size // VAE_SCALE
     unet_cfg = dict(SD21_UNET_CONFIG, sample_size=latent)
@@ -179,17 +169,15 @@ def _build_models(image_size: int, flatmap_size: int, ae_width: int, ae_depth: i
     n_down = VAE_SCALE.bit_length() - 1  # log2
     with torch.device("meta"):
         unet = UNet2DConditionModel(**unet_cfg)
-        conditioner = NeuroPictorConditioner(encoder, text_tokens=TEXT_TOKENS,
-                                             text_width=SD21_UNET_CONFIG["cross_attention_dim"],
-                                             latent_channels=LATENT_CHANNELS, latent_size=latent)
+        conditioner, controlnet = build_neuropictor(encoder, unet, text_tokens=TEXT_TOKENS,
+                                                    text_width=SD21_UNET_CONFIG["cross_attention_dim"],
+                                                    vae_downsamplings=n_down)
         guiding, transform = _views(conditioner)
         models = {
             "fmri_encoder": conditioner.encoder,
             "guiding_network": guiding,
             "feature_transform": transform,
-            "controlnet": ControlNetModel.from_unet(unet, conditioning_channels=LATENT_CHANNELS,
-                                                    conditioning_embedding_out_channels=CONDITIONING_CHANNELS[
-                                                        :n_down + 1]),
+            "controlnet": controlnet,
             "unet": unet,
             "vae": AutoencoderKL(**SD21_VAE_CONFIG),
             "text_encoder": CLIPTextModel(CLIPTextConfig(**SD21_TEXT_ENCODER_CONFIG)),
@@ -637,7 +625,7 @@ def plan_neuropictor(batch_size: int = 16, *, image_size: int = 512, flatmap_siz
     if ae_width % ae_heads:
         raise InputError("ae_width must be divisible by ae_heads", expected=f"a multiple of {ae_heads}",
                          found=str(ae_width))
-    _check_option("precision", precision, list(_PRECISIONS))
+    check_option("precision", precision, _PRECISIONS)
     import torch
 
     t0 = time.process_time()
@@ -782,7 +770,7 @@ PLANS: dict[str, Callable[..., dict[str, Any]]] = {"neuropictor": plan_neuropict
 
 def make_plan(name: str, batch_size: int = 16, **kwargs: Any) -> dict[str, Any]:
     """Run the plan called ``name`` (one of :data:`PLANS`); :class:`InputError` for an unknown one."""
-    _check_option("plan", name, list(PLANS))
+    check_option("plan", name, PLANS)
     return PLANS[name](batch_size, **kwargs)
 
 

@@ -40,40 +40,13 @@ from fmrikit.diffusion import control_image
 from fmrikit.project import (adapted_neuropictor_path, default_neuropictor_path, preproc_betas_path, subject_label)
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, checkpoint_path, finish_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
-from fmrikit.engine.supervised import SupervisedSettings, fit_supervised
+from fmrikit.engine.supervised import fit_supervised
+from fmrikit.engine.settings import SupervisedSettings
+from fmrikit.methods.neuropictor.settings import NEUROPICTOR_SETTINGS, NeuroPictorOptions
 
 log = logging.getLogger("fmrikit")
 
 CONTROLNET_DIR = "controlnet"
-
-
-@dataclass
-class NeuroPictorOptions:
-    """What NeuroPictor trains and how.
-
-    Attributes
-    ----------
-    semantic_weight : float
-        lambda of the semantic loss (paper: 0.1).
-    uncond_prob : float
-        Fraction of semantic conditions replaced by the empty prompt's embedding (paper: 0.05).
-    train_encoder : bool
-        Fine-tune the flatmap encoder too (the paper's "full" model), else keep it frozen.
-    gradient_checkpointing : bool
-        Recompute U-Net and ControlNet activations in the backward pass (less memory, ~30% slower).
-    """
-
-    semantic_weight: float = 0.1
-    uncond_prob: float = 0.05
-    train_encoder: bool = True
-    gradient_checkpointing: bool = False
-
-
-#: Widths of the ControlNet's conditioning embedding (diffusers' default): its first entries, one more than the
-#: VAE's downsamplings, take the control image from pixel back to latent size.
-CONDITIONING_CHANNELS = (16, 32, 96, 256)
-#: Paper: AdamW, lr 1e-4, weight decay 0.01; batch 16 per GPU.
-DEFAULT_SETTINGS = SupervisedSettings(epochs=10, batch_size=16, lr=1e-4, patience=None, weight_decay=0.01)
 
 
 @dataclass
@@ -180,7 +153,7 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     sessions : list of int, optional
         Sessions whose non-shared trials train (default all).
     settings : SupervisedSettings, optional
-        Default :data:`DEFAULT_SETTINGS`; a random 5% of the training images validate.
+        Default :data:`NEUROPICTOR_SETTINGS`; a random 5% of the training images validate.
     options : NeuroPictorOptions, optional
     out : path-like, optional
         Default :func:`default_neuropictor_path`.
@@ -190,8 +163,8 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     NeuroPictorResult
     """
     from fmrikit.methods.neuropictor.flatmap_ae_model import encoder_state
-    from fmrikit.methods.neuropictor.model import NeuroPictorConditioner
     from fmrikit.engine.serialization import weights_checksum
+    from fmrikit.methods.neuropictor.model import build_neuropictor
     from fmrikit.project import default_flatmap_ae_path
 
     if pipeline is None:
@@ -205,22 +178,17 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     encoder_config, encoder_weights = encoder_state(ae_folder)
 
     def build(sd) -> NeuroPictorModules:
-        from diffusers import ControlNetModel
-
-        conditioner = NeuroPictorConditioner(encoder_config, text_tokens=sd.text_tokens, text_width=sd.text_width,
-                                             latent_channels=sd.unet.config.in_channels,
-                                             latent_size=sd.unet.config.sample_size)
+        conditioner, controlnet = build_neuropictor(encoder_config, sd.unet, text_tokens=sd.text_tokens,
+                                                    text_width=sd.text_width,
+                                                    vae_downsamplings=len(sd.vae.config.block_out_channels) - 1)
         conditioner.encoder.load_state_dict(encoder_weights)
-        n_down = len(sd.vae.config.block_out_channels) - 1
-        controlnet = ControlNetModel.from_unet(sd.unet, conditioning_channels=sd.unet.config.in_channels,
-                                               conditioning_embedding_out_channels=CONDITIONING_CHANNELS[:n_down + 1])
         return NeuroPictorModules(conditioner, controlnet)
 
     out = Path(out) if out is not None else default_neuropictor_path(root)
     base = {"flatmap_ae": str(ae_folder.resolve()), "flatmap_ae_sha256": weights_checksum(ae_folder)}
     return _run(subjects, build, "pretrain --model neuropictor", root=root, roi=roi, pipeline=pipeline,
                 image_size=int(encoder_config["image_size"]), captions=captions, sessions=sessions,
-                settings=settings or DEFAULT_SETTINGS, options=options, device=device, out=out, base=base,
+                settings=settings or NEUROPICTOR_SETTINGS, options=options, device=device, out=out, base=base,
                 resume=resume, overwrite=overwrite)
 
 
@@ -261,7 +229,7 @@ def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, ba
     out = Path(out) if out is not None else adapted_neuropictor_path(root, subject, desc)
     return _run([subject], build, "adapt-subject --model neuropictor", root=root, roi=record["roi"],
                 pipeline=record["pipeline"]["source"], image_size=int(conditioner.image_size), captions=captions,
-                sessions=sessions, settings=settings or DEFAULT_SETTINGS, options=options, device=device, out=out,
+                sessions=sessions, settings=settings or NEUROPICTOR_SETTINGS, options=options, device=device, out=out,
                 base={"base": str(base.resolve()), "base_sha256": weights_checksum(base)},
                 expected_unet=record["pipeline"]["unet_sha256"], resume=resume, overwrite=overwrite)
 
@@ -296,7 +264,7 @@ class _StableDiffusion:
 
     def encode_text(self, texts: list[str], device) -> torch.Tensor:
         """CLIP text-condition embeddings (n, L_T, d_T) of some texts, float32."""
-        from fmrikit.methods.latent.train import text_targets
+        from fmrikit.diffusion import text_targets
 
         return torch.from_numpy(text_targets([[t] for t in texts], self.tokenizer, self.text_encoder,
                                              self.text_tokens, device)).to(device)
@@ -308,7 +276,7 @@ def load_stable_diffusion(pipeline: str, device) -> _StableDiffusion:
 
     from fmrikit.errors import CorruptFileError
     from fmrikit.diffusion import load_autoencoder, quiet_loading, resolve_pipeline
-    from fmrikit.methods.latent.train import text_model
+    from fmrikit.diffusion import text_model
     from fmrikit.diffusion import component_checksum
 
     folder, record = resolve_pipeline(pipeline)
@@ -368,7 +336,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
     from fmrikit.data.flatmaps.cache import read_flatmap_info, split_rows, test_flatmaps
     from fmrikit.diffusion import quiet_loading
     from fmrikit.methods.neuropictor.flatmap_ae import flatmap_caches
-    from fmrikit.methods.latent.train import image_targets
+    from fmrikit.diffusion import image_targets
 
     dev = ctx.device
     caches = flatmap_caches(subjects, ctx, root=root, roi=roi, size=image_size)

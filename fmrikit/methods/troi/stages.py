@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmrikit.errors import DataValueError, MissingInputError
+from fmrikit.errors import MissingInputError, RunError
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import subject_key
 from fmrikit.project import preproc_betas_path, subject_dir, subject_label
 from fmrikit.methods.mindeye.adapt import (SubjectResult, check_desc, load_backbone, set_trainable,
                                     subject_output_names, train_input_layer, write_subject_outputs)
-from fmrikit.methods.mindeye.targets import feature_spec, image_embeddings, retrieval_scores, set_target_statistics
+from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
+from fmrikit.features.registry import feature_spec
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import distributed
 from fmrikit.methods.mindeye.loop import fit
@@ -161,7 +162,7 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                                   resume)
         selected = np.nonzero(weights > 0)[0]
         if len(selected) == 0:
-            raise DataValueError("TROI stage 1 kept no voxel", path=dataset,
+            raise RunError("TROI stage 1 kept no voxel", path=dataset,
                                  expected="some mask weights above the threshold (lower --lasso or --threshold)",
                                  found="all zero")
         log.info("TROI stage 1: %d of %d voxels selected", len(selected), data.n_voxels)

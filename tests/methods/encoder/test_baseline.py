@@ -7,7 +7,7 @@ import pytest
 from fmrikit.errors import OutputExistsError
 from fmrikit.features.cache import dataset_features
 from fmrikit.features.registry import get_extractor
-from fmrikit.methods.encoder.ridge import RidgeEncoder
+from fmrikit.engine.ridge import RidgeEncoder
 from fmrikit.methods.encoder.baseline import ridge_baseline
 
 

@@ -9,7 +9,8 @@ import pytest
 from fmrikit.data.dataset import read_info, read_stimuli
 from fmrikit.errors import InputError, OutputExistsError
 from fmrikit.diffusion import encode_images, latent_shape, load_autoencoder
-from fmrikit.methods.latent.autoencoder import AutoencoderSize, pretrain_autoencoder
+from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
+from fmrikit.methods.latent.settings import AutoencoderSize
 
 
 def test_saved_as_a_diffusers_folder_with_unit_scaled_latents(project, autoencoder):

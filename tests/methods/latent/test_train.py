@@ -12,7 +12,8 @@ from fmrikit.data.dataset import read_info, read_stimuli
 from fmrikit.errors import InputError, OutputExistsError
 from fmrikit.methods.latent.models import LatentMapper
 from fmrikit.diffusion import encode_images, load_autoencoder
-from fmrikit.methods.latent.train import MapperOptions, pretrain_latent_mapper
+from fmrikit.methods.latent.train import pretrain_latent_mapper
+from fmrikit.methods.latent.settings import MapperOptions
 
 SMALL = MapperOptions(channels=4, hidden=32, latent_dim=16, gcn_width=16, gcn_hidden=32)
 QUICK = {"epochs": 3, "batch_size": 16, "lr": 1e-3}
@@ -30,7 +31,7 @@ def _test_set(project, cols):
 def test_ridge_mapper_is_scikit_learn_ridge_on_standardised_betas(project, autoencoder, monkeypatch):
     from sklearn.linear_model import Ridge
 
-    import fmrikit.methods.encoder.ridge as ridge
+    import fmrikit.engine.ridge as ridge
 
     monkeypatch.setattr(ridge, "DEFAULT_ALPHAS", np.array([30.0]))  # one alpha: sklearn can fit the same model
     result = pretrain_latent_mapper(1, mapper="ridge", root=project, options=SMALL, device="cpu",

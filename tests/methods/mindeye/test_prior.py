@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from fmrikit.methods.mindeye.prior import PriorSize, build_prior, noise_scheduler, prior_loss, sample_prior
+from fmrikit.methods.mindeye.prior import build_prior, noise_scheduler, prior_loss, sample_prior
+from fmrikit.methods.mindeye.settings import PriorSize
 
 
 def test_loss_falls_and_samples_follow_the_condition():

@@ -10,11 +10,12 @@ from safetensors.torch import load_file
 
 from fmrikit.data.flatmaps.cache import read_flatmap_info, read_flatmaps, split_rows, test_flatmaps
 from fmrikit.errors import MissingInputError, OutputExistsError
-from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize, FlatmapAutoencoder, FlatmapEncoder, encoder_state
+from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAutoencoder, FlatmapEncoder, encoder_state
+from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize
 from fmrikit.methods.neuropictor import flatmap_ae as runs
 from fmrikit.methods.neuropictor.flatmap_ae import pretrain_flatmap_ae
 from fmrikit.project import default_flatmap_ae_path
-from fmrikit.engine.supervised import SupervisedSettings
+from fmrikit.engine.settings import SupervisedSettings
 
 SIZE = FlatmapAESize(image_size=64, patch_size=16, width=32, depth=2, heads=2)
 SETTINGS = SupervisedSettings(epochs=2, batch_size=16, lr=1e-3, patience=None)

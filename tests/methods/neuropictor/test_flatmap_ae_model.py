@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from fmrikit.errors import DataValueError, InputError
-from fmrikit.methods.neuropictor.flatmap_ae_model import (FLATMAP_AE_PRESETS, FlatmapAESize, FlatmapAutoencoder, FlatmapEncoder,
-                                       encoder_state, sincos_positions)
+from fmrikit.methods.neuropictor.flatmap_ae_model import (FlatmapAutoencoder, FlatmapEncoder, encoder_state,
+                                                          sincos_positions)
+from fmrikit.methods.neuropictor.flatmap_ae_model import FLATMAP_AE_PRESETS, FlatmapAESize
 
 TINY = dict(image_size=48, patch_size=16, width=32, depth=2, heads=2)
 

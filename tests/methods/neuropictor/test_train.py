@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAutoencoder
-from fmrikit.methods.neuropictor.train import (NeuroPictorOptions, adapt_neuropictor, load_neuropictor,
-                                          load_stable_diffusion, pretrain_neuropictor)
-from fmrikit.engine.supervised import SupervisedSettings
+from fmrikit.methods.neuropictor.train import (adapt_neuropictor, load_neuropictor, load_stable_diffusion,
+                                               pretrain_neuropictor)
+from fmrikit.methods.neuropictor.settings import NeuroPictorOptions
+from fmrikit.engine.settings import SupervisedSettings
 from tests.tiny_diffusion import save_tiny_sd21
 
 AE = dict(image_size=64, patch_size=16, width=32, depth=2, heads=2)

@@ -6,7 +6,7 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import KFold
 
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError, OutputExistsError
-from fmrikit.methods.encoder.ridge import DEFAULT_ALPHAS, RidgeEncoder, fit_ridge
+from fmrikit.engine.ridge import DEFAULT_ALPHAS, RidgeEncoder, fit_ridge
 
 N, D, V = 120, 15, 40
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, OutputExistsError
 from fmrikit.io.hdf5 import open_h5
+from fmrikit.checks import check_option
 
 #: Alphas tried when none are given: 17 values, 1e-2 to 1e6, two per decade.
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
@@ -211,8 +212,7 @@ def fit_ridge(features: np.ndarray, responses: np.ndarray, *, alphas: np.ndarray
         raise DataValueError("too few rows for cross-validation", expected=f"at least {cv + 1} rows (cv + 1)",
                              found=str(len(x)))
     grid = _check_alphas(DEFAULT_ALPHAS if alphas is None else alphas)
-    if backend not in BACKENDS:
-        raise InputError("unknown himalaya backend", expected=" | ".join(BACKENDS), found=repr(backend))
+    check_option("himalaya backend", backend, BACKENDS)
     if n_targets_batch is not None and (isinstance(n_targets_batch, bool)
                                         or not isinstance(n_targets_batch, (int, np.integer)) or n_targets_batch < 1):
         raise InputError("n_targets_batch must be a positive integer or None", expected=">= 1",

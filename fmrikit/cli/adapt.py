@@ -1,0 +1,138 @@
+"""``fmrikit adapt-subject MODEL``: a new subject on a pretrained model (decoder, the default; encoder;
+neuropictor). ``--model X`` keeps working."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fmrikit.cli import options as o
+from fmrikit.cli import reports
+from fmrikit.cli._common import ModelGroup, call, sessions_list
+from fmrikit.cli.pretrain import neuropictor_settings
+from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
+from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, TrainSettings
+from fmrikit.methods.neuropictor.settings import NEUROPICTOR_SETTINGS, NeuroPictorOptions
+
+app = typer.Typer(cls=ModelGroup, no_args_is_help=True,
+                  help="A new subject on a pretrained model: decoder (the default: a new input layer), encoder (new "
+                       "voxel embeddings) or neuropictor (single-subject refining). `fmrikit adapt-subject MODEL "
+                       "--help` lists each model's options.")
+
+
+@app.command("decoder")
+def decoder(
+    subject: o.Subject,
+    mask: Annotated[Optional[Path], typer.Option(help="Binary NIfTI selecting the dataset's voxels (e.g. a TROI "
+                                                      "mask).")] = None,
+    roi: Annotated[Optional[str], typer.Option(help="Dataset (voxel selection) to read [default: nsdgeneral; "
+                                                    "brainmask with --mask].")] = None,
+    sessions: o.Sessions = None,
+    backbone: o.DecoderBackbone = None,
+    unfreeze_backbone: o.Unfreeze = False,
+    epochs: o.Epochs = TrainSettings.epochs,
+    batch_size: o.TrialBatch = SUBJECT_BATCH_SIZE,
+    lr: o.Lr = TrainSettings.lr,
+    weight_decay: o.WeightDecay = TrainSettings.weight_decay,
+    mse_weight: o.MseWeight = TrainSettings.mse_weight,
+    temperature: o.Temperature = TrainSettings.temperature,
+    seed: o.Seed = TrainSettings.seed,
+    desc: o.Desc = "adapt",
+    device: o.Device = "auto",
+    resume: o.Resume = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
+) -> None:
+    """A new input layer on the pretrained decoder over an ROI or a mask (the annotated-ROI baseline; TROI's stage 2
+    on its own)."""
+    from fmrikit.methods.mindeye.adapt import adapt_subject
+
+    result = call(adapt_subject, subject, root=root, roi=roi, mask=mask, sessions=sessions_list(sessions),
+                  backbone=backbone, unfreeze_backbone=unfreeze_backbone,
+                  settings=TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                         mse_weight=mse_weight, temperature=temperature, seed=seed),
+                  desc=desc, device=device, resume=resume, overwrite=overwrite)
+    reports.retrieval(f"subject decoder ({result.n_voxels} voxels)", result.model, result.retrieval)
+
+
+@app.command("encoder")
+def encoder(
+    subject: o.Subject,
+    roi: o.Roi = "nsdgeneral",
+    sessions: o.Sessions = None,
+    n_train: o.NTrain = None,
+    backbone: Annotated[Optional[Path], typer.Option(help="Pretrained encoder folder [default: "
+                                                          "<root>/models/encoder].")] = None,
+    pretrained: Annotated[bool, typer.Option(help="Learn only the new subject's voxel embeddings on the frozen "
+                                                  "pretrained encoder (--no-pretrained trains a fresh single-subject "
+                                                  "encoder on the same images).")] = True,
+    features: Annotated[Optional[str], typer.Option(help="With --no-pretrained: image features, gabor, "
+                                                         "effnet-lite0, clip or dinov2 [default: gabor].")] = None,
+    image_model: o.ImageModel = None,
+    channels: Annotated[Optional[int], typer.Option(min=1, help="With --no-pretrained: channels each feature level is "
+                                                                f"projected to [default: {EncoderSize.channels}].")]
+    = None,
+    embed_dim: Annotated[Optional[int], typer.Option(min=1, help="With --no-pretrained: size of each voxel's "
+                                                                 f"embedding [default: {EncoderSize.embed_dim}].")]
+    = None,
+    epochs: o.Epochs = EncoderSettings.epochs,
+    batch_size: o.ImageBatch = EncoderSettings.batch_images,
+    voxels_per_image: o.VoxelsPerImage = EncoderSettings.voxels_per_image,
+    lr: o.Lr = EncoderSettings.lr,
+    cosine_weight: o.CosineWeight = EncoderSettings.cosine_weight,
+    seed: o.Seed = EncoderSettings.seed,
+    desc: o.Desc = "adapt",
+    device: o.Device = "auto",
+    resume: o.Resume = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
+) -> None:
+    """A new subject on the universal encoder: only its voxel embeddings, the image side frozen."""
+    from fmrikit.methods.encoder.runs import adapt_encoder
+
+    sizes = {k: v for k, v in {"channels": channels, "embed_dim": embed_dim}.items() if v is not None}
+    result = call(adapt_encoder, subject, root=root, roi=roi, base=backbone, pretrained=pretrained, n_train=n_train,
+                  sessions=sessions_list(sessions), features=features, image_model=image_model,
+                  size=EncoderSize(**sizes) if sizes else None,
+                  settings=EncoderSettings(epochs=epochs, batch_images=batch_size, voxels_per_image=voxels_per_image,
+                                           lr=lr, cosine_weight=cosine_weight, seed=seed),
+                  desc=desc, device=device, resume=resume, overwrite=overwrite)
+    for key, scores in result.scores.items():
+        reports.encoding(f"encoder {key}", result.model, scores)
+
+
+@app.command("neuropictor")
+def neuropictor(
+    subject: o.Subject,
+    backbone: Annotated[Optional[Path], typer.Option(help="Pretrained NeuroPictor folder [default: "
+                                                          "<root>/models/neuropictor].")] = None,
+    captions: o.Captions = None,
+    sessions: o.Sessions = None,
+    semantic_weight: o.SemanticWeight = NeuroPictorOptions.semantic_weight,
+    uncond_prob: o.UncondProb = NeuroPictorOptions.uncond_prob,
+    train_encoder: o.TrainEncoder = NeuroPictorOptions.train_encoder,
+    gradient_checkpointing: o.Checkpointing = NeuroPictorOptions.gradient_checkpointing,
+    epochs: o.Epochs = NEUROPICTOR_SETTINGS.epochs,
+    batch_size: o.ImageBatch = NEUROPICTOR_SETTINGS.batch_size,
+    lr: o.Lr = NEUROPICTOR_SETTINGS.lr,
+    weight_decay: o.WeightDecay = NEUROPICTOR_SETTINGS.weight_decay,
+    seed: o.Seed = NEUROPICTOR_SETTINGS.seed,
+    desc: o.Desc = "adapt",
+    device: o.Device = "auto",
+    resume: o.Resume = False,
+    root: o.Root = None,
+    overwrite: o.Overwrite = False,
+) -> None:
+    """Single-subject refining of the pretrained NeuroPictor model (every trainable weight continues)."""
+    from fmrikit.methods.neuropictor.train import adapt_neuropictor
+
+    result = call(adapt_neuropictor, subject, root=root, base=backbone, captions=captions,
+                  sessions=sessions_list(sessions),
+                  settings=neuropictor_settings(epochs, batch_size, lr, weight_decay, seed),
+                  options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,
+                                             train_encoder=train_encoder,
+                                             gradient_checkpointing=gradient_checkpointing),
+                  device=device, desc=desc, resume=resume, overwrite=overwrite)
+    reports.neuropictor(result)

@@ -1,0 +1,69 @@
+"""Every command-line option declared once: its name, help and valid range. Commands give the defaults, which
+they read from the library's settings (``fmrikit.methods.*.settings``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Root = Annotated[Optional[Path], typer.Option(
+    "--root", envvar="FMRIKIT_ROOT", show_envvar=True,
+    help="Project folder for outputs [default: ./derivatives/fmrikit].")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last epoch checkpoint.")]
+
+# -- data -------------------------------------------------------------------------------------------------------
+Subject = Annotated[int, typer.Option(min=1, help="The subject (1-based).")]
+Subjects = Annotated[str, typer.Option(help="Subjects, e.g. 2,5,7.")]
+Roi = Annotated[str, typer.Option(help="Voxel selection of the datasets (preprocess --roi).")]
+Sessions = Annotated[Optional[str], typer.Option(help="Sessions whose trials train, e.g. 1 or 1-3 [default: all]; "
+                                                      "the shared images are always the test set.")]
+NTrain = Annotated[Optional[int], typer.Option(min=1, help="Training images per subject, drawn at random with "
+                                                           "--seed [default: all].")]
+Captions = Annotated[Optional[Path], typer.Option(help="Folder of COCO captions_*.json [default: in the NSD tree].")]
+Desc = Annotated[str, typer.Option(help="desc- label of the outputs (letters and digits).")]
+
+# -- image features -------------------------------------------------------------------------------------------
+Features = Annotated[str, typer.Option(help="Image features: gabor, effnet-lite0, clip or dinov2.")]
+ImageModel = Annotated[Optional[str], typer.Option(help="Local folder or cached Hugging Face id for clip / dinov2.")]
+
+# -- optimisation -------------------------------------------------------------------------------------------------
+Epochs = Annotated[int, typer.Option(min=1, help="Training epochs.")]
+TrialBatch = Annotated[int, typer.Option(min=2, help="Trials per step and process (split over subjects).")]
+ImageBatch = Annotated[int, typer.Option(min=1, help="Images per step and process.")]
+RowBatch = Annotated[int, typer.Option(min=1, help="Samples per step and process.")]
+Lr = Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate (peak of the schedule).")]
+WeightDecay = Annotated[float, typer.Option(min=0.0, help="AdamW weight decay.")]
+Patience = Annotated[int, typer.Option(min=0, help="Epochs without validation gain before stopping.")]
+MseWeight = Annotated[float, typer.Option(min=0.0, help="Weight of the embedding-regression MSE against the "
+                                                        "contrastive loss.")]
+Temperature = Annotated[float, typer.Option(min=0.0, help="Contrastive softmax temperature.")]
+
+# -- the decoder (MindEye2-style) ---------------------------------------------------------------------------------
+Hidden = Annotated[int, typer.Option(min=1, help="Backbone width.")]
+Blocks = Annotated[int, typer.Option(min=1, help="Residual blocks in the backbone.")]
+DecoderBackbone = Annotated[Optional[Path], typer.Option(help="Pretrained decoder folder [default: "
+                                                              "<root>/models/decoder].")]
+Unfreeze = Annotated[bool, typer.Option("--unfreeze-backbone", help="Train the pretrained backbone too.")]
+
+# -- the universal encoder ---------------------------------------------------------------------------------------
+Channels = Annotated[int, typer.Option(min=1, help="Channels each feature level is projected to.")]
+EmbedDim = Annotated[int, typer.Option(min=1, help="Size of each voxel's embedding.")]
+VoxelsPerImage = Annotated[int, typer.Option(min=2, help="Voxels sampled per image and step.")]
+CosineWeight = Annotated[float, typer.Option(min=0.0, help="Weight of (1 - cosine similarity) against the MSE.")]
+
+# -- Stable Diffusion and NeuroPictor -----------------------------------------------------------------------------
+Pipeline = Annotated[Optional[str], typer.Option(help="Stable Diffusion folder or cached Hugging Face id (never "
+                                                      "downloaded).")]
+SemanticWeight = Annotated[float, typer.Option(min=0.0, help="Weight of the semantic (caption embedding) loss "
+                                                             "against the diffusion loss.")]
+UncondProb = Annotated[float, typer.Option(min=0.0, max=1.0, help="Fraction of semantic conditions replaced by the "
+                                                                  "empty prompt (classifier-free guidance).")]
+TrainEncoder = Annotated[bool, typer.Option("--train-encoder/--freeze-encoder",
+                                            help="Fine-tune the flatmap encoder too.")]
+Checkpointing = Annotated[bool, typer.Option("--gradient-checkpointing", help="Recompute U-Net and ControlNet "
+                                             "activations in the backward pass (less GPU memory).")]

@@ -1,0 +1,107 @@
+"""Sizes and training settings of the embedded autoencoder and the latent mappers (importable without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fmrikit.engine.settings import SupervisedSettings
+from fmrikit.errors import InputError
+
+
+@dataclass
+class AutoencoderSize:
+    """Architecture of the embedded autoencoder.
+
+    Attributes
+    ----------
+    image_size : int
+        Side (pixels) images are resized to; latents are ``image_size / 2**(len(channels) - 1)`` wide.
+    channels : tuple of int
+        ``block_out_channels`` of the encoder and decoder (each a multiple of 16).
+    latent_channels : int
+    layers_per_block : int
+    """
+
+    image_size: int = 64
+    channels: tuple[int, ...] = (16, 32, 32)
+    latent_channels: int = 4
+    layers_per_block: int = 1
+
+    def check(self) -> None:
+        factor = 2 ** (len(self.channels) - 1)
+        if self.image_size % factor or any(c % 16 for c in self.channels) or self.latent_channels < 1:
+            raise InputError("invalid autoencoder size", expected=f"image size divisible by {factor}, channels "
+                             "multiples of 16", found=f"{self.image_size}, {self.channels}")
+
+
+MAPPERS = ("ridge", "cnn", "vae", "gcn")
+
+
+#: Report Table 2 (NSD): learning rate and batch size of each torch mapper.
+PAPER_SETTINGS = {"cnn": (5e-4, 256), "vae": (5e-4, 256), "gcn": (1e-3, 64), "text-cnn": (1e-4, 16)}
+
+
+#: NSD prf-visualrois labels of the GCN nodes: V1 (V1v, V1d), V2 (V2v, V2d), V3 + hV4.
+GCN_NODES = ((1, 2), (3, 4), (5, 6, 7))
+
+
+@dataclass
+class MapperOptions:
+    """What a latent-mapper run reads and how big its networks are.
+
+    Attributes
+    ----------
+    image_roi, text_roi : str
+        NSD atlas name or NIfTI path of the image (low-level) and text (high-level) voxels.
+    image_labels, text_labels : tuple of int or None
+        Labels of those atlases to keep (None: every label > 0).
+    gcn_nodes : tuple of tuple of int
+        ``image_roi`` labels grouped into the GCN's nodes.
+    channels, hidden, latent_dim, gcn_width, gcn_hidden : int
+        Network sizes (:class:`~fmrikit.methods.latent.models.LatentMapper`).
+    text_hidden : tuple of int
+        The text CNN's two fully connected widths.
+    text_tokens : int
+        Leading caption tokens the text mapper predicts.
+    image_size : int or None
+        Side the stimuli are resized to before encoding (default: the autoencoder's sample size).
+    """
+
+    image_roi: str = "prf-visualrois"
+    image_labels: tuple[int, ...] | None = (1, 2, 3, 4, 5, 6, 7)
+    text_roi: str = "streams"
+    text_labels: tuple[int, ...] | None = (5,)
+    gcn_nodes: tuple[tuple[int, ...], ...] = GCN_NODES
+    channels: int = 16
+    hidden: int = 512
+    latent_dim: int = 256
+    gcn_width: int = 512
+    gcn_hidden: int = 1024
+    text_hidden: tuple[int, int] = (1024, 2048)
+    text_tokens: int = 15
+    image_size: int | None = None
+
+    @classmethod
+    def for_rois(cls, image_roi: str, image_labels: tuple[int, ...] | None, text_roi: str,
+                 text_labels: tuple[int, ...] | None, image_size: int | None = None) -> MapperOptions:
+        """Options for these voxels; labels left None default to the default atlas's (V1-hV4 of prf-visualrois,
+        ventral of streams) when the atlas is the default one, else to every label > 0."""
+        base = cls()
+
+        def labels(given, roi, default_roi, default):
+            return tuple(given) if given is not None else default if roi == default_roi else None
+
+        return cls(image_roi=image_roi, image_labels=labels(image_labels, image_roi, base.image_roi, base.image_labels),
+                   text_roi=text_roi, text_labels=labels(text_labels, text_roi, base.text_roi, base.text_labels),
+                   image_size=image_size)
+
+
+def mapper_settings(arch: str, overrides: dict[str, Any] | None = None) -> SupervisedSettings:
+    """Training settings of a mapper: the report's Table 2 learning rate and batch size, then ``overrides``."""
+    lr, batch = PAPER_SETTINGS.get(arch, (5e-4, 64))
+    return SupervisedSettings(**{"epochs": 100, "lr": lr, "batch_size": batch, "patience": 5, **(overrides or {})})
+
+
+#: The embedded autoencoder's training: 30 epochs of batch 32 at lr 1e-3, no early stopping.
+AUTOENCODER_SETTINGS = SupervisedSettings(epochs=30, batch_size=32, lr=1e-3, patience=None)
