@@ -86,8 +86,8 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     roi : str
         Voxel selection of the datasets.
     size : FlatmapAESize, optional
-        Architecture (default the paper's: 256 px, patch 16, 24 x 1024, 16 heads); ``image_size`` is
-        the flatmap size.
+        Architecture (default the ``small`` preset, 64 px, 4 x 128, for a CPU; ``paper`` is 256 px,
+        patch 16, 24 x 1024, 16 heads); ``image_size`` is the flatmap size.
     settings : SupervisedSettings, optional
         Default :func:`default_settings`.
     sessions : list of int, optional
@@ -116,7 +116,7 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     InputError
         No subjects, too few training images, or an invalid size.
     """
-    size = size or FlatmapAESize.from_preset("paper")
+    size = size or FlatmapAESize.from_preset("small")
     size.check()
     settings = settings or FLATMAP_AE_SETTINGS
     subjects = [int(s) for s in subjects]

@@ -361,7 +361,7 @@ class FlatmapAESize:
     mlp_ratio: float = 4.0
 
     @classmethod
-    def from_preset(cls, name: str = "paper", **overrides: Any) -> FlatmapAESize:
+    def from_preset(cls, name: str = "small", **overrides: Any) -> FlatmapAESize:
         """A preset of :data:`FLATMAP_AE_PRESETS` with some sizes replaced (None values are ignored).
 
         Raises
