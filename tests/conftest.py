@@ -18,6 +18,7 @@ def nsd_tree(tmp_path):
 @pytest.fixture(scope="session")
 def sim_world(tmp_path_factory):
     """A tiny simulated world: subj01 NIfTI (2 sessions), subj02 HDF5 (1 session)."""
+    pytest.importorskip("cortex", reason="the simulated world is drawn on pycortex's subject S1")
     from fmrikit.data.simulate import SimulationConfig, simulate
 
     cfg = SimulationConfig(n_subjects=2, sessions=[2, 1], trials_per_session=60, runs_per_session=3, n_shared=8,

@@ -79,9 +79,7 @@ class FmrikitGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        from typer._click.exceptions import ClickException, NoArgsIsHelpError
-        from typer.exceptions import Abort
-
+        ClickException, NoArgsIsHelpError, Abort = _click_errors()
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except NoArgsIsHelpError as exc:
@@ -95,6 +93,18 @@ class FmrikitGroup(TyperGroup):
             error_line("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_errors() -> tuple[type, type, type]:
+    """ClickException, NoArgsIsHelpError and Abort of the click that Typer runs on (vendored since Typer 0.2x,
+    the ``click`` package before)."""
+    import typer.core
+    import typer.exceptions
+
+    click = getattr(typer.core, "_click", None) or typer.core.click
+    errors = click.exceptions
+    no_args = getattr(errors, "NoArgsIsHelpError", None) or type("NoArgsIsHelpError", (Exception,), {})
+    return errors.ClickException, no_args, getattr(errors, "Abort", None) or typer.exceptions.Abort
 
 
 class ModelGroup(TyperGroup):
