@@ -2,8 +2,8 @@
 
 Layers, top to bottom: ``cli`` -> ``pipelines`` -> ``methods`` -> ``analysis`` (the metrics every method scores
 itself with) -> ``engine`` / ``features`` / ``diffusion`` -> ``data`` -> ``viz`` -> ``io``; the top-level helpers
-(``errors``, ``project``, ``checks``...) sit beside every layer. ``analysis`` (the judges) imports no method, and no method imports another method's files
-except the MindEye2 decoder that TROI builds on.
+(``errors``, ``project``, ``checks``...) sit beside every layer. ``analysis`` (the judges) imports no method, and no
+method imports another method's files except the MindEye2 decoder that TROI builds on.
 """
 
 import ast
@@ -38,7 +38,8 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
                 names = [f"{base}.{a.name}" for a in node.names] + [base]
             else:
                 continue

@@ -144,8 +144,9 @@ def autoencoder(
     from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
 
     settings = replace(AUTOENCODER_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    path = call(pretrain_autoencoder, int_list(subjects), root=root, out=out, size=AutoencoderSize(image_size=image_size),
-                settings=settings, device=device, resume=resume, overwrite=overwrite)
+    path = call(pretrain_autoencoder, int_list(subjects), root=root, out=out,
+                size=AutoencoderSize(image_size=image_size), settings=settings, device=device, resume=resume,
+                overwrite=overwrite)
     out_console.print(f"autoencoder: {path}")
 
 

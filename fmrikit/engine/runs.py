@@ -65,14 +65,32 @@ def finish_run(checkpoint: str | Path) -> None:
     shutil.rmtree(checkpoint, ignore_errors=True)
 
 
-def write_log(path: str | Path, history: list[dict]) -> None:
-    """Write per-epoch training rows as a TSV (columns: union of the rows' keys)."""
+def write_log(path: str | Path, history: list[dict], title: str | None = None) -> None:
+    """Write per-epoch training rows as a TSV (columns: union of the rows' keys) and their curves beside it.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.tsv``; the curves go to the same name with ``.png`` (:func:`curves_path`).
+    history : list of dict
+    title : str, optional
+        Title of the curves (default: the log's file name).
+    """
+    from fmrikit.viz.curves import save_training_curves
+
     columns = list(dict.fromkeys(k for row in history for k in row))
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, delimiter="\t", restval="")
         writer.writeheader()
         for row in history:
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+    if history:
+        save_training_curves(path, curves_path(path), title or Path(path).stem)
+
+
+def curves_path(log: str | Path) -> Path:
+    """The training-curve PNG beside a training log."""
+    return Path(log).with_suffix(".png")
 
 
 def settings_record(settings) -> dict:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from fmrikit._progress import track
+from fmrikit._progress import run_progress
 from fmrikit.engine.distributed import Distributed
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
@@ -102,41 +102,43 @@ def fit_supervised(model: nn.Module, batch_loss: Callable[[Any, nn.Module], tupl
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
     n_steps = max(1, -(-shard_len(n_rows, ctx) // settings.batch_size))
-    for epoch in range(start, settings.epochs):
-        if val_loss is not None and settings.patience is not None and bad >= settings.patience:
-            break
-        torch.manual_seed(settings.seed * 100_003 + epoch + ctx.rank * RANK_SEED_STRIDE)  # dropout, VAE sampling
-        order = epoch_order([n_rows], settings.seed, epoch, ctx)[0]
-        model.train()
-        sums: dict[str, float] = {}
-        for step in track(range(n_steps), f"{description} {epoch + 1}/{settings.epochs}"):
-            rows = order[step * settings.batch_size:(step + 1) * settings.batch_size]
-            with autocast:
-                loss, parts = batch_loss(rows, net)
-            optimizer_step(loss.float(), optimizer, f"{description} epoch {epoch + 1}")
-            for k, v in {"loss": loss.item(), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v / n_steps
-        row = {"epoch": epoch + 1, **_mean_over_ranks(sums, ctx)}
-        if val_loss is not None:
-            model.eval()
-            with torch.no_grad():
-                row["val_loss"] = _from_rank0(float(val_loss()), ctx)
-            if row["val_loss"] < best:
-                best, bad, result.best_epoch = row["val_loss"], 0, epoch + 1
-                if checkpoint is not None and ctx.is_main:
-                    _save_best(checkpoint, model)
+    with run_progress((settings.epochs - start) * n_steps, description) as bar:
+        for epoch in range(start, settings.epochs):
+            if val_loss is not None and settings.patience is not None and bad >= settings.patience:
+                break
+            torch.manual_seed(settings.seed * 100_003 + epoch + ctx.rank * RANK_SEED_STRIDE)  # dropout, VAE sampling
+            order = epoch_order([n_rows], settings.seed, epoch, ctx)[0]
+            model.train()
+            sums: dict[str, float] = {}
+            for step in range(n_steps):
+                rows = order[step * settings.batch_size:(step + 1) * settings.batch_size]
+                with autocast:
+                    loss, parts = batch_loss(rows, net)
+                optimizer_step(loss.float(), optimizer, f"{description} epoch {epoch + 1}")
+                for k, v in {"loss": loss.item(), **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + v / n_steps
+                bar.step(epoch + 1, settings.epochs, sums["loss"] * n_steps / (step + 1))
+            row = {"epoch": epoch + 1, **_mean_over_ranks(sums, ctx)}
+            if val_loss is not None:
+                model.eval()
+                with torch.no_grad():
+                    row["val_loss"] = _from_rank0(float(val_loss()), ctx)
+                if row["val_loss"] < best:
+                    best, bad, result.best_epoch = row["val_loss"], 0, epoch + 1
+                    if checkpoint is not None and ctx.is_main:
+                        _save_best(checkpoint, model)
+                else:
+                    bad += 1
             else:
-                bad += 1
-        else:
-            result.best_epoch = epoch + 1
-        result.history.append(row)
-        log.info("%s epoch %d: %s", description, epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
-        if checkpoint is not None:
-            if ctx.is_main:
-                save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=result.history,
-                                extra={"best": best, "bad": bad, "best_epoch": result.best_epoch},
-                                keep=(BEST_NAME,))
-            ctx.barrier()
+                result.best_epoch = epoch + 1
+            result.history.append(row)
+            log.info("%s epoch %d: %s", description, epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+            if checkpoint is not None:
+                if ctx.is_main:
+                    save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=result.history,
+                                    extra={"best": best, "bad": bad, "best_epoch": result.best_epoch},
+                                    keep=(BEST_NAME,))
+                ctx.barrier()
     if val_loss is not None and checkpoint is not None and (checkpoint / BEST_NAME).is_file():
         from safetensors.torch import load_file
 

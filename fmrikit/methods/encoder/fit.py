@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmrikit._progress import track
+from fmrikit._progress import run_progress
 from fmrikit.data.dataset import DatasetInfo
 from fmrikit.methods.encoder.model import UniversalEncoder, encoder_loss
 from fmrikit.data.splits import SubjectData, average_repeats
@@ -132,32 +132,35 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
                                                   device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda"
                 else contextlib.nullcontext())
-    for epoch in range(start, settings.epochs):
-        order = epoch_order([len(pairs)], settings.seed, epoch, ctx)[0]
-        rng = np.random.default_rng([settings.seed, epoch, ctx.rank, 2])
-        net.train()
-        total = 0.0
-        for step in track(range(steps), f"{description} {epoch + 1}/{settings.epochs}"):
-            batch = pairs[order[step * settings.batch_images:(step + 1) * settings.batch_images]]
-            groups = []
-            for k in np.unique(batch[:, 0]):
-                d, images = data[k], batch[batch[:, 0] == k, 1]
-                n = min(settings.voxels_per_image, d.n_voxels)
-                voxels = np.sort(rng.choice(d.n_voxels, n, replace=False))  # one sample for the step's images
-                groups.append((d.train_features[images].to(ctx.device).float(), d.key,
-                               torch.from_numpy(voxels).to(ctx.device),
-                               d.train_y[images[:, None], voxels[None]].to(ctx.device)))
-            with autocast:
-                loss = net(groups)
-            optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
-            total += loss.item()
-        row = {"epoch": epoch + 1, "loss": total / steps}
-        result.history.append(row)
-        log.info("%s epoch %d: loss %.4g", description, epoch + 1, row["loss"])
-        if checkpoint is not None:
-            if ctx.is_main:
-                save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=result.history, scheduler=scheduler)
-            ctx.barrier()
+    with run_progress((settings.epochs - start) * steps, description) as bar:
+        for epoch in range(start, settings.epochs):
+            order = epoch_order([len(pairs)], settings.seed, epoch, ctx)[0]
+            rng = np.random.default_rng([settings.seed, epoch, ctx.rank, 2])
+            net.train()
+            total = 0.0
+            for step in range(steps):
+                batch = pairs[order[step * settings.batch_images:(step + 1) * settings.batch_images]]
+                groups = []
+                for k in np.unique(batch[:, 0]):
+                    d, images = data[k], batch[batch[:, 0] == k, 1]
+                    n = min(settings.voxels_per_image, d.n_voxels)
+                    voxels = np.sort(rng.choice(d.n_voxels, n, replace=False))  # one sample for the step's images
+                    groups.append((d.train_features[images].to(ctx.device).float(), d.key,
+                                   torch.from_numpy(voxels).to(ctx.device),
+                                   d.train_y[images[:, None], voxels[None]].to(ctx.device)))
+                with autocast:
+                    loss = net(groups)
+                optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
+                total += loss.item()
+                bar.step(epoch + 1, settings.epochs, total / (step + 1))
+            row = {"epoch": epoch + 1, "loss": total / steps}
+            result.history.append(row)
+            log.info("%s epoch %d: loss %.4g", description, epoch + 1, row["loss"])
+            if checkpoint is not None:
+                if ctx.is_main:
+                    save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=result.history,
+                                    scheduler=scheduler)
+                ctx.barrier()
     model.eval()
     return result
 

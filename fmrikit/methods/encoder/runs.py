@@ -316,7 +316,7 @@ def write_encoder(out: Path, model: UniversalEncoder, subjects: dict[str, dict],
     with staged_dir(out, overwrite=overwrite) as stage:
         model.cpu().save_pretrained(stage, extra={"features": spec, "roi": roi, "run_id": run_id,
                                                   "subjects": subjects, "base": base})
-        write_log(stage / LOG_NAME, history)
+        write_log(stage / LOG_NAME, history, title=f"universal encoder ({command})")
         write_sidecar(stage / SIDECAR_NAME, command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=["config.json", "model.safetensors", LOG_NAME],
                       extra={"encoding": scores, "final_epoch": history[-1] if history else None})

@@ -157,7 +157,7 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
     vae.register_to_config(scaling_factor=float(1 / z.std()))
     with staged_dir(out, overwrite=True) as stage:
         vae.to("cpu").save_pretrained(stage, safe_serialization=True)
-        write_log(stage / LOG_NAME, result.history)
+        write_log(stage / LOG_NAME, result.history, title="embedded autoencoder")
         write_sidecar(stage / SIDECAR_NAME, command="pretrain --model autoencoder", seed=settings.seed,
                       run_id=new_run_id(), inputs=[file_checksum(info.path)],
                       parameters={"subjects": subjects, "size": asdict(size), "training": asdict(settings),

@@ -193,7 +193,8 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
             model.save_pretrained(stage / name, extra={**record, **extra})
         for name, hist in histories.items():
             if hist:
-                write_log(stage / f"training_log_{name}.tsv", hist)
+                write_log(stage / f"training_log_{name}.tsv", hist,
+                          title=f"{name} latent mapper ({scores[name]['arch']})")
         write_sidecar(stage / SIDECAR_NAME, command="pretrain --model latent-mapper",
                       seed=mapper_settings(mapper, overrides).seed, run_id=run_id, inputs=[file_checksum(dataset)],
                       parameters={"subject": subject, "mapper": mapper, "roi": roi, "sessions": sessions,

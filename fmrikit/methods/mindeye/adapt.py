@@ -182,8 +182,9 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
 
 
 def subject_output_names(stem: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """File names of a subject training run: model folder, log, sidecar (+ ``extra``)."""
-    return {"model": f"{stem}_decoder", "log": f"{stem}_log.tsv", "sidecar": f"{stem}.json", **(extra or {})}
+    """File names of a subject training run: model folder, log and its curves, sidecar (+ ``extra``)."""
+    return {"model": f"{stem}_decoder", "log": f"{stem}_log.tsv", "curves": f"{stem}_log.png",
+            "sidecar": f"{stem}.json", **(extra or {})}
 
 
 def check_desc(desc: str) -> str:
@@ -232,7 +233,7 @@ def write_subject_outputs(out_dir: Path, names: dict[str, str], model: MindEyeDe
                            volume_shape=data.info.volume_shape, base=base, shared_trained=shared_trained,
                            extra={"features": read_config(base)["features"] if base else (extra or {}).get("features"),
                                   "run_id": run_id, "dataset": str(data.info.path)})
-        write_log(tmp["log"], history)
+        write_log(tmp["log"], history, title=f"{command} {data.key}")
         if write_extra is not None:
             write_extra(tmp)
         write_sidecar(tmp["sidecar"], command=command, seed=seed, run_id=run_id, inputs=inputs,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmrikit._progress import track
+from fmrikit._progress import run_progress
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.data.splits import SubjectData
 from fmrikit.engine.distributed import Distributed
@@ -111,58 +111,60 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
     mix_epochs = math.ceil(settings.mixco_fraction * settings.epochs)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda"
                 else contextlib.nullcontext())
-    for epoch in range(start, settings.epochs):
-        torch.manual_seed(settings.seed * 100_003 + epoch * 101 + ctx.rank)  # dropout
-        order = epoch_order([len(x) for x in train_x], settings.seed, epoch, ctx)
-        mix_rng = np.random.default_rng([settings.seed, epoch, ctx.rank, 1])
-        use_mix = epoch < mix_epochs
-        ddp.train()
-        sums = np.zeros(3)
-        for step in track(range(steps_per_epoch), f"{description} {epoch + 1}/{settings.epochs}"):
-            batches, tgt, weights, perms, offset = [], [], [], [], 0
-            for k, (x, t, idx) in enumerate(zip(train_x, train_t, order)):
-                sel = torch.from_numpy(idx[(step * per_subject + np.arange(per_subject)) % len(idx)]).to(ctx.device)
-                xb, tb = x[sel], t[sel]
+    with run_progress((settings.epochs - start) * steps_per_epoch, description) as bar:
+        for epoch in range(start, settings.epochs):
+            torch.manual_seed(settings.seed * 100_003 + epoch * 101 + ctx.rank)  # dropout
+            order = epoch_order([len(x) for x in train_x], settings.seed, epoch, ctx)
+            mix_rng = np.random.default_rng([settings.seed, epoch, ctx.rank, 1])
+            use_mix = epoch < mix_epochs
+            ddp.train()
+            sums = np.zeros(3)
+            for step in range(steps_per_epoch):
+                batches, tgt, weights, perms, offset = [], [], [], [], 0
+                for k, (x, t, idx) in enumerate(zip(train_x, train_t, order)):
+                    sel = torch.from_numpy(idx[(step * per_subject + np.arange(per_subject)) % len(idx)]).to(ctx.device)
+                    xb, tb = x[sel], t[sel]
+                    if use_mix:
+                        xb, w, p = mixco(xb, mix_rng, settings.mixco_beta)
+                        weights.append(w)
+                        perms.append(p + offset)
+                    batches.append((data[k].key, xb))
+                    tgt.append(tb)
+                    offset += len(sel)
+                tgt = torch.cat(tgt)
+                with autocast:
+                    retrieval, regression = ddp(batches)
+                retrieval, regression = retrieval.float(), regression.float()
                 if use_mix:
-                    xb, w, p = mixco(xb, mix_rng, settings.mixco_beta)
-                    weights.append(w)
-                    perms.append(p + offset)
-                batches.append((data[k].key, xb))
-                tgt.append(tb)
-                offset += len(sel)
-            tgt = torch.cat(tgt)
-            with autocast:
-                retrieval, regression = ddp(batches)
-            retrieval, regression = retrieval.float(), regression.float()
-            if use_mix:
-                contrastive = mixco_nce(retrieval, tgt, settings.temperature, torch.cat(weights), torch.cat(perms))
-            else:
-                contrastive = soft_clip_loss(retrieval, tgt, settings.temperature)
-            mse = torch.nn.functional.mse_loss(regression, tgt)
-            loss = contrastive + settings.mse_weight * mse
-            for gate in gates.values():
-                loss = loss + gate.penalty()
-            optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
-            scheduler.step()
-            for gate in gates.values():
-                gate.after_step()
-            sums += (loss.item(), contrastive.item(), mse.item())
-        row = {"epoch": epoch + 1, "loss": sums[0] / steps_per_epoch, "contrastive": sums[1] / steps_per_epoch,
-               "mse": sums[2] / steps_per_epoch, "lr": scheduler.get_last_lr()[0],
-               "objective": "mixco" if use_mix else "soft_clip"}
-        extra = epoch_end(epoch) if epoch_end else None
-        stop = bool(extra and extra.pop("stop", False))
-        row.update(extra or {})
-        result.history.append(row)
-        log.info("%s epoch %d: %s", description, epoch + 1,
-                 ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        if checkpoint is not None:
-            if ctx.is_main:
-                save_checkpoint(checkpoint, step_module, optimizer, epoch=epoch + 1, history=result.history,
-                                scheduler=scheduler)
-            ctx.barrier()
-        if stop:
-            result.stopped_early = epoch + 1 < settings.epochs
-            break
+                    contrastive = mixco_nce(retrieval, tgt, settings.temperature, torch.cat(weights), torch.cat(perms))
+                else:
+                    contrastive = soft_clip_loss(retrieval, tgt, settings.temperature)
+                mse = torch.nn.functional.mse_loss(regression, tgt)
+                loss = contrastive + settings.mse_weight * mse
+                for gate in gates.values():
+                    loss = loss + gate.penalty()
+                optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")
+                scheduler.step()
+                for gate in gates.values():
+                    gate.after_step()
+                sums += (loss.item(), contrastive.item(), mse.item())
+                bar.step(epoch + 1, settings.epochs, sums[0] / (step + 1))
+            row = {"epoch": epoch + 1, "loss": sums[0] / steps_per_epoch, "contrastive": sums[1] / steps_per_epoch,
+                   "mse": sums[2] / steps_per_epoch, "lr": scheduler.get_last_lr()[0],
+                   "objective": "mixco" if use_mix else "soft_clip"}
+            extra = epoch_end(epoch) if epoch_end else None
+            stop = bool(extra and extra.pop("stop", False))
+            row.update(extra or {})
+            result.history.append(row)
+            log.info("%s epoch %d: %s", description, epoch + 1,
+                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            if checkpoint is not None:
+                if ctx.is_main:
+                    save_checkpoint(checkpoint, step_module, optimizer, epoch=epoch + 1, history=result.history,
+                                    scheduler=scheduler)
+                ctx.barrier()
+            if stop:
+                result.stopped_early = epoch + 1 < settings.epochs
+                break
     model.eval()
     return result

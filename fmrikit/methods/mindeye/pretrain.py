@@ -122,7 +122,7 @@ def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, 
             "subjects": {d.key: {"dataset": str(p), "n_voxels": d.n_voxels, "n_train": len(d.train_x)}
                          for d, p in zip(data, paths)},
         })
-        write_log(stage / LOG_NAME, history)
+        write_log(stage / LOG_NAME, history, title="decoder pretraining on " + ", ".join(d.key for d in data))
         write_sidecar(stage / SIDECAR_NAME, command="pretrain", seed=settings.seed, run_id=run_id, inputs=inputs,
                       parameters={"subjects": [d.key for d in data], "roi": roi, "features": spec,
                                   "model": vars(size), "training": settings_record(settings),

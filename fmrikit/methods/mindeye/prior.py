@@ -190,7 +190,7 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
                             checkpoint=checkpoint, resume=resume, description="prior")
     with staged_dir(out, overwrite=True) as stage:
         prior.to("cpu").save_pretrained(stage, safe_serialization=True)
-        write_log(stage / LOG_NAME, result.history)
+        write_log(stage / LOG_NAME, result.history, title=f"diffusion prior of {sub.key}'s decoder")
         write_json(stage / PRIOR_RECORD, {"decoder": str(decoder.resolve()), "decoder_sha256": weights_checksum(decoder),
                                           "subject": subject, "size": asdict(size), "schedule": "squaredcos_cap_v2",
                                           "train_timesteps": TRAIN_TIMESTEPS, "drop_condition": DROP_CONDITION})

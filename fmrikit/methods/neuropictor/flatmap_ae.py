@@ -1,7 +1,7 @@
 """NeuroPictor's fMRI calibrated encoding (``pretrain --model flatmap-ae``).
 
-A :class:`~fmrikit.methods.neuropictor.flatmap_ae_model.FlatmapAutoencoder` is trained to reconstruct the trials' cortical
-flatmaps (:mod:`fmrikit.data.flatmaps`) of several subjects at once, so that its encoder maps every
+A :class:`~fmrikit.methods.neuropictor.flatmap_ae_model.FlatmapAutoencoder` is trained to reconstruct the
+trials' cortical flatmaps (:mod:`fmrikit.data.flatmaps`) of several subjects at once, so that its encoder maps every
 subject into one latent space (NeuroPictor Sec. 3.1; the paper pretrains on UK Biobank resting-state
 maps, here the subjects' own task betas). Training rows are every subject's non-shared trials of the
 chosen sessions, read from the flatmap caches a batch at a time; a seeded random 5% of the training
@@ -193,7 +193,7 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
         extra = {"subjects": subjects, "roi": roi, "flatmap_size": size.image_size, "flatmaps": flatmaps}
         with staged_dir(out, overwrite=True) as stage:
             model.to("cpu").save_pretrained(stage, extra=extra)
-            write_log(stage / LOG_NAME, result.history)
+            write_log(stage / LOG_NAME, result.history, title="flatmap autoencoder")
             write_sidecar(stage / SIDECAR_NAME, command="pretrain --model flatmap-ae", seed=settings.seed,
                           run_id=new_run_id(), inputs=checksums,
                           parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "size": asdict(size),

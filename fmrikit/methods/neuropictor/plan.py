@@ -738,7 +738,8 @@ def plan_neuropictor(batch_size: int = 16, *, image_size: int = 512, flatmap_siz
 
 
 _METHOD = [
-    "Parameters: exact counts of the modules built on the meta device from the configs in fmrikit.methods.neuropictor.plan.",
+    "Parameters: exact counts of the modules built on the meta device from the configs in "
+    "fmrikit.methods.neuropictor.plan.",
     "Static training memory: frozen weights (UNet, VAE, text encoder) in the compute precision; trainable "
     "parts 16 bytes per parameter (float32 weights, gradients, two AdamW moments).",
     "Training activations: one step's forward run on meta tensors at batch 1 under saved_tensors_hooks, "

@@ -397,7 +397,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
             modules.conditioner.to("cpu").save_pretrained(stage, extra=record)
             with quiet_loading():
                 modules.controlnet.to("cpu").save_pretrained(stage / CONTROLNET_DIR, safe_serialization=True)
-            write_log(stage / LOG_NAME, fit.history)
+            write_log(stage / LOG_NAME, fit.history, title=f"NeuroPictor ({command})")
             write_sidecar(stage / SIDECAR_NAME, command=command, seed=settings.seed, run_id=new_run_id(),
                           inputs=[file_checksum(p) for p in caches],
                           parameters={"subjects": subjects, "roi": roi, "sessions": sessions,
