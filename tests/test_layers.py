@@ -1,6 +1,6 @@
 """The package's architecture as a test: file-level imports only run down the layers, and none forms a circle.
 
-Layers, top to bottom: ``cli`` -> ``pipelines`` -> ``methods`` -> ``analysis`` (the metrics every method scores
+Layers, top to bottom: ``cli`` -> ``pipelines`` / ``report`` -> ``methods`` -> ``analysis`` (the metrics every method scores
 itself with) -> ``engine`` / ``features`` / ``diffusion`` -> ``data`` -> ``viz`` -> ``io``; the top-level helpers
 (``errors``, ``project``, ``checks``...) sit beside every layer. ``analysis`` (the judges) imports no method, and no
 method imports another method's files except the MindEye2 decoder that TROI builds on.
@@ -14,7 +14,7 @@ import fmrikit
 PACKAGE = Path(fmrikit.__file__).parent
 
 #: Top-level part of the package -> its layer (higher imports lower only).
-LAYERS = {"cli": 8, "pipelines": 7, "methods": 6, "analysis": 5, "engine": 4, "features": 4, "diffusion": 4,
+LAYERS = {"cli": 8, "pipelines": 7, "report": 7, "methods": 6, "analysis": 5, "engine": 4, "features": 4, "diffusion": 4,
           "data": 3, "viz": 2, "io": 1}
 #: Method folders another method may import.
 METHOD_BASES = {"troi": {"mindeye"}}

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from fmrikit import __version__
-from fmrikit.cli import adapt, data, encode, evaluate, pretrain, reconstruct, troi
+from fmrikit.cli import adapt, data, encode, evaluate, pretrain, reconstruct, report, troi
 from fmrikit.cli._common import FmrikitGroup, call, out_console, setup_logging
 
 app = typer.Typer(name="fmrikit", cls=FmrikitGroup, no_args_is_help=True, add_completion=False,
@@ -96,6 +96,7 @@ app.command("encode")(encode.encode)
 app.command("cluster-embeddings")(encode.cluster_embeddings)
 app.command("reconstruct")(reconstruct.reconstruct)
 app.add_typer(evaluate.app, name="evaluate")
+app.command("report")(report.report)
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ def save_training_curves(log_path: str | os.PathLike, png_path: str | os.PathLik
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     columns = read_log(log_path)
     epochs = columns.get("epoch")
@@ -65,6 +66,7 @@ def save_training_curves(log_path: str | os.PathLike, png_path: str | os.PathLik
             ax.plot(epochs, columns[name], marker="o" if len(epochs) < 30 else None, ms=3,
                     ls="--" if name.startswith("val") else "-", label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss" if names is losses else names[0] if len(names) == 1 else "value (see legend)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
