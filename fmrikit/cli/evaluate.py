@@ -25,10 +25,16 @@ def _show(record: dict, out: Path) -> None:
         table.add_column(col)
     from fmrikit.analysis.results import format_value
 
+    skipped = []
     for m in record["metrics"].values():
-        value = format_value(m["value"]) if m["status"] == "ok" else "[yellow]skipped[/]"
-        table.add_row(m["label"], value, "" if m["chance"] is None else format_value(m["chance"]), m["reason"])
+        if m["status"] != "ok":
+            skipped.append(m["label"])
+            continue
+        table.add_row(m["label"], format_value(m["value"]), "" if m["chance"] is None else format_value(m["chance"]),
+                      m["reason"])
     out_console.print(table)
+    if skipped:  # one line, not a table row each: their reasons are in results.json
+        out_console.print(f"[yellow]skipped[/] (no local weights or network): {', '.join(skipped)}")
     out_console.print(f"results: {out / 'results.json'}")
 
 
@@ -36,6 +42,17 @@ def _out(out: Optional[Path], kind: str, root: Optional[Path]) -> Path:
     from fmrikit.analysis.evaluate import default_out
 
     return out or default_out(kind, root)
+
+
+def column_names(paths: list[Path]) -> list[str]:
+    """Each results file's shortest distinct name: its folder, with as many parent folders as make it unique
+    (``troi/sub-01`` and ``nsdgeneral/sub-01``, not ``sub-01`` twice)."""
+    parts = [(p.parent if p.name == "results.json" else p.with_suffix("")).resolve().parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]
 
 
 @app.command("compare")
@@ -48,10 +65,9 @@ def compare(
     from fmrikit.analysis.results import compare_rows, load_results
 
     records = [call(load_results, p) for p in results]
-    table = Table(title="comparison")
+    table = Table(title=f"{' / '.join(dict.fromkeys(r['kind'] for r in records))} results side by side")
     table.add_column("metric")
-    for p, r in zip(results, records):
-        name = p.parent.name if p.name == "results.json" else p.name  # the run's folder names it best
+    for name, r in zip(column_names(results), records):
         table.add_column(f"{name}\n{r['kind']}, n = {r['n']}")
     for row in compare_rows(records):
         table.add_row(*row)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmrikit._progress import run_progress
+from fmrikit._progress import run_progress, track
 from fmrikit.data.dataset import DatasetInfo
 from fmrikit.methods.encoder.model import UniversalEncoder, encoder_loss
 from fmrikit.data.splits import SubjectData, average_repeats
@@ -184,7 +184,7 @@ def predict(model: UniversalEncoder, features: torch.Tensor, key: str, *, batch_
     out = np.empty((len(features), n_vox), np.float32)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(device).type == "cuda"
                 else contextlib.nullcontext())
-    for i in range(0, len(features), batch_images):
+    for i in track(range(0, len(features), batch_images), f"predict {key}", total=-(-len(features) // batch_images)):
         f = features[i:i + batch_images].to(device).float()
         for j in range(0, n_vox, voxel_chunk):
             voxels = torch.arange(j, min(j + voxel_chunk, n_vox), device=device)
