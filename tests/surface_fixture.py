@@ -8,6 +8,7 @@ pass 163842 for full fsaverage). Every image has a brightness; vertices of the l
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -17,14 +18,14 @@ import scipy.io
 from nilearn import datasets
 
 N_VERTICES = 10242
-TRIALS = 12          # per session
+TRIALS = 24          # per session, 2 runs
 N_SESSIONS = 3       # in the design
 N_SHARED = 4
 SUBJECTS = {1: 3, 2: 2}  # sessions on disk
 IMAGE_SIZE = 32
 PATCH_MM = 20.0
 SIGNAL = 1.5         # % signal change per unit of brightness (sd of brightness ~0.23)
-VISUAL_Y_MM = -45.0  # nsdgeneral of the fixture: pial y behind this
+VISUAL_Y_MM = -70.0  # nsdgeneral of the fixture: pial y behind this
 BETAS = "betas_fithrf_GLMdenoise_RR"
 
 
@@ -66,8 +67,8 @@ def _design(root: Path, rng):
         lo = N_SHARED + s * (n_per - N_SHARED)
         subjectim[s, N_SHARED:] = ids[lo:lo + n_per - N_SHARED]
     master = rng.permutation(np.repeat(np.arange(1, n_per + 1), 3))
-    stimpattern = np.zeros((N_SESSIONS, 2, 8))
-    stimpattern[:, :, :6] = 1
+    stimpattern = np.zeros((N_SESSIONS, 2, TRIALS // 2 + 2))
+    stimpattern[:, :, :TRIALS // 2] = 1
     exp = root / "nsddata/experiments/nsd"
     exp.mkdir(parents=True)
     scipy.io.savemat(exp / "nsd_expdesign.mat", {"masterordering": master[None].astype(float),
@@ -77,9 +78,18 @@ def _design(root: Path, rng):
     brightness = rng.uniform(0.2, 1.0, n_images)
     images = (rng.uniform(0, 255, (n_images, IMAGE_SIZE, IMAGE_SIZE, 3)) * brightness[:, None, None, None])
     stim = root / "nsddata_stimuli/stimuli/nsd"
-    stim.mkdir(parents=True)
+    (stim / "annotations").mkdir(parents=True)
     with h5py.File(stim / "nsd_stimuli.hdf5", "w") as f:
         f["imgBrick"] = images.astype(np.uint8)
+    # nsd_stim_info_merged.csv (index column, nsdId 0-based, cocoId, cocoSplit) and COCO caption files
+    coco = 1000 + np.arange(n_images)
+    with open(exp / "nsd_stim_info_merged.csv", "w") as f:
+        f.write(",cocoId,cocoSplit,nsdId\n")
+        f.writelines(f"{k},{coco[k]},train2017,{k}\n" for k in range(n_images))
+    words = ["a dark scene", "a dim room", "a bright field", "a sunny beach"]
+    annotations = [{"id": int(k), "image_id": int(coco[k]), "caption": words[min(int(brightness[k] * 4), 3)]}
+                   for k in range(n_images)]
+    (stim / "annotations/captions_train2017.json").write_text(json.dumps({"annotations": annotations}))
     return master, subjectim, brightness
 
 
@@ -103,7 +113,7 @@ def write_tree(root: Path, seed: int = 0, n_vertices: int = N_VERTICES) -> Path:
         with open(sdir / "responses.tsv", "w") as f:
             f.write("SUBJECT\tSESSION\tRUN\tTRIAL\t73KID\n")
             for t in range(n_sess * TRIALS):
-                f.write(f"{subject}\t{t // TRIALS + 1}\t{t % TRIALS // 6 + 1}\t{t % 6 + 1}\t"
+                f.write(f"{subject}\t{t // TRIALS + 1}\t{t % TRIALS // (TRIALS // 2) + 1}\t{t % (TRIALS // 2) + 1}\t"
                         f"{subjectim[subject - 1, master[t] - 1]}\n")
         bdir = root / f"nsddata_betas/ppdata/subj{subject:02d}/fsaverage/{BETAS}"
         bdir.mkdir(parents=True)

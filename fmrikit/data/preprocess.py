@@ -86,7 +86,7 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
     betas : str
         ``betas_assumehrf``, ``betas_fithrf`` or ``betas_fithrf_GLMdenoise_RR``.
     space : str
-        ``func1pt8mm`` or ``func1mm``.
+        ``func1pt8mm`` or ``func1mm`` (NSD's fsaverage betas: :func:`fmrikit.data.surface.preprocess_nsd_surface`).
     sessions : list of int, optional
         1-based sessions; default every session with a betas file.
     roi : str

@@ -182,8 +182,9 @@ def preprocess_algonauts(algonauts_root: str | os.PathLike, subject: int, *, roo
         for h in HEMIS:
             values = load_npy(layout.roi_path(subject, h, roi)).astype(np.int64)
             if len(values) != len(challenge[h]):
-                raise DataValueError("ROI labels do not match the challenge vertices", path=layout.roi_path(subject, h, roi),
-                                     expected=f"{len(challenge[h])} values", found=str(len(values)))
+                raise DataValueError("ROI labels do not match the challenge vertices",
+                                     path=layout.roi_path(subject, h, roi), expected=f"{len(challenge[h])} values",
+                                     found=str(len(values)))
             keep[h] = np.isin(values, labels) if labels is not None else values > 0
         if not any(k.any() for k in keep.values()):
             raise DataValueError("the ROI selects no vertex", path=layout.roi_path(subject, "lh", roi),
@@ -451,7 +452,8 @@ def surface_mask_columns(mask: str | os.PathLike, info: DatasetInfo) -> np.ndarr
     n_in = int(inside.sum())
     if n_in == 0:
         raise DataValueError("the mask selects none of the dataset's vertices", path=mask,
-                             expected=f"vertices of {info.path.name}", found=f"{n_mask} mask vertices, 0 in the dataset")
+                             expected=f"vertices of {info.path.name}",
+                             found=f"{n_mask} mask vertices, 0 in the dataset")
     if n_in < n_mask:
         raise DataValueError("the mask has vertices the dataset does not hold", path=mask,
                              expected=f"a subset of the {info.n_voxels} vertices of {info.path.name}",

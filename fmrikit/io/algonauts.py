@@ -78,8 +78,9 @@ class AlgonautsLayout:
         for hemi in HEMIS:
             mask = load_npy(self.vertices_path(subject, hemi))
             if mask.ndim != 1:
-                raise DataValueError("the vertex mask is not one value per vertex", path=self.vertices_path(subject, hemi),
-                                     expected="shape (n_vertices,)", found=str(mask.shape))
+                raise DataValueError("the vertex mask is not one value per vertex",
+                                     path=self.vertices_path(subject, hemi), expected="shape (n_vertices,)",
+                                     found=str(mask.shape))
             out[hemi] = np.nonzero(mask)[0].astype(np.int64)
         return out
 
@@ -108,7 +109,8 @@ class AlgonautsLayout:
         """ROI classes with both hemispheres' challenge-space labels and a name mapping."""
         folder = self.subject_dir(subject) / "roi_masks"
         names = sorted(p.name[3:-len("_challenge_space.npy")] for p in folder.glob("lh.*_challenge_space.npy"))
-        return [n for n in names if self.roi_path(subject, "rh", n).is_file() and self.mapping_path(subject, n).is_file()]
+        return [n for n in names
+                if self.roi_path(subject, "rh", n).is_file() and self.mapping_path(subject, n).is_file()]
 
     def roi_names(self, subject: int, roi_class: str) -> dict[int, str]:
         """``mapping_<class>.npy``: {label: name}, labels > 0."""

@@ -212,7 +212,7 @@ def render_inflated(maps: dict[str, np.ndarray], png_path: str | os.PathLike, *,
             axes[row, col].set_title(f"{HEMI_LABEL[hemi]} {view}", fontsize=8, pad=0)
     fig.subplots_adjust(left=0, right=0.88, bottom=0, top=0.9, wspace=0, hspace=0.05)
     _colorbar(fig, fig.add_axes([0.9, 0.15, 0.02, 0.6]), None, norm, cmap, discrete, own_axes=True)
-    return _save(fig, png_path, title)
+    return _save(fig, png_path, title, tight=False)  # a tight box would draw the 3D panels twice
 
 
 def _sulc_faces(hemi: str, faces: np.ndarray) -> np.ndarray:
@@ -246,13 +246,13 @@ def _pyplot():
     return plt
 
 
-def _save(fig, png_path, title) -> Path:
+def _save(fig, png_path, title, tight: bool = True) -> Path:
     plt = _pyplot()
     png_path = Path(png_path)
     if title:
         fig.suptitle(title)
     tmp = png_path.with_name(f".{png_path.name}.part.png")
-    fig.savefig(tmp, dpi=100, facecolor="white", bbox_inches="tight")
+    fig.savefig(tmp, dpi=100, facecolor="white", bbox_inches="tight" if tight else None)
     plt.close(fig)
     os.replace(tmp, png_path)
     return png_path

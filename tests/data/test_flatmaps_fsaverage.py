@@ -1,4 +1,4 @@
-"""The fsaverage flatmap operator: barycentric rasterisation of the flat mesh on a fixed crop shared by every subject."""
+"""The fsaverage flatmap operator: the flat mesh rasterised (barycentric) on a fixed crop shared by every subject."""
 
 import json
 
