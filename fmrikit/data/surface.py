@@ -40,7 +40,8 @@ log = logging.getLogger("fmrikit")
 MESH = "fsaverage"
 #: ``--roi`` value selecting every vertex (the surface's coarse region, as ``brainmask`` is the volume's).
 ALL_VERTICES = "brainmask"
-_LABEL_FILES = (".mgz", ".mgh", ".gii")
+#: Per-vertex files a surface ROI or mask may be given as.
+SURFACE_FILES = (".mgz", ".mgh", ".gii")
 
 
 def preprocess_nsd_surface(nsd_root: str | os.PathLike, subject: int, *, root: str | os.PathLike | None = None,
@@ -133,7 +134,7 @@ def preprocess_nsd_surface(nsd_root: str | os.PathLike, subject: int, *, root: s
     return write_surface_dataset(
         subject, _selection_name(roi, labels, name), design, hemi, vertex, n_vertices, stimuli, fill, root=root,
         attrs={"nsd_root": str(layout.root.resolve()), "space": SURFACE_SPACE, "betas_version": betas},
-        ncsnr=ncsnr, mean_title="mean response (% signal change)", flatmap=flatmap, overwrite=overwrite,
+        ncsnr=ncsnr, mean=("meanpsc", "mean response (% signal change)"), flatmap=flatmap, overwrite=overwrite,
         params=params, inputs=inputs,
         extra={"scaling": "integer betas / 300 (NSD), float betas as stored; z-scored per vertex within each "
                           "session" + (" (mean and sd of non-shared trials)" if zscore_exclude_shared else "")})
@@ -250,7 +251,7 @@ def preprocess_algonauts(algonauts_root: str | os.PathLike, subject: int, *, roo
     return write_surface_dataset(
         subject, _selection_name(roi, labels, name), design, hemi, vertex, n_vertices, stimuli, fill, root=root,
         attrs={"algonauts_root": str(layout.root.resolve()), "space": "fsaverage"}, ncsnr=None,
-        mean_title="mean response (z)", flatmap=flatmap, overwrite=overwrite, params=params, inputs=inputs,
+        mean=("mean", "mean response (z)"), flatmap=flatmap, overwrite=overwrite, params=params, inputs=inputs,
         extra={"scaling": "none: the Algonauts 2023 fMRI is already z-scored within each NSD session and averaged "
                           "over repeats by the organisers; fmrikit copies it unchanged",
                "sessions": "not in the Algonauts files: every row is session 1, one row per image",
@@ -259,12 +260,13 @@ def preprocess_algonauts(algonauts_root: str | os.PathLike, subject: int, *, roo
 
 def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np.ndarray, vertex: np.ndarray,
                           n_vertices: int, stimuli: StimulusSource, fill, *, root, attrs: dict, ncsnr,
-                          mean_title: str, flatmap: bool, overwrite: bool, params: dict, inputs: list,
+                          mean: tuple[str, str], flatmap: bool, overwrite: bool, params: dict, inputs: list,
                           extra: dict) -> PreprocessResult:
     """Write a surface dataset, its mask GIFTIs, its map and the sidecar atomically.
 
     ``fill(out, constant, psc_sum)`` writes ``betas`` (n_trials, n_columns) into the open HDF5 ``out`` and
-    updates ``constant`` (bool per column: drop it) and ``psc_sum`` (sum of the values per column).
+    updates ``constant`` (bool per column: drop it) and ``psc_sum`` (sum of the values per column). The map is
+    the noise ceiling from ``ncsnr`` (n_columns,), else the mean value: ``mean`` = (file suffix, title).
     """
     import h5py
 
@@ -274,7 +276,7 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
     label, stem = subject_label(subject), dataset_stem(subject, name)
     names = {k: f"{stem}_{k}" for k in ("betas.h5", "betas.json")}
     mask_names = vertex_map_names(stem, "mask", label=True)
-    map_names = vertex_map_names(stem, "noiseceiling" if ncsnr is not None else "meanpsc")
+    map_names = vertex_map_names(stem, "noiseceiling" if ncsnr is not None else mean[0])
     if not flatmap:
         map_names = {h: map_names[h] for h in HEMIS}
     outputs = [*names.values(), *(mask_names[h] for h in HEMIS), *map_names.values()]
@@ -311,7 +313,7 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
             nc = ncsnr[keep].astype(np.float64) ** 2
             values, title = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (%, 3 trials)"
         else:
-            values, title = (psc_sum / max(n_trials, 1))[keep], f"{label} {mean_title}"
+            values, title = (psc_sum / max(n_trials, 1))[keep], f"{label} {mean[1]}"
         save_vertex_map(values, hemi, vertex, n_vertices, gifti={h: tmp[map_names[h]] for h in HEMIS},
                         flat_png=tmp[map_names["flat"]] if flatmap else None,
                         inflated_png=tmp[map_names["inflated"]] if flatmap else None, title=title)
@@ -349,7 +351,7 @@ def nsd_surface_roi(layout: NSDLayout, roi: str, labels: list[int] | None,
     if roi == ALL_VERTICES:
         return {h: np.ones(n_vertices, bool) for h in HEMIS}, []
     only = roi[:2] if roi.startswith(("lh.", "rh.")) else None
-    if roi.endswith(_LABEL_FILES):
+    if roi.endswith(SURFACE_FILES):
         paths = hemi_pair(roi)
     else:
         atlas = roi[3:] if only else roi
@@ -434,10 +436,15 @@ def surface_mask_columns(mask: str | os.PathLike, info: DatasetInfo) -> np.ndarr
 
     Raises
     ------
+    InputError
+        A volume dataset, or a NIfTI mask.
     DataValueError
         The mask has another vertex count, selects no column, or vertices the dataset does not hold.
     """
     require_mesh(info, "a surface mask")
+    if str(mask).endswith((".nii", ".nii.gz")):
+        raise InputError("a NIfTI mask needs a volume dataset", path=mask, expected="one hemisphere's mask file "
+                         "(.label.gii, .mgz) with its partner beside it", found=f"a NIfTI for {info.path.name}")
     inside = np.zeros(info.n_voxels, bool)
     n_mask = 0
     for h, (name, path) in enumerate(hemi_pair(mask).items()):
@@ -464,7 +471,7 @@ def surface_mask_columns(mask: str | os.PathLike, info: DatasetInfo) -> np.ndarr
 def _surface_label_values(info: DatasetInfo, roi: str) -> dict[str, np.ndarray]:
     """Per hemisphere, the ROI's value at every mesh vertex (only the hemispheres the ROI covers)."""
     only = roi[:2] if roi.startswith(("lh.", "rh.")) else None
-    if roi.endswith(_LABEL_FILES):
+    if roi.endswith(SURFACE_FILES):
         paths = hemi_pair(roi)
     elif info.nsd_root:
         from fmrikit.io.nsd_surface import fsaverage_label_path
@@ -540,7 +547,7 @@ def _scaled(raw: np.ndarray, path: Path) -> np.ndarray:
 def _selection_name(roi: str, labels: list[int] | None, name: str | None) -> str:
     if name is not None:
         return name
-    base = Path(roi).name.split(".")[0] if roi.endswith(_LABEL_FILES) else roi
+    base = Path(roi).name.split(".")[0] if roi.endswith(SURFACE_FILES) else roi
     if base in HEMIS:  # lh.<atlas>.mgz: keep the hemisphere in the name
         base = Path(roi).name.rsplit(".", 1)[0]
     return base + "".join(f"l{v}" for v in labels or [])

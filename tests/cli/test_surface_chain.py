@@ -88,6 +88,9 @@ def test_roi_train_smooths_on_the_mesh_and_adapt_takes_its_mask(project):
        "--epochs", 1, "--root", root, "--batch-size", 8, *CPU)
     adapted = json.loads((sub / "sub-01_desc-masked.json").read_text())
     assert adapted["n_voxels"] == 300 and adapted["parameters"]["roi"] == "brainmask"
+    res = runner.invoke(app, ["adapt-subject", "--subject", "1", "--mask", str(sub / "mask.nii.gz"), "--desc", "nii",
+                              "--root", str(root), *CPU])
+    assert res.exit_code == 2 and "NIfTI mask needs a volume dataset" in res.output
 
 
 def test_encode_evaluate_and_cluster_per_vertex(project):

@@ -148,3 +148,21 @@ def test_algonauts_layout_is_copied_unchanged(tmp_path):
     assert (labels == 1).all()
     with pytest.raises(InputError, match="did you mean 'prf-visualrois'"):
         preprocess_algonauts(folder, 1, root=tmp_path / "proj", roi="prf-visualroi")
+
+
+def test_surface_masks_and_volume_datasets_refuse_each_other(dataset, tmp_path):
+    from fmrikit.data.dataset import DatasetInfo
+    from fmrikit.data.surface import surface_mask_columns
+    from fmrikit.methods.mindeye.adapt import mask_columns
+
+    result, root = dataset
+    info = read_info(result.betas)
+    mask = root / "sub-01/sub-01_hemi-R_desc-preproc_mask.label.gii"
+    np.testing.assert_array_equal(mask_columns(mask, info), np.arange(info.n_voxels))  # both hemispheres read
+    volume = DatasetInfo(path=tmp_path / "v.h5", subject=1, stim_id=np.zeros(0), session=np.zeros(0),
+                         shared=np.zeros(0, bool), ijk=np.zeros((3, 3), int), affine=np.eye(4), volume_shape=(7, 8, 9),
+                         stimuli_path="", stimuli_dataset="", pycortex_subject="", pycortex_xfm="", ncsnr=None)
+    with pytest.raises(InputError, match="a surface mask needs a surface dataset"):
+        mask_columns(mask, volume)
+    with pytest.raises(InputError, match="NIfTI mask needs a volume dataset"):
+        surface_mask_columns(tmp_path / "m.nii.gz", info)

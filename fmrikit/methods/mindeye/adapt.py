@@ -206,9 +206,9 @@ def mask_columns(mask: str | os.PathLike, info) -> np.ndarray:
     """
     from fmrikit.io.nifti import check_same_grid, load_mask
 
-    if info.is_surface:
-        from fmrikit.data.surface import surface_mask_columns
+    from fmrikit.data.surface import SURFACE_FILES, surface_mask_columns
 
+    if info.is_surface or str(mask).endswith(SURFACE_FILES):  # refused there unless both are on a surface
         return surface_mask_columns(mask, info)
     vol, affine = load_mask(mask)
     check_same_grid({str(mask): (vol.shape, affine), str(info.path): (info.volume_shape, info.affine)})
