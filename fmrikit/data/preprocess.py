@@ -451,7 +451,7 @@ def _write_tables(out, design: TrialDesign, ijk, subject, affine, volume_shape, 
 
 
 def drop_columns(path: Path, keep: np.ndarray) -> None:
-    """Remove voxel columns from a staged dataset, copying it in row blocks."""
+    """Remove columns (voxels or vertices) from a staged dataset, copying it in row blocks."""
     import h5py
 
     tmp = path.with_name(path.name + ".drop")

@@ -76,3 +76,36 @@ def test_dataset_kernel_keeps_hemispheres_apart():
     kernel = mesh_kernel(info, ijk, sigma_mm=50.0).toarray()
     assert kernel[0, 1] == 0 and kernel[1, 0] == 0 and kernel[0, 2] > 0 and kernel[1, 3] > 0
     np.testing.assert_allclose(np.diag(kernel), 1)
+
+
+def test_full_fsaverage_geometry_comes_from_the_nsd_tree(tmp_path):
+    """nilearn ships only fsaverage5: a 163,842-vertex dataset reads nsddata/freesurfer/fsaverage/surf/."""
+    import nibabel as nib
+
+    from fmrikit.data.dataset import DatasetInfo
+    from fmrikit.data.mesh import surface_geometry
+    from fmrikit.errors import DataValueError, MissingInputError
+
+    n = 163842
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, n, (50, 3))
+    surf = tmp_path / "nsd/nsddata/freesurfer/fsaverage/surf"
+    surf.mkdir(parents=True)
+    (tmp_path / "nsd/nsddata/ppdata").mkdir(parents=True)
+    white, pial = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    for name, coords in (("white", white), ("pial", pial)):
+        nib.freesurfer.write_geometry(str(surf / f"rh.{name}"), coords, faces)
+
+    def info(nsd_root, vertices=n):
+        return DatasetInfo(path=tmp_path / "d.h5", subject=1, stim_id=np.zeros(0), session=np.zeros(0),
+                           shared=np.zeros(0, bool), ijk=np.zeros((1, 3), int), affine=None,
+                           volume_shape=(2, vertices, 1), stimuli_path="", stimuli_dataset="", pycortex_subject="",
+                           pycortex_xfm="", ncsnr=None, nsd_root=nsd_root, mesh="fsaverage")
+
+    coords, got_faces = surface_geometry(info(str(tmp_path / "nsd")), "rh")
+    np.testing.assert_allclose(coords, (white + pial) / 2, atol=1e-4)  # FreeSurfer stores float32
+    np.testing.assert_array_equal(got_faces, faces)
+    with pytest.raises(MissingInputError, match="need its surfaces"):
+        surface_geometry(info(""), "rh")
+    with pytest.raises(DataValueError, match="another vertex count"):
+        surface_geometry(info(str(tmp_path / "nsd"), 40962), "rh")
