@@ -160,7 +160,6 @@ def troi(s: dict, device: torch.device) -> list[Row]:
         rows += [Row("troi", f"stage 1, {s['brainmask']} voxels, hidden {hidden}: one {n}-trial epoch", seconds, "s"),
                  Row("troi", f"stage 1 peak memory, hidden {hidden}", _peak_gib(device), "GiB",
                      f"input layer {s['brainmask'] * hidden * 4 / GIB:.2f} GiB of float32 weights")]
-        del model, gate
     return rows
 
 

@@ -319,7 +319,8 @@ class Route:
     """What a reconstruction method gives ``reconstruct``: its model's voxels and the generator of its images.
 
     ``predict`` maps z-scored betas (B, V) over ``ijk`` to (prediction (B, D), text embeddings or
-    None); ``generate`` maps those and one seed per input to uint8 images (B, H, W, 3).
+    None); ``generate`` maps those and one seed per input to uint8 images (B, H, W, 3). ``mesh`` names the
+    surface of a model trained on a surface dataset (``ijk`` then holds (hemi, vertex, 0)), "" for a volume.
     """
 
     ijk: np.ndarray
@@ -332,6 +333,7 @@ class Route:
     predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
     generate: Callable[..., np.ndarray]
     deterministic: bool = False
+    mesh: str = ""
 
 
 def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:

@@ -211,6 +211,9 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
         predicted = np.asarray(f["pred"][:], dtype=np.float64)
         stim = f["stim_id"][:].astype(np.int64)
         pred_ijk = f["voxels/ijk"][:] if "voxels/ijk" in f else None
+        if "vertices/hemi" in f:  # a surface prediction: its columns' (hemi, vertex, 0) addresses
+            index = f["vertices/index"][:].astype(np.int64)
+            pred_ijk = np.stack([f["vertices/hemi"][:].astype(np.int64), index, np.zeros_like(index)], 1)
     cols = _match_voxels(pred_ijk, predicted.shape[1], info.ijk, pred)
     missing = np.setdiff1d(stim, info.stim_id)
     if missing.size:
@@ -265,18 +268,21 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
         for name in ("nc_score_algonauts", "nc_score_nsd"):
             metrics[name] = Metric.skipped(name.replace("_", " "), f"{data_path.name} has no voxels/ncsnr")
     ijk = info.ijk[cols]
-    details["roi"] = _roi_breakdown(info, ijk, r)
+    details["roi"] = _surface_roi_breakdown(info, cols, r) if info.is_surface else _roi_breakdown(info, ijk, r)
 
     extra: dict[str, Any] = {}
     label = subject_label(subject)
     from fmrikit.viz.flatmap import save_voxel_map
 
-    if flatmap and info.pycortex_subject:
+    if info.is_surface:
+        extra.update(_surface_r_maps(r, ijk, info.n_mesh_vertices, label, flatmap))
+    elif flatmap and info.pycortex_subject:
         lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0  # symmetric, so r = 0 is white
         extra[f"{label}_r.png"] = lambda p: save_voxel_map(
             r, ijk, info.volume_shape, info.affine, png_path=p, pycortex_subject=info.pycortex_subject,
             pycortex_xfm=info.pycortex_xfm, vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
-    extra[f"{label}_r.nii.gz"] = lambda p: save_voxel_map(r, ijk, info.volume_shape, info.affine, nifti_path=p)
+    if not info.is_surface:
+        extra[f"{label}_r.nii.gz"] = lambda p: save_voxel_map(r, ijk, info.volume_shape, info.affine, nifti_path=p)
     inputs = [file_checksum(pred), {"path": str(data_path.resolve())}]
     return write_report(out, kind="encoding", preset=None, protocol=protocol, n=len(stim), metrics=metrics,
                         details=details, inputs=inputs, figure=lambda p: _r_histogram(r, p), extra_files=extra,
@@ -409,6 +415,40 @@ def _roi_breakdown(info, ijk: np.ndarray, r: np.ndarray) -> dict[str, Any]:
             sel = values == label
             if sel.any():
                 out[f"{atlas}/{name}"] = {"n_voxels": int(sel.sum()), "median_r": float(np.nanmedian(r[sel]))}
+    return out
+
+
+def _surface_r_maps(r: np.ndarray, ijk: np.ndarray, n_vertices: int, label: str, pictures: bool) -> dict[str, Any]:
+    """Writers of a surface dataset's r map: a GIFTI per hemisphere, and the flat-mesh and inflated pictures."""
+    from fmrikit.viz.surface import save_vertex_map, vertex_map_names
+
+    names = vertex_map_names(label, "r")
+    lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0
+    style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
+    out = {names[h]: (lambda p, h=h: save_vertex_map(r, ijk[:, 0], ijk[:, 1], n_vertices, gifti={h: p}))
+           for h in ("lh", "rh")}
+    if pictures:
+        out[names["flat"]] = lambda p: save_vertex_map(r, ijk[:, 0], ijk[:, 1], n_vertices, flat_png=p, **style)
+        out[names["inflated"]] = lambda p: save_vertex_map(r, ijk[:, 0], ijk[:, 1], n_vertices, inflated_png=p,
+                                                           **style)
+    return out
+
+
+def _surface_roi_breakdown(info, cols: np.ndarray, r: np.ndarray) -> dict[str, Any]:
+    """Median r per label of every fsaverage atlas of the dataset's source (NSD tree or Algonauts folder)."""
+    from fmrikit.data.surface import surface_atlas_labels, surface_atlases, surface_label_names
+
+    out: dict[str, Any] = {}
+    try:
+        atlases = surface_atlases(info)
+        for atlas in atlases:
+            values = surface_atlas_labels(info, atlas)[cols]
+            for label, name in surface_label_names(info, atlas).items():
+                sel = values == label
+                if sel.any():
+                    out[f"{atlas}/{name}"] = {"n_voxels": int(sel.sum()), "median_r": float(np.nanmedian(r[sel]))}
+    except FmrikitError as exc:
+        logger.warning("no per-ROI breakdown: %s", exc.one_line())
     return out
 
 

@@ -40,14 +40,18 @@ def preprocess(
     subject: Annotated[int, typer.Option(help="Subject number (1-based).")] = 1,
     betas: Annotated[str, typer.Option(help="betas_assumehrf | betas_fithrf | betas_fithrf_GLMdenoise_RR")]
     = "betas_fithrf_GLMdenoise_RR",
-    space: Annotated[str, typer.Option(help="func1pt8mm | func1mm")] = "func1pt8mm",
+    space: Annotated[str, typer.Option(help="func1pt8mm | func1mm | fsaverage (NSD's surface betas, both "
+                                             "hemispheres)")] = "func1pt8mm",
     sessions: Annotated[Optional[str], typer.Option(help="Sessions, e.g. 1-40 or 1,3 [default: all found].")]
     = None,
     roi: Annotated[str, typer.Option(help="NSD ROI name (nsdgeneral, lh.floc-faces...), brainmask, or a mask "
-                                          "NIfTI path.")] = "nsdgeneral",
+                                          "NIfTI path (fsaverage: a .mgz/.gii label file of one hemisphere; "
+                                          "Algonauts: an ROI class).")] = "nsdgeneral",
     labels: Annotated[Optional[str], typer.Option(help="ROI values to keep, e.g. 1,2 [default: > 0].")] = None,
     zscore_exclude_shared: Annotated[bool, typer.Option(help="Fit z-score statistics on non-shared trials.")]
     = False,
+    algonauts_root: Annotated[Optional[Path], typer.Option(help="Algonauts 2023 folder (holds subjNN/): fsaverage "
+                                                                 "fMRI already z-scored and averaged.")] = None,
     betas_file: Annotated[Optional[list[Path]], typer.Option(help="Generic path: a 4D NIfTI (repeatable).")]
     = None,
     trials: Annotated[Optional[Path], typer.Option(help="Generic path: TSV with file, index_in_file, session, "
@@ -72,7 +76,23 @@ def preprocess(
     common = dict(root=root, labels=int_list(labels), zscore_exclude_shared=zscore_exclude_shared,
                   pycortex_subject=pycortex_subject, pycortex_xfm=pycortex_xfm, flatmap=flatmap, name=name,
                   overwrite=overwrite)
-    if nsd_root is not None:
+    surface = dict(root=root, labels=int_list(labels), flatmap=flatmap, name=name, overwrite=overwrite)
+    is_surface = algonauts_root is not None or (nsd_root is not None and space == "fsaverage")
+    if is_surface and (pycortex_subject or pycortex_xfm):
+        err_console.print("[bold red]error:[/] --pycortex-subject/--pycortex-xfm apply to volume data; surface maps "
+                          "are drawn on fsaverage")
+        raise typer.Exit(2)
+    if algonauts_root is not None:
+        from fmrikit.data.surface import preprocess_algonauts
+
+        result = call(preprocess_algonauts, algonauts_root, subject, roi=roi, **surface)
+    elif nsd_root is not None and space == "fsaverage":
+        from fmrikit.data.surface import preprocess_nsd_surface
+
+        session_list = call(pp.parse_sessions, sessions) if sessions else None
+        result = call(preprocess_nsd_surface, nsd_root, subject, betas=betas, sessions=session_list, roi=roi,
+                      zscore_exclude_shared=zscore_exclude_shared, **surface)
+    elif nsd_root is not None:
         session_list = call(pp.parse_sessions, sessions) if sessions else None
         result = call(pp.preprocess_nsd, nsd_root, subject, betas=betas, space=space, sessions=session_list, roi=roi,
                       **common)
@@ -81,7 +101,9 @@ def preprocess(
         result = call(pp.preprocess_files, betas_file, trials, subject, mask=mask, images=images,
                       images_dataset=images_dataset, input_scale=scale, **common)
     else:
-        err_console.print("[bold red]error:[/] give --nsd-root, or --betas-file, --trials, --images and --mask")
+        err_console.print("[bold red]error:[/] give --nsd-root, --algonauts-root, or --betas-file, --trials, --images "
+                          "and --mask")
         raise typer.Exit(2)
-    out_console.print(f"{result.betas}: {result.n_trials} trials x {result.n_voxels} voxels"
-                      + (f" ({result.n_dropped} constant voxels dropped)" if result.n_dropped else ""))
+    columns = "vertices" if is_surface else "voxels"
+    out_console.print(f"{result.betas}: {result.n_trials} trials x {result.n_voxels} {columns}"
+                      + (f" ({result.n_dropped} constant {columns} dropped)" if result.n_dropped else ""))

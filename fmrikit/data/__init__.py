@@ -1,1 +1,2 @@
-"""Datasets: the preprocessed-betas contract, ROIs, preprocessing and the simulated world."""
+"""Datasets: the preprocessed-betas contract (voxels or fsaverage vertices), ROIs, preprocessing, mesh smoothing and
+the simulated world."""

@@ -11,6 +11,18 @@ Contract
 root attributes      ``affine`` (4, 4), ``volume_shape`` (3,), ``subject``, ``stimuli_path``,
                      ``stimuli_dataset``, ``pycortex_subject``, ``pycortex_xfm`` (may be empty);
                      NSD sources also ``nsd_root``, ``space``, ``betas_version``
+
+Surface form (columns are vertices of a named mesh instead of voxels of a grid)
+``vertices/hemi``    int8 (n_vertices,), 0 left, 1 right
+``vertices/index``   int32 (n_vertices,), vertex number within its hemisphere
+``vertices/ncsnr``   float32 (n_vertices,), optional
+root attributes      ``mesh`` (``fsaverage``), ``n_vertices`` (per hemisphere, icosahedral order: 163842 for
+                     fsaverage, 10242 for its first five levels), the others as above without ``affine``,
+                     ``volume_shape`` and ``pycortex_*``; ``space`` is ``fsaverage``
+
+In memory (:class:`DatasetInfo`) a surface column is addressed as a voxel is, so models, routes and
+:func:`voxel_columns` work on both: ``ijk`` holds (hemi, vertex, 0) on the "grid" (2, n_vertices, 1) and
+``affine`` is None. Code that needs a real grid (or a mesh) checks :func:`require_grid` (:func:`require_mesh`).
 """
 
 from __future__ import annotations
@@ -21,10 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrikit.errors import CorruptFileError, DataValueError, GridMismatchError, MissingInputError
+from fmrikit.errors import CorruptFileError, DataValueError, GridMismatchError, InputError, MissingInputError
 from fmrikit.io.hdf5 import open_h5, read_rows
 
-REQUIRED = ("betas", "trials/stim_id", "trials/session", "trials/shared", "voxels/ijk")
+REQUIRED = ("betas", "trials/stim_id", "trials/session", "trials/shared")
+#: Column tables of the volume and the surface form; a dataset has one of them.
+VOLUME_COLUMNS = ("voxels/ijk",)
+SURFACE_COLUMNS = ("vertices/hemi", "vertices/index")
 
 
 @dataclass(frozen=True)
@@ -37,7 +52,7 @@ class DatasetInfo:
     session: np.ndarray
     shared: np.ndarray
     ijk: np.ndarray
-    affine: np.ndarray
+    affine: np.ndarray | None
     volume_shape: tuple[int, int, int]
     stimuli_path: str
     stimuli_dataset: str
@@ -46,6 +61,7 @@ class DatasetInfo:
     ncsnr: np.ndarray | None
     nsd_root: str = ""
     space: str = ""
+    mesh: str = ""
 
     @property
     def n_trials(self) -> int:
@@ -53,7 +69,27 @@ class DatasetInfo:
 
     @property
     def n_voxels(self) -> int:
+        """Columns: voxels, or vertices of a surface dataset."""
         return len(self.ijk)
+
+    @property
+    def is_surface(self) -> bool:
+        return bool(self.mesh)
+
+    @property
+    def hemi(self) -> np.ndarray:
+        """Hemisphere of each column of a surface dataset (0 left, 1 right), shape (n_columns,)."""
+        return self.ijk[:, 0]
+
+    @property
+    def vertex(self) -> np.ndarray:
+        """Vertex number of each column of a surface dataset, shape (n_columns,)."""
+        return self.ijk[:, 1]
+
+    @property
+    def n_mesh_vertices(self) -> int:
+        """Vertices per hemisphere of a surface dataset's mesh."""
+        return int(self.volume_shape[1])
 
 
 def read_info(path: str | os.PathLike) -> DatasetInfo:
@@ -64,21 +100,54 @@ def read_info(path: str | os.PathLike) -> DatasetInfo:
     MissingInputError, CorruptFileError
     """
     with open_h5(path) as f:
-        missing = [k for k in REQUIRED if k not in f]
+        surface = all(k in f for k in SURFACE_COLUMNS)
+        wanted = REQUIRED + (SURFACE_COLUMNS if surface else VOLUME_COLUMNS)
+        missing = [k for k in wanted if k not in f]
         if missing:
             raise CorruptFileError("not an fmrikit preprocessed dataset", path=path,
-                                   expected="datasets " + ", ".join(REQUIRED), found=f"missing {missing}")
+                                   expected="datasets " + ", ".join(wanted), found=f"missing {missing}")
         a = f.attrs
+        if surface:
+            n_vertices = int(a["n_vertices"])
+            hemi, index = f["vertices/hemi"][:].astype(np.int64), f["vertices/index"][:].astype(np.int64)
+            columns = dict(ijk=np.stack([hemi, index, np.zeros_like(index)], 1), affine=None,
+                           volume_shape=(2, n_vertices, 1), mesh=str(a["mesh"]),
+                           ncsnr=f["vertices/ncsnr"][:] if "vertices/ncsnr" in f else None)
+        else:
+            columns = dict(ijk=f["voxels/ijk"][:], affine=np.asarray(a["affine"]),
+                           volume_shape=tuple(int(v) for v in a["volume_shape"]),
+                           ncsnr=f["voxels/ncsnr"][:] if "voxels/ncsnr" in f else None)
         return DatasetInfo(
             path=Path(path), subject=int(a["subject"]),
             stim_id=f["trials/stim_id"][:], session=f["trials/session"][:], shared=f["trials/shared"][:],
-            ijk=f["voxels/ijk"][:], affine=np.asarray(a["affine"]),
-            volume_shape=tuple(int(v) for v in a["volume_shape"]),
             stimuli_path=str(a.get("stimuli_path", "")), stimuli_dataset=str(a.get("stimuli_dataset", "")),
             pycortex_subject=str(a.get("pycortex_subject", "")), pycortex_xfm=str(a.get("pycortex_xfm", "")),
-            ncsnr=f["voxels/ncsnr"][:] if "voxels/ncsnr" in f else None,
-            nsd_root=str(a.get("nsd_root", "")), space=str(a.get("space", "")),
+            nsd_root=str(a.get("nsd_root", "")), space=str(a.get("space", "")), **columns,
         )
+
+
+def require_grid(info: DatasetInfo, what: str) -> None:
+    """Refuse a surface dataset where ``what`` needs voxels on a grid.
+
+    Raises
+    ------
+    InputError
+    """
+    if info.is_surface:
+        raise InputError(f"{what} needs a volume dataset", path=info.path, expected="voxels on a grid",
+                         found=f"vertices of the {info.mesh} surface")
+
+
+def require_mesh(info: DatasetInfo, what: str) -> None:
+    """Refuse a volume dataset where ``what`` needs vertices of a mesh.
+
+    Raises
+    ------
+    InputError
+    """
+    if not info.is_surface:
+        raise InputError(f"{what} needs a surface dataset", path=info.path, expected="vertices of a mesh",
+                         found="voxels on a grid")
 
 
 def read_betas(path: str | os.PathLike, trials: np.ndarray | slice | None = None) -> np.ndarray:
@@ -104,14 +173,16 @@ def read_betas(path: str | os.PathLike, trials: np.ndarray | slice | None = None
         return read_rows(ds, np.nonzero(trials)[0] if trials.dtype == bool else trials)
 
 
-def voxel_columns(info: DatasetInfo, ijk: np.ndarray) -> np.ndarray:
+def voxel_columns(info: DatasetInfo, ijk: np.ndarray, mesh: str | None = None) -> np.ndarray:
     """Dataset columns of given voxels (a model's inputs), in their order.
 
     Parameters
     ----------
     info : DatasetInfo
     ijk : ndarray of int, shape (V, 3)
-        Voxels on the dataset's grid.
+        Voxels on the dataset's grid (surface datasets: (hemi, vertex, 0)).
+    mesh : str, optional
+        The model's mesh ("" for a volume model); checked against the dataset's when given.
 
     Returns
     -------
@@ -126,6 +197,10 @@ def voxel_columns(info: DatasetInfo, ijk: np.ndarray) -> np.ndarray:
     """
     from fmrikit.io.nifti import volume_index
 
+    if mesh is not None and mesh != info.mesh:
+        raise GridMismatchError("the model and the dataset are in different spaces", path=info.path,
+                                expected=f"a dataset on {mesh or 'a voxel grid'}",
+                                found=f"{info.mesh or 'a voxel grid'}")
     ijk = np.asarray(ijk)
     if len(ijk) and ((ijk.max(0) >= np.asarray(info.volume_shape)) | (ijk.min(0) < 0)).any():
         raise GridMismatchError("voxels fall outside the dataset's grid", path=info.path,

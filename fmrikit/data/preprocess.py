@@ -86,7 +86,7 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
     betas : str
         ``betas_assumehrf``, ``betas_fithrf`` or ``betas_fithrf_GLMdenoise_RR``.
     space : str
-        ``func1pt8mm`` or ``func1mm``.
+        ``func1pt8mm`` or ``func1mm`` (NSD's fsaverage betas: :func:`fmrikit.data.surface.preprocess_nsd_surface`).
     sessions : list of int, optional
         1-based sessions; default every session with a betas file.
     roi : str
@@ -291,32 +291,16 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
         constant = np.zeros(n_vox, dtype=bool)
         psc_sum = np.zeros(n_vox, dtype=np.float64)
         with h5py.File(betas_tmp, "w") as out:
-            rows_per_chunk = int(max(1, min(n_trials, 2**21 // (4 * n_vox))))
-            ds = out.create_dataset("betas", (n_trials, n_vox), dtype=np.float32,
-                                    chunks=(rows_per_chunk, n_vox))
-            row = 0
-            for session in track(sorted(parts), f"preprocess {label}"):
-                sel = design.session == session
-                x = _read_session(parts[session], ijk, scale, inputs)
-                psc_sum += x.sum(0, dtype=np.float64)
-                fit = x[~design.shared[sel]] if zscore_exclude_shared else x
-                if len(fit) < 2:
-                    raise DataValueError("too few trials to z-score a session", path=parts[session][0].path,
-                                         expected=">= 2 trials" + (" not shared" if zscore_exclude_shared else ""),
-                                         found=f"{len(fit)} in session {session}")
-                mean, std = fit.mean(0), fit.std(0)
-                constant |= std == 0
-                x -= mean
-                x /= np.where(std == 0, 1, std)
-                ds[row:row + len(x)] = x
-                row += len(x)
+            stream_sessions(out, design, sorted(parts), lambda s: _read_session(parts[s], ijk, scale, inputs),
+                            n_vox, zscore_exclude_shared, label, constant, psc_sum,
+                            where=lambda s: parts[s][0].path)
             _write_tables(out, design, ijk, subject, affine, mask.shape, stimuli, pycortex, ncsnr_volume)
             out.attrs.update(attrs)
         n_dropped = int(constant.sum())
         keep = ~constant
         if n_dropped:
             logger.warning("%s: dropped %d constant voxel(s) of %d", label, n_dropped, n_vox)
-            _drop_columns(betas_tmp, keep)
+            drop_columns(betas_tmp, keep)
         ijk, psc = ijk[keep], (psc_sum / max(n_trials, 1))[keep]
 
         from fmrikit.io.nifti import save_nifti
@@ -343,6 +327,48 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                             sidecar=out_dir / names["betas.json"],
                             flatmap=out_dir / names["map_png"] if render else None,
                             n_trials=n_trials, n_voxels=int(len(ijk)), n_dropped=n_dropped)
+
+
+def stream_sessions(out, design: TrialDesign, sessions: list[int], read, n_columns: int, zscore_exclude_shared: bool,
+                    label: str, constant: np.ndarray, psc_sum: np.ndarray, where) -> None:
+    """Write the z-scored betas of each session, one session in memory at a time, into ``out["betas"]``.
+
+    Parameters
+    ----------
+    out : h5py.File
+    design : TrialDesign
+    sessions : list of int
+        In chronological order.
+    read : callable
+        ``read(session)`` -> float32 (n_trials_of_session, n_columns) in percent signal change.
+    n_columns : int
+    zscore_exclude_shared : bool
+    label : str
+        Progress label.
+    constant, psc_sum : ndarray, shape (n_columns,)
+        Updated in place: columns constant in some session; sum of the scaled betas.
+    where : callable
+        ``where(session)`` -> the file named in errors.
+    """
+    n_trials = len(design.stim_id)
+    rows_per_chunk = int(max(1, min(n_trials, 2**21 // (4 * n_columns))))
+    ds = out.create_dataset("betas", (n_trials, n_columns), dtype=np.float32, chunks=(rows_per_chunk, n_columns))
+    row = 0
+    for session in track(sessions, f"preprocess {label}"):
+        sel = design.session == session
+        x = read(session)
+        psc_sum += x.sum(0, dtype=np.float64)
+        fit = x[~design.shared[sel]] if zscore_exclude_shared else x
+        if len(fit) < 2:
+            raise DataValueError("too few trials to z-score a session", path=where(session),
+                                 expected=">= 2 trials" + (" not shared" if zscore_exclude_shared else ""),
+                                 found=f"{len(fit)} in session {session}")
+        mean, std = fit.mean(0), fit.std(0)
+        constant |= std == 0
+        x -= mean
+        x /= np.where(std == 0, 1, std)
+        ds[row:row + len(x)] = x
+        row += len(x)
 
 
 def _read_session(session_parts: list[SessionPart], ijk: np.ndarray, scale, inputs: list) -> np.ndarray:
@@ -424,8 +450,8 @@ def _write_tables(out, design: TrialDesign, ijk, subject, affine, volume_shape, 
     })
 
 
-def _drop_columns(path: Path, keep: np.ndarray) -> None:
-    """Remove voxel columns from a staged dataset, copying it in row blocks."""
+def drop_columns(path: Path, keep: np.ndarray) -> None:
+    """Remove columns (voxels or vertices) from a staged dataset, copying it in row blocks."""
     import h5py
 
     tmp = path.with_name(path.name + ".drop")
@@ -443,9 +469,9 @@ def _drop_columns(path: Path, keep: np.ndarray) -> None:
                      "stimuli/stim_id", "stimuli/file"):
             if name in src:
                 src.copy(src[name], dst, name=name)
-        dst.create_dataset("voxels/ijk", data=src["voxels/ijk"][:][keep])
-        if "voxels/ncsnr" in src:
-            dst.create_dataset("voxels/ncsnr", data=src["voxels/ncsnr"][:][keep])
+        for group in ("voxels", "vertices"):  # the column tables of either form
+            for name, table in src.get(group, {}).items():
+                dst.create_dataset(f"{group}/{name}", data=table[:][keep])
         dst.attrs.update(dict(src.attrs))
     os.replace(tmp, path)
 

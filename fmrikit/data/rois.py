@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrikit.data.dataset import DatasetInfo
+from fmrikit.data.dataset import DatasetInfo, require_grid
 from fmrikit.errors import DataValueError, MissingInputError
 
 
@@ -17,7 +17,10 @@ def roi_volume_path(info: DatasetInfo, roi: str) -> Path:
     ------
     MissingInputError
         Neither a file nor an NSD atlas of an NSD-derived dataset.
+    InputError
+        A surface dataset (its ROIs are not volumes).
     """
+    require_grid(info, "an ROI volume")
     path = Path(roi)
     if path.suffix in (".gz", ".nii"):
         if not path.is_file():
@@ -46,7 +49,8 @@ def atlas_labels(info: DatasetInfo, roi: str) -> np.ndarray:
     Returns
     -------
     ndarray of int64, shape (n_voxels,)
-        The volume's value at each voxel (NSD: -1 non-cortical, 0 unlabelled, 1..N labels).
+        The volume's value at each voxel (NSD: -1 non-cortical, 0 unlabelled, 1..N labels). A surface dataset
+        reads its fsaverage atlas instead (:func:`fmrikit.data.surface.surface_atlas_labels`).
 
     Raises
     ------
@@ -55,6 +59,10 @@ def atlas_labels(info: DatasetInfo, roi: str) -> np.ndarray:
     """
     from fmrikit.io.nifti import check_same_grid, load_image
 
+    if info.is_surface:
+        from fmrikit.data.surface import surface_atlas_labels
+
+        return surface_atlas_labels(info, roi)
     path = roi_volume_path(info, roi)
     img = load_image(path, ndim=3)
     check_same_grid({str(path): (img.shape, img.affine), str(info.path): (info.volume_shape, info.affine)})

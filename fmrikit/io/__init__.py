@@ -1,1 +1,2 @@
-"""Reading and writing files: NIfTI, HDF5, the NSD tree, provenance sidecars."""
+"""Reading and writing files: NIfTI, HDF5, MGH and GIFTI, the NSD tree, the Algonauts layout, fsaverage meshes,
+provenance sidecars."""

@@ -15,7 +15,8 @@ Routes
 
 Inputs are a 3D or 4D betas NIfTI on the model's grid (masked with the model's voxels; integer NSD
 betas are divided by 300 and z-scored per voxel over the file's volumes, as ``preprocess`` does per
-session) or trials of the subject's preprocessed dataset (``shared``: the test images, repeats averaged).
+session), NSD's per-hemisphere fsaverage ``.mgh`` betas for a model trained on a surface dataset, or
+trials of the subject's preprocessed dataset (``shared``: the test images, repeats averaged).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from fmrikit._progress import track
-from fmrikit.errors import DataValueError, InputError, MissingInputError
+from fmrikit.errors import DataValueError, GridMismatchError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_dir, subject_label
@@ -109,6 +110,59 @@ def read_nifti_inputs(path: str | os.PathLike, ijk: np.ndarray, affine: np.ndarr
     proxy = img.dataobj
     integer = np.issubdtype(np.dtype(img.get_data_dtype()), np.integer) and proxy.slope in (1, None) \
         and proxy.inter in (0, None)  # stored integers, not rescaled by the header
+    return scale_inputs(raw, integer, input_scale, path, checksum)
+
+
+def read_surface_inputs(path: str | os.PathLike, ijk: np.ndarray, n_vertices: int,
+                        input_scale: str = "auto") -> tuple[np.ndarray, dict]:
+    """Betas of NSD-style per-hemisphere MGH files at a surface model's vertices, scaled as in training.
+
+    Parameters
+    ----------
+    path : path-like
+        Either hemisphere's file (``lh.betas_session01.mgh``); its partner (``rh.``) must lie beside it.
+    ijk : ndarray of int, shape (V, 3)
+        The model's columns (hemi, vertex, 0).
+    n_vertices : int
+        Vertices per hemisphere of the model's mesh, which the files must have.
+    input_scale : {"auto", "raw", "zscored"}
+        As :func:`read_nifti_inputs`; ``auto`` treats integer files as raw NSD betas.
+
+    Returns
+    -------
+    x : ndarray of float32, shape (n_frames, V)
+    record : dict
+
+    Raises
+    ------
+    GridMismatchError
+        Files of another vertex count, or hemispheres of different frame counts.
+    """
+    from fmrikit.io.surface import HEMIS, hemi_pair, mgh_frames, read_mgh_frames
+
+    check_option("--input-scale", input_scale, INPUT_SCALES)
+    ijk = np.asarray(ijk)
+    files = hemi_pair(path)
+    shapes = {h: mgh_frames(p) for h, p in files.items()}
+    for h, (n_v, n_f, _) in shapes.items():
+        if n_v != n_vertices or n_f != shapes["lh"][1]:
+            raise GridMismatchError("surface betas do not fit the model", path=files[h],
+                                    expected=f"{n_vertices} vertices and the other hemisphere's {shapes['lh'][1]} maps",
+                                    found=f"{n_v} vertices, {n_f} maps")
+    checksums, raw = [], np.empty((shapes["lh"][1], len(ijk)), np.float64)
+    for k, hemi in enumerate(HEMIS):
+        sel = ijk[:, 0] == k
+        checksum: dict = {}
+        raw[:, sel] = read_mgh_frames(files[hemi], ijk[sel, 1], checksum=checksum)
+        checksums.append(checksum)
+    integer = all(np.issubdtype(dtype, np.integer) for _, _, dtype in shapes.values())
+    x, record = scale_inputs(raw, integer, input_scale, path, {})
+    return x, {**record, "files": checksums}
+
+
+def scale_inputs(raw: np.ndarray, integer: bool, input_scale: str, path, checksum: dict) -> tuple[np.ndarray, dict]:
+    """Model inputs from a file's stored betas (n_volumes, V): ``raw`` divides integers by 300 and z-scores each
+    column over the volumes, ``zscored`` keeps the values, ``auto`` picks ``raw`` for integer files."""
     scale = ("raw" if integer else "zscored") if input_scale == "auto" else input_scale
     x = raw.astype(np.float32)
     if not np.isfinite(x).all():
@@ -149,7 +203,8 @@ def _session_stimuli(path: Path, dataset: Path | None, n: int) -> np.ndarray:
     return out
 
 
-def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str,
+                   mesh: str = "") -> tuple[np.ndarray, np.ndarray, list[str], dict]:
     """Betas of a preprocessed dataset's trials at the model's voxels.
 
     Parameters
@@ -159,6 +214,8 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
     trials : str
         ``shared`` (the test images, repeats averaged, named by their position) or trial indices
         (0-based rows of the dataset) such as ``0-9,20``.
+    mesh : str
+        The model's mesh ("" for a volume model), which must be the dataset's.
 
     Returns
     -------
@@ -171,7 +228,7 @@ def dataset_inputs(dataset: Path, ijk: np.ndarray, trials: str) -> tuple[np.ndar
     from fmrikit.data.splits import average_repeats, read_columns
 
     info = read_info(dataset)
-    columns = voxel_columns(info, ijk)
+    columns = voxel_columns(info, ijk, mesh=mesh)
     if trials == "shared":
         rows = np.nonzero(info.shared)[0]
         if not len(rows):
@@ -204,7 +261,8 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     ----------
     subject : int
     betas : path-like, optional
-        3D or 4D NIfTI on the model's grid (exactly one of ``betas`` and ``trials``).
+        3D or 4D NIfTI on the model's grid, or (surface models) either hemisphere's ``.mgh`` of NSD's
+        fsaverage betas (exactly one of ``betas`` and ``trials``).
     trials : str, optional
         ``shared`` or 0-based trial indices of the model's preprocessed dataset.
     method : {"latent", "unclip", "neuropictor"}
@@ -272,14 +330,22 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
            "neuropictor": "neuropictor" + swap}[method]
     if betas is not None:
         betas = Path(betas)
-        x, source = read_nifti_inputs(betas, route.ijk, route.affine, route.volume_shape, input_scale)
+        surface_file = betas.name.endswith((".mgh", ".mgz"))
+        if surface_file != bool(route.mesh):
+            want = f"{route.mesh} betas (lh./rh. .mgh)" if route.mesh else "a NIfTI on the model's grid"
+            raise InputError("the betas are not in the model's space", path=betas, expected=want,
+                             found="surface betas" if surface_file else "a volume file")
+        if route.mesh:
+            x, source = read_surface_inputs(betas, route.ijk, int(route.volume_shape[1]), input_scale)
+        else:
+            x, source = read_nifti_inputs(betas, route.ijk, route.affine, route.volume_shape, input_scale)
         stim = _session_stimuli(betas, route.dataset, len(x))
         names = [f"trial-{k:04d}" + (f"_stim-{s}" if s >= 0 else "") for k, s in enumerate(stim)]
-        stem = betas.name.split(".")[0]
+        stem = re.sub(r"^(lh|rh)\.", "", betas.name).split(".")[0]
     else:
         if route.dataset is None or not route.dataset.is_file():
             raise MissingInputError("the model's dataset is gone", path=route.dataset, expected="a preprocessed dataset")
-        x, stim, names, source = dataset_inputs(route.dataset, route.ijk, trials)
+        x, stim, names, source = dataset_inputs(route.dataset, route.ijk, trials, route.mesh)
         stem = "trials-" + re.sub(r"[^0-9A-Za-z]+", "", trials)
     out = Path(out) if out is not None else subject_dir(root, subject) / f"{subject_label(subject)}_recon-{tag}_{stem}"
     run_id = new_run_id()

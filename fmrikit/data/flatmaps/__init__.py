@@ -2,6 +2,8 @@
 
 - :mod:`~fmrikit.data.flatmaps.operator`: the sparse (pixels x voxels) projection of a dataset's voxels onto
   its pycortex flatmap, cropped and resized (:func:`flatmap_mapping`);
+- :mod:`~fmrikit.data.flatmaps.fsaverage`: the same for a surface dataset: fsaverage's flat mesh rasterised on
+  a fixed visual crop that every subject shares (what :func:`flatmap_mapping` builds for it);
 - :mod:`~fmrikit.data.flatmaps.cache`: every trial's flatmap, cached once per dataset and size
   (:func:`flatmap_dataset`), and its readers;
 - :mod:`~fmrikit.data.flatmaps.store`: training rows streamed across subjects (:class:`FlatmapStore`).

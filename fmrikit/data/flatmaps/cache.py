@@ -32,6 +32,11 @@ log = logging.getLogger("fmrikit")
 #: Cache format version; a cache written by another version is rebuilt.
 FORMAT_VERSION = 1
 
+#: How a surface dataset's flatmaps are made (its sidecar's parameters).
+_MESH_RECORD = {"mesh": "fsaverage5 flat patches of nilearn, both hemispheres, fixed visual crop (mm): "
+                        "fmrikit.io.fsaverage.visual_crop", "interpolation": "barycentric on the flat triangles, "
+                "3 x 3 samples per pixel", "mask": "pixels with half their weight on dataset vertices"}
+
 #: Trials projected per block when building a cache: about this many float32 values in memory.
 _BLOCK_VALUES = 2**24
 
@@ -145,10 +150,11 @@ def _build(out: Path, source: Path, info, checksum: dict, size: int, roi: str, p
                             "fmrikit_version": __version__})
         write_sidecar(staged[sidecar], command="flatmaps", run_id=new_run_id(), inputs=[checksum],
                       outputs=[out.name],
-                      parameters={"subject": int(info.subject), "roi": roi, "size": size,
-                                  "pycortex_subject": mapping.pycortex_subject, "pycortex_xfm": mapping.pycortex_xfm,
-                                  "flatmap_height": mapping.height, "margin": 0,
-                                  "resampler": "Pillow BILINEAR (antialiased triangle filter)", "dtype": "float16"},
+                      parameters={"subject": int(info.subject), "roi": roi, "size": size, "dtype": "float16",
+                                  **(_MESH_RECORD if mapping.mesh else {
+                                      "pycortex_subject": mapping.pycortex_subject,
+                                      "pycortex_xfm": mapping.pycortex_xfm, "flatmap_height": mapping.height,
+                                      "margin": 0, "resampler": "Pillow BILINEAR (antialiased triangle filter)"})},
                       extra={"n_trials": int(n), "n_voxels": int(info.n_voxels),
                              "n_mask_pixels": int(mapping.mask.sum()), "bbox": list(mapping.bbox),
                              "n_voxels_unmapped": int(mapping._uncovered.sum())})

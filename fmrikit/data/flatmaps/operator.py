@@ -56,11 +56,14 @@ class FlatmapMapping:
         Side of the images (pixels).
     bbox : tuple of int
         ``(row0, row1, col0, col1)`` of the crop (ends exclusive) in pycortex's flatmap image of
-        ``height`` rows (row 0 at the top, as ``make_flatmap_image`` returns it).
+        ``height`` rows (row 0 at the top, as ``make_flatmap_image`` returns it); for a mesh mapping the
+        crop ``(x0, x1, y0, y1)`` in mm of the flat plane (:func:`fmrikit.io.fsaverage.visual_crop`).
     height : int
-        Height (pixels) of the pycortex flatmap the crop was taken from.
+        Height (pixels) of the pycortex flatmap the crop was taken from (0 for a mesh mapping).
     pycortex_subject, pycortex_xfm : str
-        pycortex subject and transform of the mapping.
+        pycortex subject and transform of the mapping ("" for a mesh mapping).
+    mesh : str
+        The mesh of a surface dataset's mapping (:mod:`fmrikit.data.flatmaps.fsaverage`), "" for pycortex.
     """
 
     matrix: object
@@ -71,6 +74,7 @@ class FlatmapMapping:
     height: int
     pycortex_subject: str
     pycortex_xfm: str
+    mesh: str = ""
 
     @property
     def n_voxels(self) -> int:
@@ -150,6 +154,8 @@ def flatmap_mapping(info, size: int = 256, *, pycortex_subject: str | None = Non
                     pycortex_xfm: str | None = None, margin: int = 0) -> FlatmapMapping:
     """Build the flatmap projection of a preprocessed dataset's voxels.
 
+    A surface dataset gets the fsaverage flat operator instead (:func:`.fsaverage.surface_operator`).
+
     Parameters
     ----------
     info : fmrikit.data.dataset.DatasetInfo
@@ -177,6 +183,16 @@ def flatmap_mapping(info, size: int = 256, *, pycortex_subject: str | None = Non
     from scipy import sparse
 
     size, margin = check_int(size, "size", 1), check_int(margin, "margin", 0)
+    if info.is_surface:
+        from fmrikit.data.flatmaps.fsaverage import surface_operator
+
+        if pycortex_subject or pycortex_xfm or margin:
+            raise InputError("pycortex options and margins apply to volume datasets", path=info.path,
+                             expected="none for a surface dataset (its crop is fsaverage's fixed visual crop)",
+                             found=f"subject {pycortex_subject!r}, transform {pycortex_xfm!r}, margin {margin}")
+        matrix, mask, crop = surface_operator(info, size)
+        return FlatmapMapping(matrix=matrix, mask=mask, ijk=np.asarray(info.ijk).copy(), size=size, bbox=crop,
+                              height=0, pycortex_subject="", pycortex_xfm="", mesh=info.mesh)
     subject, xfm, crop, (h, w), bbox = crop_operator(info, pycortex_subject, pycortex_xfm, margin)
     from fmrikit.io.pycortex import FLATMAP_HEIGHT
 
@@ -301,7 +317,7 @@ def write_mapping(group, mapping: FlatmapMapping) -> None:
     """Write a mapping into an HDF5 group.
 
     Datasets ``data``, ``indices``, ``indptr``, ``shape`` (the CSR matrix), ``mask``, ``ijk``; attributes
-    ``size``, ``bbox``, ``height``, ``pycortex_subject``, ``pycortex_xfm``.
+    ``size``, ``bbox``, ``height``, ``pycortex_subject``, ``pycortex_xfm``, ``mesh``.
 
     Parameters
     ----------
@@ -318,7 +334,7 @@ def write_mapping(group, mapping: FlatmapMapping) -> None:
     group.create_dataset("ijk", data=np.asarray(mapping.ijk, dtype=np.int32))
     group.attrs.update({"size": int(mapping.size), "bbox": np.asarray(mapping.bbox, dtype=np.int64),
                         "height": int(mapping.height), "pycortex_subject": mapping.pycortex_subject,
-                        "pycortex_xfm": mapping.pycortex_xfm})
+                        "pycortex_xfm": mapping.pycortex_xfm, "mesh": mapping.mesh})
 
 
 def read_mapping(group) -> FlatmapMapping:
@@ -359,5 +375,5 @@ def read_mapping(group) -> FlatmapMapping:
     return FlatmapMapping(matrix=matrix, mask=mask, ijk=ijk, size=size,
                           bbox=tuple(int(v) for v in group.attrs["bbox"]), height=int(group.attrs["height"]),
                           pycortex_subject=str(group.attrs["pycortex_subject"]),
-                          pycortex_xfm=str(group.attrs["pycortex_xfm"]))
+                          pycortex_xfm=str(group.attrs["pycortex_xfm"]), mesh=str(group.attrs.get("mesh", "")))
 

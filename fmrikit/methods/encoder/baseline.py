@@ -93,7 +93,7 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
             from fmrikit.methods.encoder.predict import prediction_file
 
             with prediction_file(stage / f"{label}_pred.h5", [f"stim-{i}" for i in data.test_stim], data.test_stim,
-                                 data.info.ijk, data.key) as ds:
+                                 data.info.ijk, data.key, data.info.mesh) as ds:
                 ds[:] = pred
             files.append(f"{label}_pred.h5")
         write_sidecar(stage / "ridge.json", command="pretrain", seed=seed, run_id=new_run_id(),

@@ -14,6 +14,9 @@ Outputs, in one folder written atomically:
 ``cluster_sizes.csv``                 voxels per cluster and subject
 ``clusters.h5``                       labels and voxel ijk per subject, per-image cluster responses
 ``clusters.json``                     sidecar, with each cluster's preferred images
+
+A subject on a surface gets ``sub-NN_hemi-{L,R}_desc-clusters_dseg.label.gii`` (labels 1..k, 0 elsewhere, one
+colour and name per cluster) with a flat-mesh and an inflated picture instead of the NIfTI and flatmap.
 """
 
 from __future__ import annotations
@@ -204,6 +207,8 @@ def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, en
     from fmrikit.io.nifti import save_nifti
     from fmrikit.viz.flatmap import save_voxel_map, voxels_to_volume
 
+    if entry.get("mesh"):
+        return _surface_maps(stage, key, labels, ijk, entry["volume_shape"][1], k, flatmap)
     shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
     name = f"{key}_desc-clusters_dseg.nii.gz"
     save_nifti(voxels_to_volume(labels + 1, ijk, shape, fill=0).astype(np.int16), affine, stage / name)
@@ -214,6 +219,21 @@ def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, en
                        pycortex_subject=entry["pycortex_subject"], pycortex_xfm=entry["pycortex_xfm"], vmin=0.5,
                        vmax=k + 0.5, cmap="tab20" if k <= 20 else "nipy_spectral", title=f"{key}: {k} clusters")
         files.append(png)
+    return files
+
+
+def _surface_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, n_vertices: int, k: int,
+                  flatmap: bool) -> list[str]:
+    """A subject on a surface: ``<key>_hemi-{L,R}_desc-clusters_dseg.label.gii`` and flat-mesh / inflated pictures."""
+    from fmrikit.viz.surface import save_vertex_map, vertex_map_names
+
+    names = vertex_map_names(f"{key}_desc-clusters", "dseg", label=True)
+    names["flat"], names["inflated"] = f"{key}_desc-clusters.png", f"{key}_desc-clusters_inflated.png"
+    files = [names["lh"], names["rh"]] + ([names["flat"], names["inflated"]] if flatmap else [])
+    save_vertex_map(labels + 1, ijk[:, 0], ijk[:, 1], n_vertices, gifti={h: stage / names[h] for h in ("lh", "rh")},
+                    flat_png=stage / names["flat"] if flatmap else None,
+                    inflated_png=stage / names["inflated"] if flatmap else None,
+                    label_names={c: f"cluster-{c:02d}" for c in range(1, k + 1)}, title=f"{key}: {k} clusters")
     return files
 
 

@@ -7,6 +7,10 @@ Outputs, in one folder written atomically:
                           image has one: then ``fmrikit evaluate encoding`` reads it), ``voxels/ijk``
 ``sub-NN_img-<name>_pred.png``  flatmaps of the first images
 ``encode.json``           sidecar
+
+For a subject on a surface (its dataset's ``mesh``): ``sub-NN_hemi-{L,R}_pred.mgh`` (float32 (n_vertices, 1, 1,
+n_images) per hemisphere, NaN off the subject's vertices, as NSD stores surface betas) instead of the NIfTI,
+``vertices/hemi`` and ``vertices/index`` instead of ``voxels/ijk``, and flat-mesh and inflated pictures.
 """
 
 from __future__ import annotations
@@ -105,13 +109,17 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     ijk = encoder.voxel_index[key].ijk.cpu().numpy().astype(np.int64)
     shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
     n = len(image_set)
+    mesh = entry.get("mesh", "")
     with staged_dir(out, overwrite=overwrite) as stage:
         pred = _predict_to_h5(stage / f"{label}_pred.h5", encoder, key, image_set, extractor, ijk, root=root,
-                              batch_size=batch_size, device=dev)
-        write_nifti_series((voxels_to_volume(row, ijk, shape) for row in _rows(pred)), n, shape, affine,
-                           stage / f"{label}_pred.nii.gz")
-        files = [f"{label}_pred.h5", f"{label}_pred.nii.gz"]
-        if max_flatmaps and entry.get("pycortex_subject"):
+                              batch_size=batch_size, device=dev, mesh=mesh)
+        if mesh:
+            files = [f"{label}_pred.h5", *_surface_series(stage, pred, ijk, shape[1], label)]
+        else:
+            write_nifti_series((voxels_to_volume(row, ijk, shape) for row in _rows(pred)), n, shape, affine,
+                               stage / f"{label}_pred.nii.gz")
+            files = [f"{label}_pred.h5", f"{label}_pred.nii.gz"]
+        if max_flatmaps and (mesh or entry.get("pycortex_subject")):
             files += _flatmaps(stage, pred, image_set, ijk, entry, label, max_flatmaps)
         write_sidecar(stage / "encode.json", command="encode", seed=None, run_id=new_run_id(),
                       inputs=[{"path": str(path.resolve()), "sha256": weights_checksum(path)}]
@@ -136,11 +144,13 @@ def predict_image_set(encoder, key: str, image_set: ImageSet, extractor, *, root
 
 
 @contextmanager
-def prediction_file(path: Path, names: list[str], stim_id: np.ndarray | None, ijk: np.ndarray, key: str):
+def prediction_file(path: Path, names: list[str], stim_id: np.ndarray | None, ijk: np.ndarray, key: str,
+                    mesh: str = ""):
     """Create a predictions HDF5 (the layout ``fmrikit evaluate encoding`` reads) and yield its ``pred`` dataset.
 
     Datasets: ``pred`` float32 (n_images, n_voxels), chunked by image, for the caller to fill;
-    ``image_name``; ``stim_id`` int64 when given; ``voxels/ijk`` int32 (n_voxels, 3).
+    ``image_name``; ``stim_id`` int64 when given; ``voxels/ijk`` int32 (n_voxels, 3), or on a ``mesh``
+    ``vertices/hemi`` and ``vertices/index`` (the dataset contract's surface columns).
     """
     import h5py
 
@@ -148,14 +158,19 @@ def prediction_file(path: Path, names: list[str], stim_id: np.ndarray | None, ij
         f.create_dataset("image_name", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
         if stim_id is not None:
             f.create_dataset("stim_id", data=np.asarray(stim_id, dtype=np.int64))
-        f.create_dataset("voxels/ijk", data=np.asarray(ijk, dtype=np.int32))
+        if mesh:
+            f.create_dataset("vertices/hemi", data=np.asarray(ijk)[:, 0].astype(np.int8))
+            f.create_dataset("vertices/index", data=np.asarray(ijk)[:, 1].astype(np.int32))
+            f.attrs["mesh"] = mesh
+        else:
+            f.create_dataset("voxels/ijk", data=np.asarray(ijk, dtype=np.int32))
         f.attrs.update({"subject": key, "units": "predicted betas (z-scored units of the training data)"})
         yield f.create_dataset("pred", (len(names), len(ijk)), np.float32, chunks=(1, len(ijk)))
 
 
 def _predict_to_h5(path: Path, encoder, key: str, image_set: ImageSet, extractor, ijk: np.ndarray, *, root,
-                   batch_size: int, device) -> Path:
-    with prediction_file(path, image_set.names, image_set.stim_id, ijk, key) as ds:
+                   batch_size: int, device, mesh: str = "") -> Path:
+    with prediction_file(path, image_set.names, image_set.stim_id, ijk, key, mesh) as ds:
         for rows, pred in predict_image_set(encoder, key, image_set, extractor, root=root, batch_size=batch_size,
                                             device=device):
             ds[rows[0]:rows[-1] + 1] = pred
@@ -175,6 +190,7 @@ def _flatmaps(stage: Path, pred_path: Path, image_set: ImageSet, ijk, entry, lab
     import h5py
 
     from fmrikit.viz.flatmap import save_voxel_map
+    from fmrikit.viz.surface import save_vertex_map
 
     with h5py.File(pred_path, "r") as f:
         first = f["pred"][:min(limit, f["pred"].shape[0])]
@@ -182,9 +198,33 @@ def _flatmaps(stage: Path, pred_path: Path, image_set: ImageSet, ijk, entry, lab
     names = []
     for row, values in enumerate(first):
         name = f"{label}_img-{_safe(image_set.names[row])}_pred.png"
+        style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} predicted response: {image_set.names[row]}")
+        if entry.get("mesh"):
+            inflated = name.replace(".png", "_inflated.png")
+            save_vertex_map(values, ijk[:, 0], ijk[:, 1], entry["volume_shape"][1], flat_png=stage / name,
+                            inflated_png=stage / inflated, **style)
+            names += [name, inflated]
+            continue
         save_voxel_map(values, ijk, tuple(entry["volume_shape"]), np.asarray(entry["affine"]), png_path=stage / name,
-                       pycortex_subject=entry["pycortex_subject"], pycortex_xfm=entry["pycortex_xfm"], vmin=-lim,
-                       vmax=lim, cmap="RdBu_r", title=f"{label} predicted response: {image_set.names[row]}")
+                       pycortex_subject=entry["pycortex_subject"], pycortex_xfm=entry["pycortex_xfm"], **style)
+        names.append(name)
+    return names
+
+
+def _surface_series(stage: Path, pred_path: Path, ijk: np.ndarray, n_vertices: int, label: str) -> list[str]:
+    """``sub-NN_hemi-{L,R}_pred.mgh``: every image's predicted map per hemisphere, one image in memory at a time."""
+    import h5py
+
+    from fmrikit.io.surface import HEMIS, write_mgh_series
+    from fmrikit.viz.surface import hemi_file_name, vertex_maps
+
+    names = []
+    with h5py.File(pred_path, "r") as f:
+        n = f["pred"].shape[0]
+    for hemi in HEMIS:
+        name = hemi_file_name(label, "pred.mgh", hemi)
+        write_mgh_series((vertex_maps(row, ijk[:, 0], ijk[:, 1], n_vertices)[hemi] for row in _rows(pred_path)), n,
+                         n_vertices, stage / name)
         names.append(name)
     return names
 

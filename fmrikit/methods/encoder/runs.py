@@ -335,7 +335,7 @@ def _subject_record(data: EncoderData) -> dict:
     info: DatasetInfo = data.info
     return {"dataset": str(Path(info.path).resolve()), "n_voxels": data.n_voxels,
             "n_train_images": len(data.train_stim), "affine": np.asarray(info.affine).tolist(),
-            "volume_shape": list(info.volume_shape), "pycortex_subject": info.pycortex_subject,
+            "volume_shape": list(info.volume_shape), "mesh": info.mesh, "pycortex_subject": info.pycortex_subject,
             "pycortex_xfm": info.pycortex_xfm, "stimuli_path": info.stimuli_path,
             "stimuli_dataset": info.stimuli_dataset}
 

@@ -94,7 +94,8 @@ def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=
 
     ijk, image_cols, text_cols = union_voxels(image, text)
     return Route(deterministic=deterministic, ijk=ijk, affine=np.asarray(record["affine"]),
-                 volume_shape=tuple(record["volume_shape"]), dataset=Path(record["dataset"]), model_path=folder,
+                 volume_shape=tuple(record["volume_shape"]), mesh=record.get("mesh", ""),
+                 dataset=Path(record["dataset"]), model_path=folder,
                  record={"mapper": record["config"]["arch"], "text_mapper": text is not None, **route_record},
                  inputs=inputs, predict=predict, generate=generate)
 

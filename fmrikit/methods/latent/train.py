@@ -184,8 +184,8 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
                         "n_test_images": int(len(rows_test)), "n_train_trials": int(len(x_train))}
         models[name] = (model, {"target": name, "target_shape": list(shape if name == "image" else text_shape),
                                 "roi": options.image_roi if name == "image" else options.text_roi})
-    record = {"subject": subject, "mapper": mapper, "affine": info.affine.tolist(),
-              "volume_shape": list(info.volume_shape), "dataset": str(dataset), "generator": source,
+    record = {"subject": subject, "mapper": mapper, "affine": np.asarray(info.affine).tolist(),
+              "volume_shape": list(info.volume_shape), "mesh": info.mesh, "dataset": str(dataset), "generator": source,
               "image_size": image_size, "normalisation": "z-scored per session over the session's trials "
               "(fmrikit preprocess); integer betas divided by 300 first"}
     with staged_dir(out, overwrite=True) as stage:

@@ -124,7 +124,8 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
         Dataset to read (its voxel selection): default ``nsdgeneral``, or ``brainmask`` when a
         ``mask`` is given and that dataset exists.
     mask : path-like, optional
-        Binary NIfTI on the dataset's grid selecting its voxels (e.g. a TROI mask).
+        Binary NIfTI on the dataset's grid selecting its voxels (e.g. a TROI mask); for a surface dataset one
+        hemisphere's mask file (``.label.gii``, ``.mgz``) with its partner beside it.
     sessions : list of int, optional
         Sessions whose trials train (default all); test images are the shared ones.
     backbone : path-like, optional
@@ -206,6 +207,10 @@ def mask_columns(mask: str | os.PathLike, info) -> np.ndarray:
     """
     from fmrikit.io.nifti import check_same_grid, load_mask
 
+    from fmrikit.data.surface import SURFACE_FILES, surface_mask_columns
+
+    if info.is_surface or str(mask).endswith(SURFACE_FILES):  # refused there unless both are on a surface
+        return surface_mask_columns(mask, info)
     vol, affine = load_mask(mask)
     check_same_grid({str(mask): (vol.shape, affine), str(info.path): (info.volume_shape, info.affine)})
     inside = vol[tuple(info.ijk.T)]
@@ -232,7 +237,7 @@ def write_subject_outputs(out_dir: Path, names: dict[str, str], model: MindEyeDe
         save_subject_model(tmp["model"], model.cpu(), data.key, subject=data.info.subject, affine=data.info.affine,
                            volume_shape=data.info.volume_shape, base=base, shared_trained=shared_trained,
                            extra={"features": read_config(base)["features"] if base else (extra or {}).get("features"),
-                                  "run_id": run_id, "dataset": str(data.info.path)})
+                                  "run_id": run_id, "dataset": str(data.info.path), "mesh": data.info.mesh})
         write_log(tmp["log"], history, title=f"{command} {data.key}")
         if write_extra is not None:
             write_extra(tmp)

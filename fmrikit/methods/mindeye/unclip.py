@@ -68,7 +68,8 @@ def unclip_route(subject: int, *, model=None, pipeline: str | None = None, root=
                                noise_level=noise_level)
 
     dataset = Path(sub.record.get("dataset", "")) if sub.record.get("dataset") else None
-    return Route(ijk=sub.ijk.astype(np.int64), affine=sub.affine, volume_shape=sub.volume_shape, dataset=dataset,
+    return Route(ijk=sub.ijk.astype(np.int64), affine=sub.affine, volume_shape=sub.volume_shape,
+                 mesh=sub.record.get("mesh", ""), dataset=dataset,
                  model_path=folder, record={"decoder": str(folder), "features": sub.record.get("features"),
                                            "prior": str(prior) if prior else None,
                                            "prior_guidance": prior_guidance if prior else None, **pipe_record},

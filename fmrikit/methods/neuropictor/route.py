@@ -91,7 +91,7 @@ def neuropictor_route(subject: int, *, model=None, pipeline: str | None = None, 
                                    steps=steps, guidance_scale=guidance_scale, control_scale=control_scale)
 
     return Route(ijk=mapping.ijk.astype(np.int64), affine=info.affine, volume_shape=info.volume_shape,
-                 dataset=dataset, model_path=folder,
+                 mesh=info.mesh, dataset=dataset, model_path=folder,
                  record={"neuropictor": str(folder), "control_scale": control_scale,
                         "high_level_from": high_level_from, "flatmap_size": record["flatmap_size"], **pipe_record},
                  inputs=[{"model": str(folder.resolve())}, file_checksum(dataset)], predict=predict,

@@ -29,7 +29,8 @@ class TroiSettings:
         Peak learning rate of the new input layer in stage 1 (the mask's gradients are only
         informative once that layer has learnt something, so it learns fast).
     lowpass : bool
-        Gaussian low-pass filter of the weights in 3D before each selection.
+        Gaussian low-pass filter of the weights before each selection: in 3D, or over surface distance for a
+        surface dataset.
     lowpass_sigma : float
         Filter sigma (mm).
     rewind : bool

@@ -3,8 +3,9 @@
 Stage 1 (sparse mask training) learns a weight per voxel of a coarse region together with a new
 input layer, the backbone frozen: task loss + LASSO x L1(weights), weights under a threshold set
 to zero after every step. After each epoch the weights are low-pass filtered in 3D (Gaussian,
-sigma in mm) and only the best voxels are kept, on a geometric schedule that reaches the budget
-after ``stage1_epochs`` epochs. Stage 2 (learning-rate rewinding) trains a fresh input layer over
+sigma in mm; on a surface dataset over distance along the mid-thickness surface, :mod:`fmrikit.data.mesh`)
+and only the best voxels are kept, on a geometric schedule that reaches the budget after ``stage1_epochs``
+epochs. Stage 2 (learning-rate rewinding) trains a fresh input layer over
 the selected voxels from scratch with the initial learning-rate schedule.
 """
 
@@ -28,6 +29,7 @@ from fmrikit.methods.mindeye.adapt import (SubjectResult, check_desc, load_backb
                                     subject_output_names, train_input_layer, write_subject_outputs)
 from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.features.registry import feature_spec
+from fmrikit.data.dataset import read_info
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import distributed
 from fmrikit.methods.mindeye.loop import fit
@@ -79,6 +81,23 @@ def lowpass(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[int, int, i
     sigma = sigma_mm / np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
     return (gaussian_filter(vol, sigma, mode="constant")[index]
             / gaussian_filter(support, sigma, mode="constant")[index])
+
+
+def column_lowpass(info, ijk: np.ndarray, sigma_mm: float):
+    """TROI's low-pass of per-column weights: :func:`lowpass` in 3D for a volume dataset, a Gaussian over surface
+    distance for a surface dataset (its kernel built once here).
+
+    Returns
+    -------
+    callable
+        ``f(values (V,)) -> ndarray (V,)``.
+    """
+    if info.is_surface:
+        from fmrikit.data.mesh import mesh_kernel, smooth
+
+        kernel = mesh_kernel(info, ijk, sigma_mm)
+        return lambda values: smooth(values, kernel)
+    return lambda values: lowpass(values, ijk, info.volume_shape, info.affine, sigma_mm)
 
 
 def select(scores: np.ndarray, alive: np.ndarray, keep: int) -> np.ndarray:
@@ -136,8 +155,10 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
         raise MissingInputError("no preprocessed dataset of the coarse region", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} --roi {coarse_roi} first")
     out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{check_desc(desc)}"
-    names = subject_output_names(stem, {"mask": f"{stem}_mask.nii.gz", "weights": f"{stem}_weights.nii.gz"})
-    if flatmap:
+    surface = read_info(dataset).is_surface
+    names = subject_output_names(stem, _surface_map_names(stem, flatmap) if surface else
+                                 {"mask": f"{stem}_mask.nii.gz", "weights": f"{stem}_weights.nii.gz"})
+    if flatmap and not surface:
         names.update(mask_png=f"{stem}_mask.png", weights_png=f"{stem}_weights.png")
     checkpoint = start_run([out_dir / n for n in names.values()], overwrite=overwrite)
     if pretrained:
@@ -189,6 +210,9 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                 from fmrikit.io.nifti import save_nifti
                 from fmrikit.viz.flatmap import save_voxel_map, voxels_to_volume
 
+                if surface:
+                    _write_surface_maps(tmp, info, selected, weights, stem, flatmap)
+                    return
                 binary = voxels_to_volume(np.ones(len(selected)), info.ijk[selected], info.volume_shape, fill=0)
                 save_nifti(binary.astype(np.uint8), info.affine, tmp["mask"])
                 save_nifti(voxels_to_volume(weights, info.ijk, info.volume_shape, fill=0).astype(np.float32),
@@ -214,6 +238,35 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                          extra={"stage1_voxels_per_epoch": counts, "selected": data.ijk[selected]})
 
 
+def _surface_map_names(stem: str, flatmap: bool) -> dict[str, str]:
+    """Output names of the mask (label GIFTI) and weights (GIFTI) of a surface dataset, and their pictures: ``mask``
+    and ``weights`` are the left hemisphere's files, ``mask_rh`` and ``weights_rh`` the right one's."""
+    from fmrikit.viz.surface import vertex_map_names
+
+    names = {}
+    for kind in ("mask", "weights"):
+        files = vertex_map_names(stem, kind, label=kind == "mask")
+        names.update({kind: files["lh"], f"{kind}_rh": files["rh"]})
+        if flatmap:
+            names.update({f"{kind}_png": files["flat"], f"{kind}_inflated": files["inflated"]})
+    return names
+
+
+def _write_surface_maps(tmp: dict[str, Path], info, selected: np.ndarray, weights: np.ndarray, stem: str,
+                        flatmap: bool) -> None:
+    from fmrikit.viz.surface import save_vertex_map
+
+    for kind, values, cols, style in (
+            ("mask", np.ones(len(selected)), selected,
+             dict(label_names={1: "selected"}, title=f"{stem}: {len(selected)} vertices")),
+            ("weights", weights, np.arange(info.n_voxels),
+             dict(vmin=0, cmap="viridis", title=f"{stem}: mask weights"))):
+        save_vertex_map(values, info.hemi[cols], info.vertex[cols], info.n_mesh_vertices,
+                        gifti={"lh": tmp[kind], "rh": tmp[f"{kind}_rh"]},
+                        flat_png=tmp[f"{kind}_png"] if flatmap else None,
+                        inflated_png=tmp[f"{kind}_inflated"] if flatmap else None, **style)
+
+
 def _stage1(model: MindEyeDecoder, data: SubjectData, train_targets: torch.Tensor, troi: TroiSettings,
             settings: TrainSettings, ctx, train_shared: bool, checkpoint: Path, resume: bool
             ) -> tuple[np.ndarray, list[int]]:
@@ -224,14 +277,14 @@ def _stage1(model: MindEyeDecoder, data: SubjectData, train_targets: torch.Tenso
     params = set_trainable(model, data.key, train_shared)
     gate = VoxelGate(data.n_voxels, troi.threshold, troi.lasso).to(ctx.device)
     groups = [{"params": params}, {"params": [gate.weight], "lr": troi.mask_lr, "weight_decay": 0.0}]
-    info = data.info
     counts: list[int] = []
+    smoothing = column_lowpass(data.info, data.ijk, troi.lowpass_sigma) if troi.lowpass else None
 
     def epoch_end(epoch: int) -> dict:
         with torch.no_grad():
             w = (gate.weight * gate.alive).detach().cpu().numpy().astype(np.float64)
             alive = gate.alive.cpu().numpy()
-            score = lowpass(w, data.ijk, info.volume_shape, info.affine, troi.lowpass_sigma) if troi.lowpass else w
+            score = smoothing(w) if smoothing else w
             keep = select(score, alive, keep_count(data.n_voxels, troi.budget, troi.stage1_epochs, epoch, troi.warmup_epochs))
             gate.alive.copy_(torch.from_numpy(keep))
             gate.weight.mul_(gate.alive)
