@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from fmrikit.errors import CorruptFileError, DataValueError, GridMismatchError, MissingInputError
-from fmrikit.io.hdf5 import open_h5, read_rows
+from fmrikit.io.hdf5 import INTEGERS, NUMBERS, check_dtype, open_h5, read_rows
 
 REQUIRED = ("betas", "trials/stim_id", "trials/session", "trials/shared", "voxels/ijk")
+ATTRIBUTES = ("subject", "affine", "volume_shape")
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,11 @@ def read_info(path: str | os.PathLike) -> DatasetInfo:
     MissingInputError, CorruptFileError
     """
     with open_h5(path) as f:
-        missing = [k for k in REQUIRED if k not in f]
+        missing = [k for k in REQUIRED if k not in f] + [f"attribute {k}" for k in ATTRIBUTES if k not in f.attrs]
         if missing:
             raise CorruptFileError("not an fmrikit preprocessed dataset", path=path,
                                    expected="datasets " + ", ".join(REQUIRED), found=f"missing {missing}")
+        _check_tables(f, path)
         a = f.attrs
         return DatasetInfo(
             path=Path(path), subject=int(a["subject"]),
@@ -79,6 +81,30 @@ def read_info(path: str | os.PathLike) -> DatasetInfo:
             ncsnr=f["voxels/ncsnr"][:] if "voxels/ncsnr" in f else None,
             nsd_root=str(a.get("nsd_root", "")), space=str(a.get("space", "")),
         )
+
+
+def _check_tables(f, path) -> None:
+    """Refuse tables of the wrong type or length: text or complex values, a voxel or trial count that disagrees."""
+    for name, kinds in (("betas", NUMBERS), ("trials/stim_id", INTEGERS), ("trials/session", INTEGERS),
+                        ("trials/shared", "b" + INTEGERS), ("voxels/ijk", INTEGERS)):
+        check_dtype(f[name], kinds, path)
+    betas, ijk = f["betas"].shape, f["voxels/ijk"].shape
+    n_trials = {name: len(f[name]) for name in ("trials/stim_id", "trials/session", "trials/shared")}
+    if len(betas) != 2 or len(ijk) != 2 or ijk[1] != 3:
+        raise DataValueError("betas or voxels/ijk have the wrong shape", path=path,
+                             expected="betas (n_trials, n_voxels) and voxels/ijk (n_voxels, 3)",
+                             found=f"betas {betas}, voxels/ijk {ijk}")
+    if betas[1] != ijk[0]:
+        raise DataValueError("the betas' voxel count disagrees with voxels/ijk", path=path,
+                             expected=f"{ijk[0]} columns (one per voxels/ijk row)", found=f"{betas[1]}")
+    wrong = {k: v for k, v in n_trials.items() if v != betas[0]}
+    if wrong:
+        name, n = next(iter(wrong.items()))
+        raise DataValueError(f"{name} disagrees with the betas' trial count", path=path,
+                             expected=f"{betas[0]} rows", found=str(n))
+    if len(f["trials/stim_id"]) and f["trials/stim_id"][:].min() < 0:
+        raise DataValueError("negative stimulus ids", path=path, expected="0-based ids >= 0",
+                             found=str(int(f["trials/stim_id"][:].min())))
 
 
 def read_betas(path: str | os.PathLike, trials: np.ndarray | slice | None = None) -> np.ndarray:
