@@ -346,7 +346,8 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                            png_path=tmp[names["map_png"]], pycortex_subject=pycortex[0], pycortex_xfm=pycortex[1],
                            title=title)
         write_sidecar(tmp[names["betas.json"]], command=command, parameters=params, inputs=inputs,
-                      run_id=run_id, outputs=sorted(names.values()), extra=extra)
+                      run_id=run_id, outputs=sorted(names.values()), extra=extra,
+                      root=root, folder=out_dir)
     ensure_dataset_description(root)
     return PreprocessResult(betas=out_dir / names["betas.h5"], mask=out_dir / names["mask.nii.gz"],
                             sidecar=out_dir / names["betas.json"],

@@ -214,7 +214,8 @@ def provenance_record(inputs: list[dict[str, Any]], run_id: str | None = None) -
 def write_sidecar(path: str | os.PathLike, *, command: str, parameters: dict[str, Any],
                   inputs: list[dict[str, Any]], seed: int | None = None,
                   run_id: str | None = None, outputs: list[str] | None = None,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  extra: dict[str, Any] | None = None, root=None,
+                  folder: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write the JSON sidecar of an output.
 
     Parameters
@@ -235,16 +236,25 @@ def write_sidecar(path: str | os.PathLike, *, command: str, parameters: dict[str
         File names written by the run.
     extra : dict, optional
         Further results to record (counts, timings).
+    root : path-like, optional
+        The project folder: the inputs' paths are then stored relative to it (:func:`portable_path`), with
+        :data:`PROJECT_KEY` seen from ``folder``.
+    folder : path-like, optional
+        Where the sidecar ends up when ``path`` is staged (default: the folder of ``path``).
 
     Returns
     -------
     dict
         The sidecar's content.
     """
+    if root is not None:
+        inputs = [dict(i, path=portable_path(i["path"], root)) if "path" in i else i for i in inputs]
     record = {"Description": f"fmrikit {command}", "command": command, "seed": seed, "parameters": parameters,
               "outputs": outputs or [], **provenance_record(inputs, run_id)}
     if extra:
         record.update(extra)
+    if root is not None:
+        record[PROJECT_KEY] = project_pointer(folder if folder is not None else Path(path).parent, root)
     write_json(path, record)
     return record
 

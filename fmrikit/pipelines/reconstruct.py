@@ -331,6 +331,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                                   "batch_size": batch_size, "device": str(dev), "betas": str(betas) if betas else None,
                                   "trials": trials},
                       outputs=["contact_sheet.png", "predictions.h5"] + [str(p.relative_to(stage)) for p in written],
+                      root=root, folder=out,
                       extra={"route": route.record, "n_inputs": int(len(x)), "stim_id": stim.tolist(),
                              "seeds": [[sample_seed(seed, r, s) for r in range(len(x))] for s in range(samples)]})
     return ReconstructResult(out=out, images=[out / p.relative_to(stage) for p in written],

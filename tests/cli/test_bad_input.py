@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,85 +27,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fmrikit.cli.main import app
+from tests.cli.conftest import World
 
 runner = CliRunner()
-
-
-@dataclass
-class World:
-    """The battery's project (``root``), the simulated NSD tree it came from, good input files (``files``) and the
-    case's own folder (``tmp``)."""
-
-    root: Path
-    nsd: Path
-    files: Path
-    tmp: Path = None
-
-    def __getitem__(self, name: str) -> str:
-        return str(self.files / name)
-
-
-@pytest.fixture(scope="module")
-def world(sim_world, tmp_path_factory, one_thread) -> World:
-    """Subjects 1 and 2 preprocessed, then tiny models: the decoder, subject 1's adapted decoder, an encoder, the
-    embedded autoencoder and subject 1's CNN latent mapper; and good input files for every command."""
-    from fmrikit.data.dataset import read_info
-    from fmrikit.data.preprocess import preprocess_nsd
-    from fmrikit.engine.settings import SupervisedSettings
-    from fmrikit.methods.encoder.runs import pretrain_encoder
-    from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
-    from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
-    from fmrikit.methods.latent.settings import AutoencoderSize
-    from fmrikit.methods.latent.train import pretrain_latent_mapper
-    from fmrikit.methods.mindeye.adapt import adapt_subject
-    from fmrikit.methods.mindeye.pretrain import pretrain_decoder
-    from fmrikit.methods.mindeye.settings import ModelSize, TrainSettings
-
-    base = tmp_path_factory.mktemp("battery")
-    w = World(root=base / "proj", nsd=sim_world, files=base / "files")
-    for s in (1, 2):
-        preprocess_nsd(sim_world, s, root=w.root, flatmap=False)
-    quick = TrainSettings(epochs=1, batch_size=8)
-    pretrain_decoder([1, 2], root=w.root, size=ModelSize(hidden=16, n_blocks=1, proj_hidden=16), settings=quick,
-                     device="cpu")
-    adapt_subject(1, root=w.root, settings=quick, device="cpu")
-    pretrain_encoder([1], root=w.root, size=EncoderSize(channels=4, embed_dim=4),
-                     settings=EncoderSettings(epochs=1, batch_images=16, voxels_per_image=20), device="cpu")
-    pretrain_autoencoder([1, 2], root=w.root, size=AutoencoderSize(image_size=32, channels=(16, 16)),
-                         settings=SupervisedSettings(epochs=1, batch_size=32, patience=None), device="cpu")
-    pretrain_latent_mapper(1, mapper="cnn", root=w.root, overrides={"epochs": 1, "batch_size": 64}, device="cpu")
-
-    files = w.files
-    files.mkdir()
-    info = read_info(w.root / "sub-01/sub-01_desc-preproc_betas.h5")
-    session = sim_world / "nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.nii.gz"
-    img = nib.load(session)
-    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :6], img.affine), files / "betas.nii.gz")
-    mask = np.zeros(info.volume_shape, np.uint8)
-    mask[tuple(info.ijk[:40].T)] = 1
-    nib.save(nib.Nifti1Image(mask, info.affine), files / "mask.nii.gz")
-    nib.save(nib.Nifti1Image(mask[:-1], info.affine), files / "mask_other_grid.nii.gz")
-    (files / "images").mkdir()
-    (files / "truth").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        picture = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-        Image.fromarray(picture).save(files / "images" / f"trial-{i}_stim-{i}.png")
-        Image.fromarray(picture).save(files / "truth" / f"stim-{i}.png")
-    shared = np.unique(info.stim_id[info.shared])
-    with h5py.File(files / "pred.h5", "w") as f:
-        f["pred"] = rng.normal(size=(len(shared), info.n_voxels)).astype(np.float32)
-        f["stim_id"] = shared
-        f["voxels/ijk"] = info.ijk
-    for name in ("brain.h5", "image.h5"):
-        with h5py.File(files / name, "w") as f:
-            f["embeddings"] = rng.normal(size=(8, 5)).astype(np.float32)
-            f["stim_id"] = np.arange(8)
-    (files / "notes.txt").write_text("a user's file\n")
-    (files / "folder").mkdir()
-    (files / "folder" / "data.csv").write_text("1,2\n")
-    (files / "pipeline").mkdir()
-    return w
 
 
 # -- what each case may damage: copies in its own folder -------------------------------------------------------
@@ -222,6 +147,16 @@ def _read_only(w: World, monkeypatch) -> None:
     monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == w.tmp / "locked" else real(p, mode, **k))
 
 
+def _busy(output: Callable[[World], Path]) -> Callable:
+    """A setup: a live process (the test runner's parent) holds the lock of the output."""
+    def setup(w: World, monkeypatch) -> None:
+        path = output(w)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / f".{path.name}.lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                                                    "started": "earlier"}))
+    return setup
+
+
 def devices(command: str, base: Callable[[World], list[str]]) -> None:
     case(command, "--device cuda", lambda w: [*base(w), "--device", "cuda"], "CUDA is not available")
     case(command, "--device tpu", lambda w: [*base(w), "--device", "tpu"], "--device")
@@ -242,6 +177,8 @@ case("preprocess", "--subject 0", lambda w: [*PRE(w), "--subject", "0"], "--subj
 case("preprocess", "--subject 9", lambda w: [*PRE(w), "--subject", "9"], "subj09")
 case("preprocess", "--sessions 0", lambda w: [*PRE(w), "--sessions", "0"], "--sessions")
 case("preprocess", "--sessions 1-9", lambda w: [*PRE(w), "--sessions", "1-9"], "session03")
+case("preprocess", "another run on the subject", lambda w: [*PRE(w), "--subject", "1"], "another fmrikit run",
+     setup=_busy(lambda w: w.tmp / "proj/sub-01/sub-01_desc-preproc_betas.h5"))
 case("preprocess", "--labels abc", lambda w: [*PRE(w), "--labels", "abc"], "--labels")
 case("preprocess", "--roi missing", lambda w: [*PRE(w), "--roi", "nope"], "nope")
 case("preprocess", "--nsd-root missing", lambda w: ["preprocess", "--nsd-root", str(w.tmp / "none"), *R(w)], "none")
@@ -357,6 +294,7 @@ case("pretrain decoder", "negative stimulus ids", lambda w: ["pretrain", "decode
 case("pretrain decoder", "not a dataset", lambda w: ["pretrain", "decoder", "--subjects", "1", "--root",
                                                      str(w.tmp / "proj")], "sub-01_desc-preproc_betas.h5",
      setup=lambda w, mp: _edit_dataset(w, lambda f: f.__delitem__("betas")))
+case("pretrain decoder", "another run on the output", DEC, "another fmrikit run", setup=_busy(lambda w: w.tmp / "dec"))
 case("pretrain decoder", "out of memory", lambda w: DEC(w), "--batch-size", code=1,
      setup=lambda w, mp: mp.setattr("fmrikit.methods.mindeye.loop.optimizer_step", _out_of_memory))
 

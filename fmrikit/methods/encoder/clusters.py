@@ -176,7 +176,8 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
                                   "n_candidate_images": len(candidates), "top": n_top,
                                   "normalisation": "L2 per voxel embedding"},
                       outputs=files + ["clusters.json"],
-                      extra={"sizes": sizes, "top_images": top_images})
+                      extra={"sizes": sizes, "top_images": top_images},
+                      root=root, folder=out)
     return ClusterResult(out=out, labels=labels, sizes=sizes, top_images=top_images)
 
 

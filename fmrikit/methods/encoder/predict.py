@@ -121,7 +121,8 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
                       parameters={"subject": subject, "model": str(path), "images": None if shared else str(images),
                                   "shared": shared, "n_images": n, "batch_size": batch_size,
                                   "features": record["features"], "device": str(dev)},
-                      outputs=files + ["encode.json"])
+                      outputs=files + ["encode.json"],
+                      root=root, folder=out)
     return EncodeResult(out=out, n_images=n, files=files)
 
 

@@ -336,7 +336,8 @@ def write_encoder(out: Path, model: UniversalEncoder, subjects: dict[str, dict],
         write_log(stage / LOG_NAME, history)
         write_sidecar(stage / SIDECAR_NAME, command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=["config.json", "model.safetensors", LOG_NAME],
-                      extra={"encoding": scores, "final_epoch": history[-1] if history else None})
+                      extra={"encoding": scores, "final_epoch": history[-1] if history else None},
+                      root=root, folder=out)
 
 
 def subject_info(record: dict, key: str, path: Path) -> dict:

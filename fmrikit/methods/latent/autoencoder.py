@@ -170,6 +170,7 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
                       outputs=["config.json", "diffusion_pytorch_model.safetensors", LOG_NAME],
                       extra={"n_train_images": int(len(train)), "n_val_images": int(len(val)),
                              "best_epoch": result.best_epoch, "val_mse": min(r["val_loss"] for r in result.history),
-                             "scaling_factor": float(1 / z.std()), "stimuli": info.stimuli_path})
+                             "scaling_factor": float(1 / z.std()), "stimuli": info.stimuli_path},
+                      root=root, folder=out)
     finish_run(checkpoint)
     return out

@@ -212,7 +212,8 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
                                   "options": asdict(options), "training": {n: asdict(mapper_settings(
                                       scores[n]["arch"], overrides)) for n in scores},
                                   "text": use_text, "device": str(dev)},
-                      outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores})
+                      outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores},
+                      root=root, folder=out)
     finish_run(checkpoints)
     return MapperResult(model=out, scores=scores, history=histories)
 

@@ -248,5 +248,6 @@ def write_subject_outputs(out_dir: Path, names: dict[str, str], model: MindEyeDe
         write_sidecar(tmp["sidecar"], command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=list(names.values()),
                       extra={"retrieval": scores, "n_voxels": data.n_voxels, "n_train_trials": len(data.train_x),
-                             "final_epoch": history[-1] if history else None, **(extra or {})})
+                             "final_epoch": history[-1] if history else None, **(extra or {})},
+                      root=root, folder=out_dir)
     return {k: out_dir / v for k, v in names.items()}

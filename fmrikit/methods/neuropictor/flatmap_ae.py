@@ -211,7 +211,8 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
                                  "n_train_images": int(len(images) - len(val_images)),
                                  "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
                                  "val_mse": min((r["val_loss"] for r in result.history), default=None),
-                                 "scores": scores})
+                                 "scores": scores},
+                          root=root, folder=out)
         finish_run(checkpoint)
     ctx.barrier()
     model.eval()

@@ -424,7 +424,8 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
                                       "world_size": ctx.world_size},
                           outputs=["config.json", "model.safetensors", CONTROLNET_DIR, LOG_NAME],
                           extra={**record, "n_train_trials": int(len(train_rows)), "n_val_trials": int(len(val_rows)),
-                                 "best_epoch": fit.best_epoch, "scores": scores})
+                                 "best_epoch": fit.best_epoch, "scores": scores},
+                          root=root, folder=out)
         finish_run(checkpoint)
     ctx.barrier()
     return NeuroPictorResult(model=out, scores=scores, history=fit.history)
