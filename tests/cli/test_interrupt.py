@@ -98,3 +98,68 @@ def test_sigkill_while_checkpointing_then_resume_is_bit_identical(project, strai
     assert ".decoder.lock" in left and any(n.startswith(".staging-.decoder.checkpoint.") for n in left), left
     _resume_matches(project, out, weights)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".staging-", ".decoder.lock"))]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """A tiny Stable Diffusion 2.1-shaped pipeline and flatmap autoencoder for NeuroPictor."""
+    from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAutoencoder
+    from tests.tiny_diffusion import save_tiny_sd21
+
+    folder = tmp_path_factory.mktemp("parts")
+    torch.manual_seed(0)
+    FlatmapAutoencoder(image_size=64, patch_size=16, width=32, depth=1, heads=2).save_pretrained(folder / "fae")
+    save_tiny_sd21(folder / "sd21")
+    return folder
+
+
+SUPERVISED = "fmrikit.engine.supervised:optimizer_step"
+#: Each trainable model's command line (two epochs, tiny), where its optimiser steps, and its weights files.
+MODELS = {
+    "encoder": (lambda w, p: ["pretrain", "encoder", "--subjects", "1", "--channels", "4", "--embed-dim", "4",
+                              "--batch-size", "8", "--voxels-per-image", "20"],
+                "fmrikit.methods.encoder.fit:optimizer_step", ["model.safetensors"]),
+    "autoencoder": (lambda w, p: ["pretrain", "autoencoder", "--subjects", "1,2", "--image-size", "32",
+                                  "--batch-size", "32"], SUPERVISED, ["diffusion_pytorch_model.safetensors"]),
+    "latent-mapper": (lambda w, p: ["pretrain", "latent-mapper", "--subject", "1", "--mapper", "gcn",
+                                    "--batch-size", "32", "--patience", "9"], SUPERVISED,
+                      ["image/model.safetensors"]),
+    "prior": (lambda w, p: ["pretrain", "prior", "--subject", "1", "--batch-size", "16", "--backbone",
+                            str(w.root / "sub-01/sub-01_desc-adapt_decoder")], SUPERVISED,
+              ["diffusion_pytorch_model.safetensors"]),
+    "flatmap-ae": (lambda w, p: ["pretrain", "flatmap-ae", "--subjects", "1,2", "--flatmap-size", "64", "--width",
+                                 "32", "--depth", "1", "--heads", "2", "--batch-size", "32"], SUPERVISED,
+                   ["model.safetensors"]),
+    "neuropictor": (lambda w, p: ["pretrain", "neuropictor", "--subjects", "2", "--pipeline", str(p / "sd21"),
+                                  "--flatmap-ae", str(p / "fae"), "--batch-size", "32"], SUPERVISED,
+                    ["model.safetensors", "controlnet/diffusion_pytorch_model.safetensors"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_sigkill_mid_epoch_then_resume_is_bit_identical_for_every_model(world, parts, name, tmp_path, monkeypatch,
+                                                                      one_thread):
+    import importlib
+
+    base, hook, files = MODELS[name]
+
+    def args(out: Path) -> list[str]:
+        return [*base(world, parts), "--epochs", "2", "--device", "cpu", "--root", str(world.root), "--out", str(out)]
+
+    module_name, attribute = hook.split(":")
+    module = importlib.import_module(module_name)
+    real, calls = getattr(module, attribute), []
+    monkeypatch.setattr(module, attribute, lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = runner.invoke(app, args(tmp_path / "straight"))
+    assert result.exit_code == 0, result.output
+    monkeypatch.undo()
+    killed = _killed(args(tmp_path / "cut"), hook, len(calls) // 2 + 2, "SIGKILL")  # epoch 2, second step
+    assert killed.returncode == -9, killed.stderr
+    assert (tmp_path / ".cut.checkpoint").is_dir() and (tmp_path / ".cut.lock").is_file()
+    result = runner.invoke(app, [*args(tmp_path / "cut"), "--resume"])
+    assert result.exit_code == 0, result.output
+    for name in files:
+        straight, resumed = load_file(tmp_path / "straight" / name), load_file(tmp_path / "cut" / name)
+        assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
