@@ -41,6 +41,19 @@ def subject_label(subject: int) -> str:
     return f"sub-{int(subject):02d}"
 
 
+def check_desc(desc: str) -> str:
+    """Return ``desc`` if it is a BIDS ``desc-`` label (letters and digits only).
+
+    Raises
+    ------
+    InputError
+    """
+    if not desc or not str(desc).isalnum():
+        raise InputError("--desc must be letters and digits (a BIDS desc- label)", expected="e.g. troi, adaptRoi",
+                         found=repr(desc))
+    return desc
+
+
 def subject_dir(root: str | os.PathLike | None, subject: int) -> Path:
     """Folder of one subject's derivatives."""
     return project_root(root) / subject_label(subject)

@@ -351,7 +351,8 @@ def evaluate_labels(labels: str | os.PathLike, reference: str | os.PathLike, out
         w = load_image(within, ndim=3)
         grids[str(within)] = (w.shape, w.affine)
     check_same_grid(grids)
-    la, lb = (np.rint(image_data(img, path, np.float64)).astype(np.int64) for img, path in ((a, labels), (b, reference)))
+    la, lb = (np.rint(image_data(img, path, np.float64)).astype(np.int64)
+              for img, path in ((a, labels), (b, reference)))
     sel = image_data(w, within) > 0 if w is not None else (la > 0) & (lb > 0)
     res = M.label_agreement(la[sel], lb[sel])
     metrics = {"ari": Metric("adjusted Rand index", res["ari"], chance=0.0),

@@ -29,7 +29,8 @@ def simulate(
     """Write a miniature NSD-format world with known ground truth."""
     from fmrikit.data.simulate import SimulationConfig, simulate as run
 
-    config = SimulationConfig(n_subjects=subjects, sessions=int_list(sessions, "--sessions"), trials_per_session=trials_per_session,
+    config = SimulationConfig(n_subjects=subjects, sessions=int_list(sessions, "--sessions"),
+                              trials_per_session=trials_per_session,
                               runs_per_session=runs, n_shared=shared, image_size=image_size, noise=noise,
                               formats=[f.strip() for f in betas_format.split(",")], seed=seed)
     path = call(run, out, config, overwrite=overwrite)

@@ -145,7 +145,8 @@ def autoencoder(
     from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
 
     settings = replace(AUTOENCODER_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    path = call(pretrain_autoencoder, int_list(subjects, "--subjects"), root=root, out=out, size=AutoencoderSize(image_size=image_size),
+    path = call(pretrain_autoencoder, int_list(subjects, "--subjects"), root=root, out=out,
+                size=AutoencoderSize(image_size=image_size),
                 settings=settings, device=device, resume=resume, overwrite=overwrite)
     out_console.print(f"autoencoder: {path}")
 
@@ -266,7 +267,8 @@ def flatmap_ae(
     size = call(FlatmapAESize.from_preset, preset, image_size=flatmap_size, patch_size=patch_size, width=width,
                 depth=depth, heads=heads)
     settings = replace(FLATMAP_AE_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
-    result = call(pretrain_flatmap_ae, int_list(subjects, "--subjects"), root=root, roi=roi, size=size, settings=settings,
+    result = call(pretrain_flatmap_ae, int_list(subjects, "--subjects"), root=root, roi=roi, size=size,
+                  settings=settings,
                   sessions=sessions_list(sessions), device=device, out=out, resume=resume, overwrite=overwrite)
     reports.flatmap_ae(result)
 

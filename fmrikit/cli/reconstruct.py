@@ -33,11 +33,11 @@ def reconstruct(
                                                        "prior) sampling the image embedding.")] = None,
     prior_guidance: Annotated[float, typer.Option(min=0.0, help="unclip with --prior: the prior's guidance scale.")]
     = 1.0,
-    control_scale: Annotated[Optional[float], typer.Option(min=0.0, help="neuropictor: weight of the low-level control (0: "
-                                                                "semantics only) [default: 1].")] = None,
-    high_level_from: Annotated[Optional[int], typer.Option(min=0, help="neuropictor: 0-based trial of the subject's dataset "
-                                                                "whose semantics every input takes (structure "
-                                                                "kept).")] = None,
+    control_scale: Annotated[Optional[float], typer.Option(
+        min=0.0, help="neuropictor: weight of the low-level control (0: semantics only) [default: 1].")] = None,
+    high_level_from: Annotated[Optional[int], typer.Option(
+        min=0, help="neuropictor: 0-based trial of the subject's dataset whose semantics every input takes "
+                    "(structure kept).")] = None,
     input_scale: Annotated[str, typer.Option(help="auto (integer betas: /300 and z-score over the file's volumes; "
                                                   "float: already z-scored), raw or zscored.")] = "auto",
     samples: Annotated[int, typer.Option(min=1, help="Images per input (diffusion routes).")] = 1,
@@ -45,8 +45,8 @@ def reconstruct(
     steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 50,
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="img2img: fraction of the steps run from the "
                                                                    "noised latent (above 0).")] = 0.75,
-    guidance_scale: Annotated[Optional[float], typer.Option(min=0.0, help="Classifier-free guidance scale [default: 7.5; "
-                                                                 "neuropictor 5].")] = None,
+    guidance_scale: Annotated[Optional[float], typer.Option(
+        min=0.0, help="Classifier-free guidance scale [default: 7.5; neuropictor 5].")] = None,
     noise_level: Annotated[int, typer.Option(min=0, help="unCLIP: noise added to the image embedding.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Inputs per pipeline call.")] = 8,
     max_sheet: Annotated[int, typer.Option(min=0, help="Inputs shown on the contact sheet.")] = 24,

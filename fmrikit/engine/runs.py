@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -98,9 +99,11 @@ def _first_difference(old: Any, new: Any, key: str = "") -> tuple[str, Any, Any]
 
 
 def _plain(value: Any) -> Any:
-    """A JSON round trip of settings (dataclasses as dicts, tuples as lists, paths as strings)."""
+    """A JSON round trip of settings (dataclasses as dicts, tuples as lists, paths as absolute strings)."""
     def default(obj):
-        return asdict(obj) if is_dataclass(obj) else str(obj)
+        if is_dataclass(obj):
+            return asdict(obj)
+        return os.path.abspath(obj) if isinstance(obj, Path) else str(obj)
 
     return json.loads(json.dumps(value, default=default))
 

@@ -429,6 +429,8 @@ case("adapt-subject encoder", "--backbone missing", lambda w: [*ADE(w), "--backb
 devices("adapt-subject encoder", ADE)
 ADN = lambda w: ["adapt-subject", "neuropictor", "--subject", "1", *R(w)]  # noqa: E731
 numbers("adapt-subject neuropictor", ADN, {"--uncond-prob": ["1"], "--lr": ["nan"], "--semantic-weight": ["-1"]})
+case("adapt-subject neuropictor", "--desc a-b", lambda w: [*ADN(w), "--desc", "a-b"], "--desc")
+case("adapt-subject encoder", "--desc a-b", lambda w: [*ADE(w)[:-2], "--desc", "a-b"], "--desc")
 case("adapt-subject neuropictor", "--backbone missing", lambda w: [*ADN(w), "--backbone", str(w.tmp / "none")],
      "none")
 devices("adapt-subject neuropictor", ADN)

@@ -27,7 +27,8 @@ def test_outputs_are_marked_with_their_kind_and_a_hand_edit_unmarks_a_file(tmp_p
         tmp["a.json"].write_text("{}")
         tmp["b"].mkdir()
     assert json.loads((tmp_path / "model/.fmrikit").read_text()) == {"kind": "pretrain decoder"}
-    assert [output_kind(tmp_path / n) for n in ("model", "a.json", "b")] == ["pretrain decoder", "roi-train", "roi-train"]
+    kinds = [output_kind(tmp_path / n) for n in ("model", "a.json", "b")]
+    assert kinds == ["pretrain decoder", "roi-train", "roi-train"]
     (tmp_path / "a.json").write_text('{"edited": 1}')
     assert output_kind(tmp_path / "a.json") is None and output_kind(tmp_path / "none") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == [".a.json.fmrikit", "a.json", "b", "model"]

@@ -23,7 +23,7 @@ from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import (PROJECT_KEY, checksum_digest, new_run_id, portable_path, project_pointer,
                                    resolve_recorded, write_sidecar)
-from fmrikit.project import default_encoder_path, subject_encoder_path, subject_key
+from fmrikit.project import check_desc, default_encoder_path, subject_encoder_path, subject_key
 from fmrikit.methods.encoder.model import UniversalEncoder
 from fmrikit.engine.serialization import read_config, weights_checksum
 from fmrikit.project import preproc_betas_path
@@ -202,9 +202,7 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         raise InputError("the image features and sizes come from the pretrained encoder",
                          expected="no features, image model or size (or pretrained=False: --no-pretrained)",
                          found=f"features {features!r}, image model {image_model!r}, size {size}")
-    if not desc or not desc.isalnum():
-        raise InputError("desc must be letters and digits only (a BIDS entity value)", expected="e.g. adapt",
-                         found=repr(desc))
+    check_desc(desc)
     if size is not None:
         size.check()
     out = Path(out) if out is not None else subject_encoder_path(root, subject, desc)

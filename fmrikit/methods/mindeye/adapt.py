@@ -15,14 +15,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from fmrikit.errors import DataValueError, InputError, MissingInputError
+from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.atomic import staged_outputs
 from fmrikit.io.provenance import checksum_digest, file_checksum, new_run_id, portable_path, write_sidecar
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import read_config
 from fmrikit.methods.mindeye.subject import save_subject_model
-from fmrikit.project import preproc_betas_path, subject_dir, subject_label
+from fmrikit.project import check_desc, preproc_betas_path, subject_dir, subject_label
 from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores
 from fmrikit.engine.runs import finish_run, one_run, start_run, write_log
 from fmrikit.data.splits import SubjectData, load_subject_data
@@ -190,13 +190,6 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
 def subject_output_names(stem: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """File names of a subject training run: model folder, log, sidecar (+ ``extra``)."""
     return {"model": f"{stem}_decoder", "log": f"{stem}_log.tsv", "sidecar": f"{stem}.json", **(extra or {})}
-
-
-def check_desc(desc: str) -> str:
-    if not desc or not desc.isalnum():
-        raise InputError("--desc must be letters and digits (a BIDS desc- label)", expected="e.g. troi, adaptRoi",
-                         found=repr(desc))
-    return desc
 
 
 def mask_columns(mask: str | os.PathLike, info) -> np.ndarray:

@@ -38,7 +38,8 @@ from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import (PROJECT_KEY, file_checksum, new_run_id, portable_path, portable_source,
                                    project_pointer, resolve_source, write_sidecar)
 from fmrikit.diffusion import control_image
-from fmrikit.project import (adapted_neuropictor_path, default_neuropictor_path, preproc_betas_path, subject_label)
+from fmrikit.project import (adapted_neuropictor_path, check_desc, default_neuropictor_path, preproc_betas_path,
+                             subject_label)
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.engine.supervised import fit_supervised
@@ -178,7 +179,8 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     ae_folder = Path(flatmap_ae) if flatmap_ae is not None else default_flatmap_ae_path(root)
     out = Path(out) if out is not None else default_neuropictor_path(root)
     checkpoint = start_run([out], kind="pretrain neuropictor", overwrite=overwrite, resume=resume,
-                           inputs=[*(preproc_betas_path(root, s, roi) for s in subjects), ae_folder, pipeline, captions],
+                           inputs=[*(preproc_betas_path(root, s, roi) for s in subjects), ae_folder, pipeline,
+                                   captions],
                            root=root, settings={"subjects": subjects, "roi": roi, "pipeline": pipeline,
                                                 "flatmap_ae": ae_folder, "sessions": sessions, "training": settings,
                                                 "options": options})
@@ -228,7 +230,7 @@ def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, ba
     options, settings = options or NeuroPictorOptions(), settings or NEUROPICTOR_SETTINGS
     options.check()
     settings.check()
-    out = Path(out) if out is not None else adapted_neuropictor_path(root, subject, desc)
+    out = Path(out) if out is not None else adapted_neuropictor_path(root, subject, check_desc(desc))
     checkpoint = start_run([out], kind="adapt-subject neuropictor", overwrite=overwrite, resume=resume,
                            inputs=[base, captions], root=root,
                            settings={"subject": subject, "base": base, "sessions": sessions, "training": settings,

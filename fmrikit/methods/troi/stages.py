@@ -24,8 +24,8 @@ from fmrikit.errors import InputError, MissingInputError, RunError
 from fmrikit.io.provenance import new_run_id
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import subject_key
-from fmrikit.project import default_decoder_path, preproc_betas_path, subject_dir, subject_label
-from fmrikit.methods.mindeye.adapt import (SubjectResult, check_desc, load_backbone, set_trainable,
+from fmrikit.project import check_desc, default_decoder_path, preproc_betas_path, subject_dir, subject_label
+from fmrikit.methods.mindeye.adapt import (SubjectResult, load_backbone, set_trainable,
                                     subject_output_names, train_input_layer, write_subject_outputs)
 from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.features.registry import feature_spec
