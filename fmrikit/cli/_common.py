@@ -44,7 +44,7 @@ def error_line(text: str) -> None:
 
 
 #: OS errors that are the machine's state, never a bug: shown as one line (exit 1) like a run failure.
-_OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+_OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 #: Exit status of an interrupted command (128 + SIGINT), as shells report Ctrl-C.
 INTERRUPTED = 130
 

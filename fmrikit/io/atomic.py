@@ -118,9 +118,9 @@ def check_replaceable(path: str | os.PathLike, *, kind: str | None, overwrite: b
                                 expected=f"an output of fmrikit {kind}", found="a symbolic link")
     found = output_kind(path)
     if found != kind:
-        raise OutputExistsError("not replaced: fmrikit did not write it" if found is None else
-                                "not replaced: another kind of output", path=path,
-                                expected=f"an output of fmrikit {kind} (--overwrite replaces only those)",
+        raise OutputExistsError(("not replaced: fmrikit did not write it" if found is None else
+                                 "not replaced: another kind of output") + "; --overwrite replaces only outputs of "
+                                "the same command", path=path, expected=f"an output of fmrikit {kind}",
                                 found=f"an output of fmrikit {found}" if found else
                                 f"a {'folder' if path.is_dir() else 'file'} without fmrikit's marker")
 
