@@ -29,6 +29,7 @@ from fmrikit.io.provenance import checksum_digest, file_checksum
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
 from fmrikit.checks import check_option
 from fmrikit.data.dataset import DatasetInfo, read_stimuli
+from fmrikit.io.hub import offline_hub
 
 KINDS = {"img2img": "StableDiffusionImg2ImgPipeline", "unclip": "StableUnCLIPImg2ImgPipeline",
          "controlnet": "StableDiffusionControlNetPipeline"}
@@ -55,7 +56,8 @@ def resolve_pipeline(source: str | os.PathLike) -> tuple[Path, dict]:
     from huggingface_hub import snapshot_download
 
     try:
-        snapshot = Path(snapshot_download(str(source), local_files_only=True))
+        with offline_hub():
+            snapshot = Path(snapshot_download(str(source), local_files_only=True))
     except Exception as exc:  # not cached, or not a valid id: the hub raises several types
         raise MissingInputError("diffusers model not found locally (weights are never downloaded)", path=source,
                                 expected=_WHERE, found=_first_line(exc)) from exc
@@ -68,7 +70,8 @@ def resolve_pipeline(source: str | os.PathLike) -> tuple[Path, dict]:
 @contextmanager
 def quiet_loading():
     """Switch off loading bars and advice (``pip install accelerate``...) of diffusers and transformers, restored
-    afterwards, and the ``torch_dtype`` renaming warning of diffusers >= 0.36."""
+    afterwards, and the ``torch_dtype`` renaming warning of diffusers >= 0.36; the hub is offline meanwhile
+    (:func:`~fmrikit.io.hub.offline_hub`)."""
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
@@ -79,7 +82,7 @@ def quiet_loading():
     dlog.set_verbosity_error()
     tlog.set_verbosity_error()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), offline_hub():
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             yield
     finally:

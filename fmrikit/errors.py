@@ -63,9 +63,17 @@ class DataValueError(InputError):
 
 
 class OutputExistsError(InputError):
-    """An output exists already and ``overwrite`` was not requested."""
+    """An output exists already and ``overwrite`` was not requested, or it is not fmrikit's to replace."""
+
+
+class OutputBusyError(InputError):
+    """Another run is writing the same output right now."""
 
 
 class RunError(FmrikitError):
     """The run failed for a reason that is not the input's fault: a diverged loss, memory running out, a
     training that selected or saved nothing."""
+
+
+class RunInterrupted(RunError):
+    """The run was interrupted (Ctrl-C); the CLI exits with status 130."""

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from fmrikit._version import __version__
-from fmrikit.errors import MissingInputError
+from fmrikit.errors import InputError, MissingInputError
 
 DEFAULT_ROOT = Path("derivatives") / "fmrikit"
 ROOT_ENV = "FMRIKIT_ROOT"
@@ -29,8 +29,29 @@ def project_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def subject_label(subject: int) -> str:
-    """``sub-NN`` label of a 1-based subject number."""
+    """``sub-NN`` label of a 1-based subject number.
+
+    Raises
+    ------
+    InputError
+        ``subject`` is not a number from 1.
+    """
+    if isinstance(subject, bool) or int(subject) != subject or subject < 1:
+        raise InputError("subjects are numbered from 1", expected="--subject 1 or more", found=repr(subject))
     return f"sub-{int(subject):02d}"
+
+
+def check_desc(desc: str) -> str:
+    """Return ``desc`` if it is a BIDS ``desc-`` label (letters and digits only).
+
+    Raises
+    ------
+    InputError
+    """
+    if not desc or not str(desc).isalnum():
+        raise InputError("--desc must be letters and digits (a BIDS desc- label)", expected="e.g. troi, adaptRoi",
+                         found=repr(desc))
+    return desc
 
 
 def subject_dir(root: str | os.PathLike | None, subject: int) -> Path:

@@ -18,9 +18,11 @@ from fmrikit._logging import logger
 from fmrikit.analysis import metrics as M
 from fmrikit.analysis.results import Metric, write_report
 from fmrikit.errors import DataValueError, FmrikitError, MissingInputError
+from fmrikit.io.atomic import claim_outputs, one_run
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.project import preproc_betas_path, project_root, subject_label
-from fmrikit.checks import check_option
+from fmrikit.checks import check_number, check_option
+from fmrikit.engine.steps import memory_guard
 
 #: Protocol presets; every key is recorded in results.json.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -53,10 +55,13 @@ def default_out(kind: str, root: str | os.PathLike | None = None) -> Path:
     return project_root(root) / "evaluate" / f"{kind}-{new_run_id()}"
 
 
+@one_run
+@memory_guard
 def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str | os.PathLike, *,
                    preset: str = "mindeye2", truth_dataset: str = "imgBrick", clip_model: str | None = None,
                    weights_dir: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32,
-                   offline_network: bool = True, overwrite: bool = False) -> dict[str, Any]:
+                   offline_network: bool = True, root: str | os.PathLike | None = None,
+                   overwrite: bool = False) -> dict[str, Any]:
     """Reconstruction metrics: PixCorr, SSIM, AlexNet(2/5), Inception, CLIP, EffNet-B, SwAV.
 
     Parameters
@@ -80,6 +85,8 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     batch_size : int
     offline_network : bool
         Also report two-way identification on EfficientNet-Lite0 features (labelled as not protocol).
+    root : path-like, optional
+        Project folder, which ``out`` must not be.
     overwrite : bool
 
     Returns
@@ -87,9 +94,14 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     dict
         The results record.
     """
+    from fmrikit.devices import resolve_device
     from fmrikit.io.images import load_image_pairs
 
     protocol = _preset(preset)
+    check_number("--batch-size", batch_size, low=1)
+    resolve_device(device)
+    claim_outputs([out], kind="evaluate recon", overwrite=overwrite, inputs=[pred, truth, clip_model, weights_dir],
+                  root=root)
     keys, gt_list, rec_list = load_image_pairs(pred, truth, truth_dataset)
     n = len(keys)
     if n < 2:
@@ -135,9 +147,10 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
                         figure=lambda p: _recon_figure(gt, rec, keys, p), overwrite=overwrite)
 
 
+@one_run
 def evaluate_retrieval(brain: str | os.PathLike, image: str | os.PathLike, out: str | os.PathLike, *,
                        n_candidates: int = 300, n_draws: int = 30, seed: int = 42, key: str = "embeddings",
-                       overwrite: bool = False) -> dict[str, Any]:
+                       root: str | os.PathLike | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Image retrieval (brain -> image) and brain retrieval (image -> brain), top-1.
 
     Parameters
@@ -150,8 +163,13 @@ def evaluate_retrieval(brain: str | os.PathLike, image: str | os.PathLike, out: 
         Candidates per draw, number of draws, seed of the draws.
     key : str
         Dataset name of the embeddings.
+    root : path-like, optional
+        Project folder, which ``out`` must not be.
     overwrite : bool
     """
+    check_number("--candidates", n_candidates, low=2)
+    check_number("--draws", n_draws, low=1)
+    claim_outputs([out], kind="evaluate retrieval", overwrite=overwrite, inputs=[brain, image], root=root)
     b_ids, b = _read_embeddings(brain, key)
     i_ids, i = _read_embeddings(image, key)
     if b_ids is not None and i_ids is not None:
@@ -178,6 +196,7 @@ def evaluate_retrieval(brain: str | os.PathLike, image: str | os.PathLike, out: 
                         figure=lambda p: _retrieval_figure(metrics, details, p), overwrite=overwrite)
 
 
+@one_run
 def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathLike, *,
                       root: str | os.PathLike | None = None, roi: str | None = None, flatmap: bool = True,
                       overwrite: bool = False) -> dict[str, Any]:
@@ -199,21 +218,35 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     overwrite : bool
     """
     from fmrikit.data.dataset import read_betas, read_info
-    from fmrikit.io.hdf5 import open_h5
+    from fmrikit.io.hdf5 import INTEGERS, NUMBERS, check_dtype, open_h5
 
     data_path = preproc_betas_path(root, subject, roi)
+    claim_outputs([out], kind="evaluate encoding", overwrite=overwrite, inputs=[pred, data_path], root=root)
     info = read_info(data_path)
     with open_h5(pred, "pred") as f:
         for name in ("stim_id",):
             if name not in f:
                 raise DataValueError("prediction file lacks a dataset", path=pred, expected=name,
                                      found=", ".join(f.keys()))
+        check_dtype(f["pred"], NUMBERS, pred)
+        check_dtype(f["stim_id"], INTEGERS, pred)
+        if "voxels/ijk" in f:
+            check_dtype(f["voxels/ijk"], INTEGERS, pred)
         predicted = np.asarray(f["pred"][:], dtype=np.float64)
         stim = f["stim_id"][:].astype(np.int64)
         pred_ijk = f["voxels/ijk"][:] if "voxels/ijk" in f else None
         if "vertices/hemi" in f:  # a surface prediction: its columns' (hemi, vertex, 0) addresses
             index = f["vertices/index"][:].astype(np.int64)
             pred_ijk = np.stack([f["vertices/hemi"][:].astype(np.int64), index, np.zeros_like(index)], 1)
+    if predicted.ndim != 2 or len(stim) != len(predicted) or (pred_ijk is not None and pred_ijk.shape != (
+            predicted.shape[1], 3)):
+        raise DataValueError("prediction tables of inconsistent shapes", path=pred,
+                             expected="pred (n_images, n_voxels), stim_id (n_images,), voxels/ijk (n_voxels, 3)",
+                             found=f"pred {predicted.shape}, stim_id {stim.shape}"
+                                   + (f", voxels/ijk {pred_ijk.shape}" if pred_ijk is not None else ""))
+    if not np.isfinite(predicted).all():
+        raise DataValueError("predictions contain NaN or Inf", path=pred, expected="finite values",
+                             found=f"{int((~np.isfinite(predicted)).sum())} non-finite values")
     cols = _match_voxels(pred_ijk, predicted.shape[1], info.ijk, pred)
     missing = np.setdiff1d(stim, info.stim_id)
     if missing.size:
@@ -289,14 +322,16 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
                         overwrite=overwrite)
 
 
+@one_run
 def evaluate_mask(mask: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
-                  overwrite: bool = False) -> dict[str, Any]:
+                  root: str | os.PathLike | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Dice, precision and recall of a voxel mask against a reference mask (values > 0)."""
-    from fmrikit.io.nifti import check_same_grid, load_image
+    from fmrikit.io.nifti import check_same_grid, image_data, load_image
 
+    claim_outputs([out], kind="evaluate mask", overwrite=overwrite, inputs=[mask, reference], root=root)
     a, b = load_image(mask, ndim=3), load_image(reference, ndim=3)
     check_same_grid({str(reference): (b.shape, b.affine), str(mask): (a.shape, a.affine)})
-    res = M.mask_overlap(np.asarray(a.dataobj) > 0, np.asarray(b.dataobj) > 0)
+    res = M.mask_overlap(image_data(a, mask) > 0, image_data(b, reference) > 0)
     metrics = {"dice": Metric("Dice", res["dice"]), "precision": Metric("precision", res["precision"]),
                "recall": Metric("recall", res["recall"])}
     return write_report(out, kind="mask", preset=None, protocol={"foreground": "value > 0"}, n=res["n_mask"],
@@ -304,24 +339,27 @@ def evaluate_mask(mask: str | os.PathLike, reference: str | os.PathLike, out: st
                         overwrite=overwrite)
 
 
+@one_run
 def evaluate_labels(labels: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
-                    within: str | os.PathLike | None = None, overwrite: bool = False) -> dict[str, Any]:
+                    within: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
+                    overwrite: bool = False) -> dict[str, Any]:
     """Adjusted Rand index and normalised mutual information of a label volume vs a reference.
 
     Voxels compared: those labelled (> 0) in both volumes, or all voxels of ``within``.
     """
-    from fmrikit.io.nifti import check_same_grid, load_image
+    from fmrikit.io.nifti import check_same_grid, image_data, load_image
 
+    claim_outputs([out], kind="evaluate labels", overwrite=overwrite, inputs=[labels, reference, within], root=root)
     a, b = load_image(labels, ndim=3), load_image(reference, ndim=3)
     grids = {str(reference): (b.shape, b.affine), str(labels): (a.shape, a.affine)}
-    la, lb = np.rint(np.asarray(a.dataobj)).astype(np.int64), np.rint(np.asarray(b.dataobj)).astype(np.int64)
+    w = None
     if within is not None:
         w = load_image(within, ndim=3)
         grids[str(within)] = (w.shape, w.affine)
-        sel = np.asarray(w.dataobj) > 0
-    else:
-        sel = (la > 0) & (lb > 0)
     check_same_grid(grids)
+    la, lb = (np.rint(image_data(img, path, np.float64)).astype(np.int64)
+              for img, path in ((a, labels), (b, reference)))
+    sel = image_data(w, within) > 0 if w is not None else (la > 0) & (lb > 0)
     res = M.label_agreement(la[sel], lb[sel])
     metrics = {"ari": Metric("adjusted Rand index", res["ari"], chance=0.0),
                "nmi": Metric("normalised mutual information", res["nmi"], chance=0.0)}
@@ -366,11 +404,20 @@ def _network_metric(net, label: str, kind: str, gt: np.ndarray, rec: np.ndarray,
 
 
 def _read_embeddings(path, key):
-    from fmrikit.io.hdf5 import open_h5
+    from fmrikit.io.hdf5 import INTEGERS, NUMBERS, check_dtype, open_h5
 
     with open_h5(path, key) as f:
+        check_dtype(f[key], NUMBERS, path)
+        if "stim_id" in f:
+            check_dtype(f["stim_id"], INTEGERS, path)
         emb = np.asarray(f[key][:], dtype=np.float64).reshape(f[key].shape[0], -1)
         ids = f["stim_id"][:].astype(np.int64) if "stim_id" in f else None
+    if not np.isfinite(emb).all():
+        raise DataValueError("embeddings contain NaN or Inf", path=path, expected="finite values",
+                             found=f"{int((~np.isfinite(emb)).sum())} non-finite values")
+    if ids is not None and len(ids) != len(emb):
+        raise DataValueError("stim_id and the embeddings differ in length", path=path, expected=str(len(emb)),
+                             found=str(len(ids)))
     if ids is not None and len(np.unique(ids)) != len(ids):
         raise DataValueError("repeated stim ids", path=path, expected="one row per stimulus",
                              found=f"{len(ids) - len(np.unique(ids))} repeats")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fmrikit.errors import CorruptFileError, MissingInputError
-from fmrikit.io.atomic import staged_outputs
+from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import provenance_record, write_json
 
 SCHEMA = "fmrikit.evaluate/1"
@@ -45,7 +45,8 @@ def write_report(out_dir: str | os.PathLike, *, kind: str, preset: str | None, p
                  n: int, metrics: dict[str, Metric], details: dict[str, Any], inputs: list[dict],
                  figure: Callable[[Path], None] | None = None, extra_files: dict[str, Callable[[Path], None]] | None = None,
                  overwrite: bool = False) -> dict[str, Any]:
-    """Write ``results.json``, ``results.md`` and ``figure.png`` (plus extra files) into ``out_dir``.
+    """Write the folder ``out_dir`` of ``results.json``, ``results.md`` and ``figure.png`` (plus extra files), an
+    output of kind ``evaluate <kind>``.
 
     Parameters
     ----------
@@ -66,7 +67,8 @@ def write_report(out_dir: str | os.PathLike, *, kind: str, preset: str | None, p
         The content of ``results.json``.
     """
     names = ["results.json", "results.md"] + (["figure.png"] if figure else []) + list(extra_files or {})
-    with staged_outputs(out_dir, names, overwrite=overwrite) as tmp:
+    with staged_dir(out_dir, overwrite=overwrite, kind=f"evaluate {kind}") as stage:
+        tmp = {n: stage / n for n in names}
         record = {"schema": SCHEMA, "kind": kind, "preset": preset, "protocol": protocol, "n": n,
                   "metrics": {k: asdict(m) for k, m in metrics.items()}, "details": details,
                   "outputs": names, "provenance": provenance_record(inputs)}
@@ -98,11 +100,13 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         raise MissingInputError("results file not found", path=path, expected="results.json")
     try:
         record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptFileError("not valid JSON", path=path, found=str(exc)) from exc
-    if record.get("schema") != SCHEMA:
-        raise CorruptFileError("not an fmrikit results file", path=path, expected=SCHEMA,
-                               found=str(record.get("schema")))
+    schema = record.get("schema") if isinstance(record, dict) else f"a JSON {type(record).__name__}"
+    if schema != SCHEMA or not {"kind", "n"} <= set(record) or not isinstance(record.get("metrics"), dict) or \
+            not all(isinstance(m, dict) and {"label", "status", "value"} <= set(m) for m in record["metrics"].values()):
+        raise CorruptFileError("not an fmrikit results file", path=path, expected=SCHEMA + " with its metrics",
+                               found=str(schema))
     return record
 
 

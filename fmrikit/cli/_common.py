@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from typing import Callable, Optional, TypeVar
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from fmrikit.errors import FmrikitError, InputError
+from fmrikit.errors import FmrikitError, InputError, RunInterrupted
 
 T = TypeVar("T")
 err_console = Console(stderr=True)
@@ -42,10 +43,17 @@ def error_line(text: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
 
+#: OS errors that are the machine's state, never a bug: shown as one line (exit 1) like a run failure.
+_OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: Exit status of an interrupted command (128 + SIGINT), as shells report Ctrl-C.
+INTERRUPTED = 130
+
+
 def call(fn: Callable[..., T], *args, **kwargs) -> T:
     """Run a library function; show an :class:`FmrikitError` as one red line and exit.
 
-    Exit status 2 for bad input (:class:`InputError`), 1 for other failures.
+    Exit status 2 for bad input (:class:`InputError`), 130 when interrupted (Ctrl-C), 1 for other failures (and
+    for a full disk or a folder without write permission).
     """
     try:
         return fn(*args, **kwargs)
@@ -53,17 +61,28 @@ def call(fn: Callable[..., T], *args, **kwargs) -> T:
         if state.debug:
             raise
         error_line(exc.one_line())
-        raise typer.Exit(2 if isinstance(exc, InputError) else 1) from None
+        code = INTERRUPTED if isinstance(exc, RunInterrupted) else 2 if isinstance(exc, InputError) else 1
+        raise typer.Exit(code) from None
+    except KeyboardInterrupt:
+        if state.debug:
+            raise
+        error_line("interrupted")
+        raise typer.Exit(INTERRUPTED) from None
+    except OSError as exc:
+        if state.debug or exc.errno not in _OS_ERRNOS:
+            raise
+        error_line(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror))
+        raise typer.Exit(1) from None
 
 
-def int_list(text: Optional[str]) -> Optional[list[int]]:
-    """Parse ``1,2,3`` into a list of ints (None stays None)."""
+def int_list(text: Optional[str], option: str) -> Optional[list[int]]:
+    """Parse ``1,2,3``, the value of ``option``, into a list of ints (None stays None)."""
     if text is None:
         return None
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from None
 
 
 def sessions_list(text: Optional[str]) -> Optional[list[int]]:
@@ -89,9 +108,9 @@ class FmrikitGroup(TyperGroup):
             where = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
             error_line(exc.format_message() + where)
             sys.exit(exc.exit_code)
-        except Abort:
-            error_line("aborted")
-            sys.exit(1)
+        except (Abort, KeyboardInterrupt):
+            error_line("interrupted")
+            sys.exit(INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -13,13 +13,14 @@ from fmrikit.cli._common import call, err_console, int_list, out_console
 
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder to create for the simulated NSD tree.")],
-    subjects: Annotated[int, typer.Option(help="Number of subjects.")] = 4,
+    subjects: Annotated[int, typer.Option(min=1, help="Number of subjects.")] = 4,
     sessions: Annotated[str, typer.Option(help="Sessions per subject; a list such as 4,4,3 gives each its own.")] = "4",
-    trials_per_session: Annotated[int, typer.Option(help="Trials per session.")] = 150,
-    runs: Annotated[int, typer.Option(help="Runs per session.")] = 5,
-    shared: Annotated[int, typer.Option(help="Images every subject sees.")] = 60,
-    image_size: Annotated[int, typer.Option(help="Stimulus size in pixels.")] = 64,
-    noise: Annotated[float, typer.Option(help="Trial noise sd (% signal change; signal sd is 0.5-1.5).")] = 1.5,
+    trials_per_session: Annotated[int, typer.Option(min=6, help="Trials per session.")] = 150,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per session.")] = 5,
+    shared: Annotated[int, typer.Option(min=1, help="Images every subject sees.")] = 60,
+    image_size: Annotated[int, typer.Option(min=16, help="Stimulus size in pixels.")] = 64,
+    noise: Annotated[float, typer.Option(min=0.0, help="Trial noise sd (% signal change; signal sd is 0.5-1.5).")]
+    = 1.5,
     betas_format: Annotated[str, typer.Option("--format", help="nifti, hdf5 or both; a list such as nifti,hdf5 "
                                                                 "cycles over subjects.")] = "nifti",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -28,7 +29,8 @@ def simulate(
     """Write a miniature NSD-format world with known ground truth."""
     from fmrikit.data.simulate import SimulationConfig, simulate as run
 
-    config = SimulationConfig(n_subjects=subjects, sessions=int_list(sessions), trials_per_session=trials_per_session,
+    config = SimulationConfig(n_subjects=subjects, sessions=int_list(sessions, "--sessions"),
+                              trials_per_session=trials_per_session,
                               runs_per_session=runs, n_shared=shared, image_size=image_size, noise=noise,
                               formats=[f.strip() for f in betas_format.split(",")], seed=seed)
     path = call(run, out, config, overwrite=overwrite)
@@ -37,7 +39,7 @@ def simulate(
 
 def preprocess(
     nsd_root: Annotated[Optional[Path], typer.Option(help="NSD tree (holds nsddata/, nsddata_betas/).")] = None,
-    subject: Annotated[int, typer.Option(help="Subject number (1-based).")] = 1,
+    subject: o.Subject = 1,
     betas: Annotated[str, typer.Option(help="betas_assumehrf | betas_fithrf | betas_fithrf_GLMdenoise_RR")]
     = "betas_fithrf_GLMdenoise_RR",
     space: Annotated[str, typer.Option(help="func1pt8mm | func1mm | fsaverage (NSD's surface betas, both "
@@ -73,10 +75,10 @@ def preprocess(
     """Z-score single-trial betas per session into the subject's dataset file."""
     from fmrikit.data import preprocess as pp
 
-    common = dict(root=root, labels=int_list(labels), zscore_exclude_shared=zscore_exclude_shared,
+    common = dict(root=root, labels=int_list(labels, "--labels"), zscore_exclude_shared=zscore_exclude_shared,
                   pycortex_subject=pycortex_subject, pycortex_xfm=pycortex_xfm, flatmap=flatmap, name=name,
                   overwrite=overwrite)
-    surface = dict(root=root, labels=int_list(labels), flatmap=flatmap, name=name, overwrite=overwrite)
+    surface = dict(root=root, labels=int_list(labels, "--labels"), flatmap=flatmap, name=name, overwrite=overwrite)
     is_surface = algonauts_root is not None or (nsd_root is not None and space == "fsaverage")
     if is_surface and (pycortex_subject or pycortex_xfm):
         err_console.print("[bold red]error:[/] --pycortex-subject/--pycortex-xfm apply to volume data; surface maps "
@@ -97,9 +99,8 @@ def preprocess(
         result = call(pp.preprocess_nsd, nsd_root, subject, betas=betas, space=space, sessions=session_list, roi=roi,
                       **common)
     elif trials is not None and betas_file and images is not None and mask is not None:
-        scale = input_scale if input_scale == "auto" else float(input_scale)
         result = call(pp.preprocess_files, betas_file, trials, subject, mask=mask, images=images,
-                      images_dataset=images_dataset, input_scale=scale, **common)
+                      images_dataset=images_dataset, input_scale=input_scale, **common)
     else:
         err_console.print("[bold red]error:[/] give --nsd-root, --algonauts-root, or --betas-file, --trials, --images "
                           "and --mask")

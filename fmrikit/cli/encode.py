@@ -16,7 +16,7 @@ ForwardBatch = Annotated[int, typer.Option(min=1, help="Images per forward pass.
 def encode(
     images: Annotated[Optional[Path], typer.Argument(help="An image file or a folder of images.",
                                                      show_default=False)] = None,
-    subject: Annotated[int, typer.Option(help="Subject whose responses are predicted.")] = ...,
+    subject: Annotated[int, typer.Option(min=1, help="Subject whose responses are predicted.")] = ...,
     shared: Annotated[bool, typer.Option("--shared", help="Predict the subject's test images (the dataset's "
                                                           "shared stimuli) instead.")] = False,
     model: Annotated[Optional[Path], typer.Option(help="Encoder folder [default: <root>/models/encoder if it holds "
@@ -25,7 +25,7 @@ def encode(
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/sub-NN/sub-NN_encode-<name>]."
                                                 )] = None,
     batch_size: ForwardBatch = 32,
-    max_flatmaps: Annotated[int, typer.Option(help="Flatmap PNGs for the first this many images.")] = 16,
+    max_flatmaps: Annotated[int, typer.Option(min=0, help="Flatmap PNGs for the first this many images.")] = 16,
     device: o.Device = "auto",
     root: o.Root = None,
     overwrite: o.Overwrite = False,
@@ -39,7 +39,7 @@ def encode(
 
 
 def cluster_embeddings(
-    k: Annotated[int, typer.Option("--k", help="Number of clusters.")] = 20,
+    k: Annotated[int, typer.Option("--k", min=2, help="Number of clusters.")] = 20,
     subjects: Annotated[Optional[str], typer.Option(help="Subjects clustered together, e.g. 1,2 [default: all of "
                                                          "the encoder's].")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Encoder folder [default: <root>/models/encoder].")] = None,
@@ -47,10 +47,10 @@ def cluster_embeddings(
     = "kmeans",
     images: Annotated[Optional[Path], typer.Option(help="Folder of candidate images for each cluster's montage "
                                                         "[default: the subjects' stimuli].")] = None,
-    max_images: Annotated[int, typer.Option(help="Most candidate images scored (a random subset when more).")]
+    max_images: Annotated[int, typer.Option(min=1, help="Most candidate images scored (a random subset when more).")]
     = 1000,
-    top: Annotated[int, typer.Option(help="Images per cluster montage.")] = 8,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    top: Annotated[int, typer.Option(min=1, help="Images per cluster montage.")] = 8,
+    seed: o.Seed = 0,
     flatmap: Annotated[bool, typer.Option(help="Render a flatmap PNG per subject.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/clusters/<method>-k<k>].")]
     = None,
@@ -62,7 +62,7 @@ def cluster_embeddings(
     """Cluster voxel embeddings of several subjects into one functional map; each cluster's top images."""
     from fmrikit.methods.encoder.clusters import cluster_embeddings as run
 
-    result = call(run, k, subjects=int_list(subjects), model=model, method=method, images=images,
+    result = call(run, k, subjects=int_list(subjects, "--subjects"), model=model, method=method, images=images,
                   max_images=max_images, top=top, root=root, out=out, seed=seed, flatmap=flatmap,
                   batch_size=batch_size, device=device, overwrite=overwrite)
     out_console.print(f"{k} clusters over {', '.join(result.labels)}: {result.out}")

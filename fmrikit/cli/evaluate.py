@@ -83,8 +83,8 @@ def recon(
     clip_model: Annotated[Optional[str], typer.Option(help="Local CLIP ViT-L/14 folder or HF-cache id.")] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help="Folder with alexnet.pth, inception_v3.pth, "
                                                              "efficientnet_b1.pth, swav_resnet50.pth.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Images per network batch.")] = 32,
+    device: o.Device = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per network batch.")] = 32,
     out: OutOption = None,
     root: o.Root = None,
     overwrite: o.Overwrite = False,
@@ -94,7 +94,7 @@ def recon(
 
     folder = _out(out, "recon", root)
     record = call(evaluate_recon, pred, truth, folder, preset=preset, truth_dataset=truth_dataset,
-                  clip_model=clip_model, weights_dir=weights_dir, device=device, batch_size=batch_size,
+                  clip_model=clip_model, weights_dir=weights_dir, device=device, batch_size=batch_size, root=root,
                   overwrite=overwrite)
     _show(record, folder)
 
@@ -103,8 +103,8 @@ def recon(
 def retrieval(
     brain: Annotated[Path, typer.Option(help="HDF5 of brain embeddings (dataset 'embeddings', optional 'stim_id').")],
     image: Annotated[Path, typer.Option(help="HDF5 of image embeddings (same layout).")],
-    candidates: Annotated[int, typer.Option(help="Candidates per draw.")] = 300,
-    draws: Annotated[int, typer.Option(help="Number of draws.")] = 30,
+    candidates: Annotated[int, typer.Option(min=2, help="Candidates per draw.")] = 300,
+    draws: Annotated[int, typer.Option(min=1, help="Number of draws.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the draws.")] = 42,
     key: Annotated[str, typer.Option(help="Dataset name of the embeddings.")] = "embeddings",
     out: OutOption = None,
@@ -116,7 +116,7 @@ def retrieval(
 
     folder = _out(out, "retrieval", root)
     record = call(evaluate_retrieval, brain, image, folder, n_candidates=candidates, n_draws=draws, seed=seed,
-                  key=key, overwrite=overwrite)
+                  key=key, root=root, overwrite=overwrite)
     _show(record, folder)
 
 
@@ -124,7 +124,7 @@ def retrieval(
 def encoding(
     pred: Annotated[Path, typer.Option(help="HDF5 with 'pred' (n_images, n_voxels), 'stim_id', optional "
                                             "'voxels/ijk'.")],
-    subject: Annotated[int, typer.Option(help="Subject whose preprocessed dataset holds the measurements.")],
+    subject: Annotated[int, typer.Option(min=1, help="Subject whose preprocessed dataset holds the measurements.")],
     roi: Annotated[Optional[str], typer.Option(help="Voxel selection of the dataset [default: nsdgeneral].")]
     = None,
     flatmap: Annotated[bool, typer.Option(help="Draw a flatmap of r.")] = True,
@@ -153,7 +153,7 @@ def mask(
     from fmrikit.analysis.evaluate import evaluate_mask
 
     folder = _out(out, "mask", root)
-    _show(call(evaluate_mask, mask_file, reference, folder, overwrite=overwrite), folder)
+    _show(call(evaluate_mask, mask_file, reference, folder, root=root, overwrite=overwrite), folder)
 
 
 @app.command("labels")
@@ -170,4 +170,5 @@ def labels(
     from fmrikit.analysis.evaluate import evaluate_labels
 
     folder = _out(out, "labels", root)
-    _show(call(evaluate_labels, labels_file, reference, folder, within=within, overwrite=overwrite), folder)
+    _show(call(evaluate_labels, labels_file, reference, folder, within=within, root=root, overwrite=overwrite),
+          folder)

@@ -39,7 +39,7 @@ def sys_info(
         "--plan", metavar="MODEL",
         help="Instead: estimate the GPU memory a model preset needs to train and sample (neuropictor).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="Batch size per GPU for --plan [default: 16].")] = None,
+        "--batch-size", min=1, help="Batch size per GPU for --plan [default: 16].")] = None,
 ) -> None:
     """Versions, compute device, pycortex filestore and model cache locations; or a GPU memory plan."""
     import json

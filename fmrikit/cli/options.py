@@ -12,7 +12,21 @@ Root = Annotated[Optional[Path], typer.Option(
     "--root", envvar="FMRIKIT_ROOT", show_envvar=True,
     help="Project folder for outputs [default: ./derivatives/fmrikit].")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+
+
+def _check_device(value: str) -> str:
+    """Refuse a device this machine does not have while the command line is read (before any work)."""
+    from fmrikit.devices import resolve_device
+    from fmrikit.errors import InputError
+
+    try:
+        resolve_device(value)
+    except InputError as exc:
+        raise typer.BadParameter(exc.one_line()) from None
+    return value
+
+
+Device = Annotated[str, typer.Option(callback=_check_device, help="auto, cpu, cuda or cuda:N.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last epoch checkpoint.")]
 

@@ -53,7 +53,7 @@ def decoder(
     under torchrun."""
     from fmrikit.methods.mindeye.pretrain import pretrain_decoder
 
-    result = call(pretrain_decoder, int_list(subjects), roi=roi, root=root, out=out, features=features,
+    result = call(pretrain_decoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out, features=features,
                   image_model=image_model, size=ModelSize(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
                   settings=TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                                          mse_weight=mse_weight, temperature=temperature, seed=seed),
@@ -88,7 +88,7 @@ def encoder(
     """The voxel-centric universal image-to-fMRI encoder, trained on several subjects at once (torchrun-ready)."""
     from fmrikit.methods.encoder.runs import pretrain_encoder
 
-    result = call(pretrain_encoder, int_list(subjects), roi=roi, root=root, out=out, features=features,
+    result = call(pretrain_encoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out, features=features,
                   image_model=image_model, size=EncoderSize(channels=channels, embed_dim=embed_dim),
                   settings=EncoderSettings(epochs=epochs, batch_images=batch_size, voxels_per_image=voxels_per_image,
                                            lr=lr, cosine_weight=cosine_weight, seed=seed),
@@ -117,10 +117,11 @@ def ridge(
     voxel by cross-validation)."""
     from fmrikit.methods.encoder.baseline import ridge_baseline
 
-    for subject in int_list(subjects):
+    for subject in int_list(subjects, "--subjects"):
+        label = call(subject_label, subject)
         result = call(ridge_baseline, subject, root=root, roi=roi, features=features, image_model=image_model,
                       sessions=sessions_list(sessions), n_train=n_train, seed=seed,
-                      out=out / subject_label(subject) if out is not None else None, overwrite=overwrite)
+                      out=out / label if out is not None else None, overwrite=overwrite)
         reports.encoding(f"ridge {subject_label(subject)} (fit {result.fit_seconds:.1f} s)", result.out,
                          result.scores)
 
@@ -144,9 +145,9 @@ def autoencoder(
     from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
 
     settings = replace(AUTOENCODER_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    path = call(pretrain_autoencoder, int_list(subjects), root=root, out=out,
-                size=AutoencoderSize(image_size=image_size), settings=settings, device=device, resume=resume,
-                overwrite=overwrite)
+    path = call(pretrain_autoencoder, int_list(subjects, "--subjects"), root=root, out=out,
+                size=AutoencoderSize(image_size=image_size),
+                settings=settings, device=device, resume=resume, overwrite=overwrite)
     out_console.print(f"autoencoder: {path}")
 
 
@@ -266,7 +267,8 @@ def flatmap_ae(
     size = call(FlatmapAESize.from_preset, preset, image_size=flatmap_size, patch_size=patch_size, width=width,
                 depth=depth, heads=heads)
     settings = replace(FLATMAP_AE_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
-    result = call(pretrain_flatmap_ae, int_list(subjects), root=root, roi=roi, size=size, settings=settings,
+    result = call(pretrain_flatmap_ae, int_list(subjects, "--subjects"), root=root, roi=roi, size=size,
+                  settings=settings,
                   sessions=sessions_list(sessions), device=device, out=out, resume=resume, overwrite=overwrite)
     reports.flatmap_ae(result)
 
@@ -300,7 +302,7 @@ def neuropictor(
     ControlNet; runs under torchrun."""
     from fmrikit.methods.neuropictor.train import pretrain_neuropictor
 
-    result = call(pretrain_neuropictor, int_list(subjects), root=root, roi=roi, pipeline=pipeline,
+    result = call(pretrain_neuropictor, int_list(subjects, "--subjects"), root=root, roi=roi, pipeline=pipeline,
                   flatmap_ae=flatmap_ae, captions=captions, sessions=sessions_list(sessions),
                   settings=neuropictor_settings(epochs, batch_size, lr, weight_decay, seed),
                   options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,

@@ -14,7 +14,7 @@ from fmrikit.cli._common import call, out_console
 def reconstruct(
     betas: Annotated[Optional[Path], typer.Argument(help="3D or 4D betas NIfTI on the model's grid.",
                                                     show_default=False)] = None,
-    subject: Annotated[int, typer.Option(help="Subject whose models decode the betas.")] = ...,
+    subject: Annotated[int, typer.Option(min=1, help="Subject whose models decode the betas.")] = ...,
     trials: Annotated[Optional[str], typer.Option(help="Instead of a file: 'shared' (the test images, repeats "
                                                        "averaged) or 0-based trial indices of the model's dataset, "
                                                        "e.g. 0-9,20.")] = None,
@@ -31,24 +31,26 @@ def reconstruct(
                                                          "embedded autoencoder].")] = None,
     prior: Annotated[Optional[Path], typer.Option(help="unclip: diffusion prior of the decoder (pretrain --model "
                                                        "prior) sampling the image embedding.")] = None,
-    prior_guidance: Annotated[float, typer.Option(help="unclip with --prior: the prior's guidance scale.")] = 1.0,
-    control_scale: Annotated[Optional[float], typer.Option(help="neuropictor: weight of the low-level control (0: "
-                                                                "semantics only) [default: 1].")] = None,
-    high_level_from: Annotated[Optional[int], typer.Option(help="neuropictor: 0-based trial of the subject's dataset "
-                                                                "whose semantics every input takes (structure "
-                                                                "kept).")] = None,
+    prior_guidance: Annotated[float, typer.Option(min=0.0, help="unclip with --prior: the prior's guidance scale.")]
+    = 1.0,
+    control_scale: Annotated[Optional[float], typer.Option(
+        min=0.0, help="neuropictor: weight of the low-level control (0: semantics only) [default: 1].")] = None,
+    high_level_from: Annotated[Optional[int], typer.Option(
+        min=0, help="neuropictor: 0-based trial of the subject's dataset whose semantics every input takes "
+                    "(structure kept).")] = None,
     input_scale: Annotated[str, typer.Option(help="auto (integer betas: /300 and z-score over the file's volumes; "
                                                   "float: already z-scored), raw or zscored.")] = "auto",
-    samples: Annotated[int, typer.Option(help="Images per input (diffusion routes).")] = 1,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
-    strength: Annotated[float, typer.Option(help="img2img: fraction of the steps run from the noised latent.")] = 0.75,
-    guidance_scale: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale [default: 7.5; "
-                                                                 "neuropictor 5].")] = None,
-    noise_level: Annotated[int, typer.Option(help="unCLIP: noise added to the image embedding.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Inputs per pipeline call.")] = 8,
-    max_sheet: Annotated[int, typer.Option(help="Inputs shown on the contact sheet.")] = 24,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    samples: Annotated[int, typer.Option(min=1, help="Images per input (diffusion routes).")] = 1,
+    seed: o.Seed = 0,
+    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 50,
+    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="img2img: fraction of the steps run from the "
+                                                                   "noised latent (above 0).")] = 0.75,
+    guidance_scale: Annotated[Optional[float], typer.Option(
+        min=0.0, help="Classifier-free guidance scale [default: 7.5; neuropictor 5].")] = None,
+    noise_level: Annotated[int, typer.Option(min=0, help="unCLIP: noise added to the image embedding.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Inputs per pipeline call.")] = 8,
+    max_sheet: Annotated[int, typer.Option(min=0, help="Inputs shown on the contact sheet.")] = 24,
+    device: o.Device = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: "
                                                      "<root>/sub-NN/sub-NN_recon-<method>_<input>].")] = None,
     root: o.Root = None,

@@ -26,7 +26,7 @@ def report(
 
     from fmrikit.report import build_report
 
-    result = call(build_report, root, out=out, subjects=int_list(subjects), extra=results or [])
+    result = call(build_report, root, out=out, subjects=int_list(subjects, "--subject"), extra=results or [])
     inv = result.inventory
     table = Table(title=f"fmrikit project {inv.root}", title_justify="left")
     for column in ("section", "outputs"):

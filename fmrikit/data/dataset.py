@@ -34,12 +34,15 @@ from pathlib import Path
 import numpy as np
 
 from fmrikit.errors import CorruptFileError, DataValueError, GridMismatchError, InputError, MissingInputError
-from fmrikit.io.hdf5 import open_h5, read_rows
+from fmrikit.io.hdf5 import INTEGERS, NUMBERS, check_dtype, open_h5, read_rows
 
 REQUIRED = ("betas", "trials/stim_id", "trials/session", "trials/shared")
 #: Column tables of the volume and the surface form; a dataset has one of them.
 VOLUME_COLUMNS = ("voxels/ijk",)
 SURFACE_COLUMNS = ("vertices/hemi", "vertices/index")
+#: Root attributes of each form.
+VOLUME_ATTRIBUTES = ("subject", "affine", "volume_shape")
+SURFACE_ATTRIBUTES = ("subject", "mesh", "n_vertices")
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,12 @@ def read_info(path: str | os.PathLike) -> DatasetInfo:
     with open_h5(path) as f:
         surface = all(k in f for k in SURFACE_COLUMNS)
         wanted = REQUIRED + (SURFACE_COLUMNS if surface else VOLUME_COLUMNS)
-        missing = [k for k in wanted if k not in f]
+        attributes = SURFACE_ATTRIBUTES if surface else VOLUME_ATTRIBUTES
+        missing = [k for k in wanted if k not in f] + [f"attribute {k}" for k in attributes if k not in f.attrs]
         if missing:
             raise CorruptFileError("not an fmrikit preprocessed dataset", path=path,
                                    expected="datasets " + ", ".join(wanted), found=f"missing {missing}")
+        _check_tables(f, path, surface)
         a = f.attrs
         if surface:
             n_vertices = int(a["n_vertices"])
@@ -148,6 +153,40 @@ def require_mesh(info: DatasetInfo, what: str) -> None:
     if not info.is_surface:
         raise InputError(f"{what} needs a surface dataset", path=info.path, expected="vertices of a mesh",
                          found="voxels on a grid")
+
+
+def _check_tables(f, path, surface: bool) -> None:
+    """Refuse tables of the wrong type or length: text or complex values, a column or trial count that disagrees."""
+    columns = SURFACE_COLUMNS if surface else VOLUME_COLUMNS
+    for name, kinds in (("betas", NUMBERS), ("trials/stim_id", INTEGERS), ("trials/session", INTEGERS),
+                        ("trials/shared", "b" + INTEGERS), *((c, INTEGERS) for c in columns)):
+        check_dtype(f[name], kinds, path)
+    betas = f["betas"].shape
+    n_trials = {name: len(f[name]) for name in ("trials/stim_id", "trials/session", "trials/shared")}
+    if surface:
+        shapes = {c: f[c].shape for c in columns}
+        n_columns = shapes[columns[0]][0] if all(len(s) == 1 for s in shapes.values()) and \
+            len({s[0] for s in shapes.values()}) == 1 else None
+        expected = "betas (n_trials, n_vertices), vertices/hemi and vertices/index (n_vertices,)"
+    else:
+        shapes = {"voxels/ijk": f["voxels/ijk"].shape}
+        ijk = shapes["voxels/ijk"]
+        n_columns = ijk[0] if len(ijk) == 2 and ijk[1] == 3 else None
+        expected = "betas (n_trials, n_voxels) and voxels/ijk (n_voxels, 3)"
+    if len(betas) != 2 or n_columns is None:
+        raise DataValueError(f"betas or {' and '.join(columns)} have the wrong shape", path=path, expected=expected,
+                             found=f"betas {betas}, " + ", ".join(f"{k} {v}" for k, v in shapes.items()))
+    if betas[1] != n_columns:
+        raise DataValueError(f"the betas' column count disagrees with {columns[0]}", path=path,
+                             expected=f"{n_columns} columns (one per {columns[0]} row)", found=f"{betas[1]}")
+    wrong = {k: v for k, v in n_trials.items() if v != betas[0]}
+    if wrong:
+        name, n = next(iter(wrong.items()))
+        raise DataValueError(f"{name} disagrees with the betas' trial count", path=path,
+                             expected=f"{betas[0]} rows", found=str(n))
+    if len(f["trials/stim_id"]) and f["trials/stim_id"][:].min() < 0:
+        raise DataValueError("negative stimulus ids", path=path, expected="0-based ids >= 0",
+                             found=str(int(f["trials/stim_id"][:].min())))
 
 
 def read_betas(path: str | os.PathLike, trials: np.ndarray | slice | None = None) -> np.ndarray:

@@ -23,9 +23,11 @@ import numpy as np
 from fmrikit._logging import logger
 from fmrikit._progress import track
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
-from fmrikit.io.atomic import staged_outputs
+from fmrikit.checks import check_number
+from fmrikit.io.atomic import claim_outputs, one_run, staged_outputs
 from fmrikit.io.hdf5 import h5_betas_shape, open_h5, read_masked_betas_h5
-from fmrikit.io.nifti import check_same_grid, iter_masked_volumes, load_image, load_mask
+from fmrikit.io.images import check_image
+from fmrikit.io.nifti import check_same_grid, image_data, iter_masked_volumes, load_image, load_mask
 from fmrikit.io.nsd import NSDLayout, TrialDesign
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import dataset_stem, ensure_dataset_description, subject_dir, subject_label
@@ -67,6 +69,7 @@ class PreprocessResult:
     n_dropped: int
 
 
+@one_run
 def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.PathLike | None = None,
                    betas: str = "betas_fithrf_GLMdenoise_RR", space: str = "func1pt8mm",
                    sessions: list[int] | None = None, roi: str = "nsdgeneral", labels: list[int] | None = None,
@@ -143,7 +146,7 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
     if ncsnr_path.is_file():
         img = load_image(ncsnr_path, ndim=(3, 4))
         check_same_grid({str(mask_path): (mask.shape, affine), str(ncsnr_path): (img.shape, img.affine)})
-        ncsnr = np.asarray(img.dataobj, dtype=np.float32).reshape(img.shape[:3])
+        ncsnr = image_data(img, ncsnr_path, np.float32).reshape(img.shape[:3])
 
     marker = layout.root / SIMULATION_MARKER
     if marker.is_file() and pycortex_subject is None:
@@ -157,12 +160,15 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
     if name is None:
         name = Path(roi).name.split(".nii")[0] if roi.endswith((".nii", ".nii.gz")) else roi
         name += "".join(f"l{v}" for v in labels or [])
+    sources = [*files.values(), mask_path, layout.expdesign_path, stimuli.path, ncsnr_path]
     return _run(subject, design, parts, mask, affine, stimuli, root=root, ncsnr_volume=ncsnr, scale="auto", name=name,
+                sources=sources,
                 attrs={"nsd_root": str(layout.root.resolve()), "space": space, "betas_version": betas},
                 zscore_exclude_shared=zscore_exclude_shared, pycortex=(pycortex_subject, pycortex_xfm),
                 flatmap=flatmap, overwrite=overwrite, command="preprocess", params=params, inputs=inputs)
 
 
+@one_run
 def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.PathLike, subject: int, *,
                      mask: str | os.PathLike, images: str | os.PathLike, images_dataset: str = "imgBrick",
                      root: str | os.PathLike | None = None, labels: list[int] | None = None,
@@ -189,9 +195,9 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
         named in the ``image_file`` column.
     images_dataset : str
         Dataset name in the images HDF5.
-    input_scale : float or "auto"
-        Divide stored values by this; "auto" uses 300 for integer files (NSD's convention),
-        1 for float files.
+    input_scale : float or str
+        Divide stored values by this (a number > 0, or its text); "auto" uses 300 for integer files
+        (NSD's convention), 1 for float files.
     Other parameters are as in :func:`preprocess_nsd`.
 
     Returns
@@ -211,6 +217,8 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
     if not need <= set(table.columns):
         raise DataValueError("trial table lacks columns", path=trials_tsv, expected=", ".join(sorted(need)),
                              found=", ".join(table.columns))
+    _check_trial_table(table, trials_tsv)
+    input_scale = _check_scale(input_scale)
     by_name = {}
     for f in betas_files:
         by_name[str(f)] = by_name[Path(f).name] = Path(f)
@@ -259,7 +267,7 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
                   pycortex_xfm=pycortex_xfm)
     inputs = [file_checksum(trials_tsv), file_checksum(mask)]
     return _run(subject, design, parts, mask_arr, affine, stimuli, root=root, ncsnr_volume=None, scale=input_scale,
-                name=name, attrs={},
+                name=name, attrs={}, sources=[*used, trials_tsv, mask, images],
                 zscore_exclude_shared=zscore_exclude_shared, pycortex=(pycortex_subject, pycortex_xfm),
                 flatmap=flatmap, overwrite=overwrite, command="preprocess", params=params, inputs=inputs)
 
@@ -268,7 +276,7 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
 
 def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask, affine,
          stimuli: StimulusSource, *, root, ncsnr_volume, scale, name, attrs, zscore_exclude_shared, pycortex, flatmap,
-         overwrite, command, params, inputs) -> PreprocessResult:
+         overwrite, command, params, inputs, sources: list[Path]) -> PreprocessResult:
     import h5py
 
     label, stem = subject_label(subject), dataset_stem(subject, name)
@@ -284,9 +292,10 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
     ijk = np.argwhere(mask).astype(np.int32)  # C order over (X, Y, Z)
     n_trials, n_vox = len(design.stim_id), len(ijk)
     out_dir = subject_dir(root, subject)
+    claim_outputs([out_dir / n for n in names.values()], kind=command, overwrite=overwrite, inputs=sources, root=root)
     run_id = new_run_id()
 
-    with staged_outputs(out_dir, list(names.values()), overwrite=overwrite) as tmp:
+    with staged_outputs(out_dir, list(names.values()), overwrite=overwrite, kind=command) as tmp:
         betas_tmp = tmp[names["betas.h5"]]
         constant = np.zeros(n_vox, dtype=bool)
         psc_sum = np.zeros(n_vox, dtype=np.float64)
@@ -321,7 +330,8 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                            png_path=tmp[names["map_png"]], pycortex_subject=pycortex[0], pycortex_xfm=pycortex[1],
                            title=title)
         write_sidecar(tmp[names["betas.json"]], command=command, parameters=params, inputs=inputs,
-                      run_id=run_id, outputs=sorted(names.values()), extra=extra)
+                      run_id=run_id, outputs=sorted(names.values()), extra=extra,
+                      root=root, folder=out_dir)
     ensure_dataset_description(root)
     return PreprocessResult(betas=out_dir / names["betas.h5"], mask=out_dir / names["mask.nii.gz"],
                             sidecar=out_dir / names["betas.json"],
@@ -401,12 +411,57 @@ def _read_session(session_parts: list[SessionPart], ijk: np.ndarray, scale, inpu
     return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
 
+def _check_trial_table(table, path: Path) -> None:
+    """Make the integer columns of a trial table integers (in place), refusing text, fractions, values out of range
+    and a betas volume listed twice; lines are counted from 1, the header being line 1."""
+    import pandas as pd
+
+    for column, low, high in (("index_in_file", 0, None), ("session", 1, None), ("stimulus_id", 0, None),
+                              ("shared", 0, 1)):
+        if column not in table:
+            continue
+        numeric = pd.to_numeric(table[column], errors="coerce")
+        odd = table[column][numeric.isna() | (numeric % 1 != 0)]
+        if len(odd):
+            raise DataValueError(f"trial table column {column} must hold integers", path=path, expected="integers",
+                                 found=f"{odd.iloc[0]!r} on line {odd.index[0] + 2}")
+        out = numeric[(numeric < low) | (numeric > high if high is not None else False)]
+        if len(out):
+            raise DataValueError(f"trial table column {column} out of range", path=path,
+                                 expected=f"values from {low}" + (f" to {high}" if high is not None else ""),
+                                 found=f"{out.iloc[0]:g} on line {out.index[0] + 2}")
+        table[column] = numeric.astype(np.int64)
+    again = table.duplicated(["file", "index_in_file"])
+    if again.any():
+        line = table.index[again][0]
+        row = table.loc[line]
+        first = table.index[(table["file"] == row["file"]) & (table["index_in_file"] == row["index_in_file"])][0]
+        raise DataValueError("trial table lists one betas volume twice", path=path,
+                             expected="one line per (file, index_in_file)",
+                             found=f"{row['file']} volume {row['index_in_file']} on lines {first + 2} and {line + 2}")
+
+
+def _check_scale(scale: float | str) -> float | str:
+    """``"auto"``, or a finite divisor > 0 (given as a number or text)."""
+    if scale == "auto":
+        return scale
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise InputError("--input-scale must be auto or a number", expected="auto or a number > 0",
+                         found=repr(scale)) from None
+    return check_number("--input-scale", value, low=0, low_open=True)
+
+
 def _file_grid(path: Path) -> tuple[int, tuple[int, int, int], np.ndarray | None]:
     """Number of volumes, (X, Y, Z) grid and affine (None for HDF5) of a betas file."""
     if path.suffix in (".hdf5", ".h5"):
         n, shape = h5_betas_shape(path)
         return n, shape, None
     img = load_image(path, ndim=4)
+    if np.dtype(img.get_data_dtype()).kind not in "iuf":
+        raise DataValueError("betas must be real numbers", path=path, expected="integer or float voxels",
+                             found=str(np.dtype(img.get_data_dtype())))
     return img.shape[3], img.shape[:3], img.affine
 
 
@@ -417,6 +472,8 @@ def _check_stimuli(stimuli: StimulusSource, stim_id: np.ndarray) -> None:
         if missing:
             raise MissingInputError(f"images missing for {len(missing)} listed stimuli",
                                     path=stimuli.path / missing[0], expected="an image file", found="no file")
+        for name in sorted(set(stimuli.files.values())):
+            check_image(stimuli.path / name)
         return
     with open_h5(stimuli.path, stimuli.dataset) as f:
         n_images = f[stimuli.dataset].shape[0]
@@ -483,7 +540,7 @@ def parse_sessions(text: str) -> list[int]:
     ------
     InputError
     """
-    return parse_ranges(text, "session list", minimum=1)
+    return parse_ranges(text, "--sessions", minimum=1)
 
 
 def parse_ranges(text: str, what: str, minimum: int = 0) -> list[int]:

@@ -57,7 +57,7 @@ def atlas_labels(info: DatasetInfo, roi: str) -> np.ndarray:
     GridMismatchError
         The volume is not on the dataset's grid.
     """
-    from fmrikit.io.nifti import check_same_grid, load_image
+    from fmrikit.io.nifti import check_same_grid, image_data, load_image
 
     if info.is_surface:
         from fmrikit.data.surface import surface_atlas_labels
@@ -66,7 +66,7 @@ def atlas_labels(info: DatasetInfo, roi: str) -> np.ndarray:
     path = roi_volume_path(info, roi)
     img = load_image(path, ndim=3)
     check_same_grid({str(path): (img.shape, img.affine), str(info.path): (info.volume_shape, info.affine)})
-    data = np.rint(np.asarray(img.dataobj)).astype(np.int64)
+    data = np.rint(image_data(img, path, np.float64)).astype(np.int64)
     return data[tuple(info.ijk.T)]
 
 

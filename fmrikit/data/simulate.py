@@ -31,10 +31,10 @@ from fmrikit.data.anatomy import PYCORTEX_SUBJECT, PYCORTEX_XFM, Anatomy, load_a
 from fmrikit.data.preprocess import NSD_BETA_SCALE, SIMULATION_MARKER
 from fmrikit.data.stimuli import CATEGORIES, make_stimuli
 from fmrikit.errors import InputError
-from fmrikit.io.atomic import staged_dir
+from fmrikit.io.atomic import claim_outputs, one_run, staged_dir
 from fmrikit.io.nifti import save_nifti
 from fmrikit.io.provenance import new_run_id, write_sidecar
-from fmrikit.checks import check_option
+from fmrikit.checks import check_number, check_option
 
 VOXEL_CLASSES = ("noise", "early") + tuple(f"category:{c}" for c in CATEGORIES)
 #: NSD floc atlases that the category patches are written into: (atlas, label, names).
@@ -87,21 +87,28 @@ class SimulationConfig:
         return self.formats[(subject - 1) % len(self.formats)]
 
     def validate(self) -> None:
-        if self.n_subjects < 1 or min(self.sessions) < 1 or self.trials_per_session < 6:
-            raise InputError("simulation needs >= 1 subject, >= 1 session and >= 6 trials per session",
-                             found=f"{self.n_subjects} subjects, sessions {self.sessions}, "
-                                   f"{self.trials_per_session} trials")
+        """Refuse values out of range (NaN and infinities included), naming the command-line option.
+
+        Raises
+        ------
+        InputError
+        """
+        check_number("--subjects", self.n_subjects, low=1)
+        if not self.sessions:
+            raise InputError("--sessions lists no session", expected="a count per subject, e.g. 4 or 4,4,3",
+                             found="none")
+        check_number("--sessions", min(self.sessions), low=1)
+        check_number("--trials-per-session", self.trials_per_session, low=6)
+        check_number("--runs", self.runs_per_session, low=1)
+        check_number("--image-size", self.image_size, low=16)
+        check_number("--noise", self.noise, low=0)
         for f in self.formats:
             check_option("betas format", f, ("nifti", "hdf5", "both"))
         n_per = max(self.sessions) * self.trials_per_session // 3
-        if not 0 < self.n_shared < n_per:
-            raise InputError("shared images must be fewer than the images each subject sees",
-                             expected=f"0 < n_shared < {n_per}", found=str(self.n_shared))
-        if self.image_size < 16 or self.runs_per_session < 1 or self.noise < 0:
-            raise InputError("image size >= 16, runs >= 1 and noise >= 0 are needed",
-                             found=f"size {self.image_size}, runs {self.runs_per_session}, noise {self.noise}")
+        check_number("--shared", self.n_shared, low=0, high=n_per, low_open=True, high_open=True)
 
 
+@one_run
 def simulate(out: str | os.PathLike, config: SimulationConfig | None = None, overwrite: bool = False) -> Path:
     """Write a miniature NSD tree and its ground truth.
 
@@ -123,9 +130,10 @@ def simulate(out: str | os.PathLike, config: SimulationConfig | None = None, ove
     config = config or SimulationConfig()
     config.validate()
     out = Path(out)
+    claim_outputs([out], kind="simulate", overwrite=overwrite)
     rng = np.random.default_rng(config.seed)
     anat = load_anatomy()
-    with staged_dir(out, overwrite=overwrite) as tree:
+    with staged_dir(out, overwrite=overwrite, kind="simulate") as tree:
         design = _write_design(tree, config, rng)
         stimuli = make_stimuli(design["n_images"], config.image_size, rng)
         _write_stimuli(tree, stimuli, design, rng)

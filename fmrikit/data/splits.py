@@ -16,6 +16,7 @@ import torch
 
 from fmrikit.data.dataset import DatasetInfo, read_betas, read_info
 from fmrikit.errors import DataValueError, InputError
+from fmrikit.io.provenance import checksum_of_read
 
 
 @dataclass
@@ -34,6 +35,8 @@ class SubjectData:
     test_x : Tensor, shape (n_test, V), float32
         Shared images, betas averaged over repeats.
     test_stim : ndarray of int64, shape (n_test,)
+    checksum : dict or None
+        :func:`~fmrikit.io.provenance.file_checksum` of the dataset the betas were read from.
     """
 
     key: str
@@ -43,6 +46,7 @@ class SubjectData:
     train_stim: np.ndarray
     test_x: torch.Tensor
     test_stim: np.ndarray
+    checksum: dict | None = None
 
     @property
     def ijk(self) -> np.ndarray:
@@ -75,29 +79,36 @@ def load_subject_data(path: str | os.PathLike, key: str, *, sessions: list[int] 
     InputError
         A requested session is not in the dataset.
     DataValueError
-        No training trial is left.
+        No training trial is left, or the betas hold NaN or Inf.
+    RunError
+        The dataset was rewritten while it was read.
     """
-    info = read_info(path)
-    if sessions is not None:
-        missing = sorted(set(sessions) - set(np.unique(info.session).tolist()))
-        if missing:
-            raise InputError("sessions not in the dataset", path=path,
-                             expected=f"sessions among {sorted(np.unique(info.session).tolist())}",
-                             found=str(missing))
-    in_sessions = np.isin(info.session, sessions) if sessions is not None else np.ones(info.n_trials, bool)
-    train = np.nonzero(in_sessions & ~info.shared)[0]
-    if len(train) < 2:
-        raise DataValueError("too few training trials (shared images are held out for testing)", path=path,
-                             expected="at least 2 non-shared trials in the chosen sessions", found=str(len(train)))
-    cols = np.arange(info.n_voxels) if columns is None else np.asarray(columns, dtype=np.int64)
-    train_x = read_columns(path, train, cols)
-    test_stim, test_x = np.zeros(0, np.int64), np.zeros((0, len(cols)), np.float32)
-    shared = np.nonzero(info.shared)[0]
-    if len(shared):
-        test_stim, test_x = average_repeats(read_columns(path, shared, cols), info.stim_id[shared])
+    with checksum_of_read(path) as checksum:
+        info = read_info(path)
+        if sessions is not None:
+            missing = sorted(set(sessions) - set(np.unique(info.session).tolist()))
+            if missing:
+                raise InputError("sessions not in the dataset", path=path,
+                                 expected=f"sessions among {sorted(np.unique(info.session).tolist())}",
+                                 found=str(missing))
+        in_sessions = np.isin(info.session, sessions) if sessions is not None else np.ones(info.n_trials, bool)
+        train = np.nonzero(in_sessions & ~info.shared)[0]
+        if len(train) < 2:
+            raise DataValueError("too few training trials (shared images are held out for testing)", path=path,
+                                 expected="at least 2 non-shared trials in the chosen sessions", found=str(len(train)))
+        cols = np.arange(info.n_voxels) if columns is None else np.asarray(columns, dtype=np.int64)
+        train_x = read_columns(path, train, cols)
+        test_stim, test_x = np.zeros(0, np.int64), np.zeros((0, len(cols)), np.float32)
+        shared = np.nonzero(info.shared)[0]
+        if len(shared):
+            test_stim, test_x = average_repeats(read_columns(path, shared, cols), info.stim_id[shared])
+    for x in (train_x, test_x):
+        if not np.isfinite(x).all():
+            raise DataValueError("betas contain NaN or Inf", path=path, expected="finite values",
+                                 found=f"non-finite values in {int((~np.isfinite(x)).any(1).sum())} trials")
     return SubjectData(key=key, info=info, columns=cols, train_x=torch.from_numpy(train_x),
                        train_stim=info.stim_id[train].astype(np.int64), test_x=torch.from_numpy(test_x),
-                       test_stim=test_stim.astype(np.int64))
+                       test_stim=test_stim.astype(np.int64), checksum=checksum)
 
 
 def average_repeats(betas: np.ndarray, stim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,5 +146,5 @@ def parse_trial_rows(text: str, n: int, dataset: Path) -> np.ndarray:
 
     rows = parse_ranges(text, "--trials", minimum=0)
     if rows[-1] >= n:
-        raise InputError("trial indices out of range", path=dataset, expected=f"0 to {n - 1}", found=str(rows[-1]))
+        raise InputError("--trials out of range", path=dataset, expected=f"0 to {n - 1}", found=str(rows[-1]))
     return np.asarray(rows, np.int64)

@@ -2,8 +2,9 @@
 
 A checkpoint folder holds ``state.safetensors`` (the module's tensors), ``trainer.pt`` (optimizer and
 scheduler states, the epoch count and any trainer extras; plain tensors and numbers, read with
-``weights_only=True``) and ``history.json`` (the per-epoch log so far). It is written as a whole under a
-temporary name, so an interruption leaves the previous epoch's checkpoint intact.
+``weights_only=True``), ``history.json`` (the per-epoch log so far) and, inside a command's run,
+``settings.json`` (what a resumed run must keep: see :func:`fmrikit.engine.runs.start_run`). It is written as
+a whole under a temporary name, so an interruption leaves the previous epoch's checkpoint intact.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 from torch import nn
 
 from fmrikit.errors import CorruptFileError
-from fmrikit.io.atomic import staged_dir
+from fmrikit.engine.runs import SETTINGS_NAME
+from fmrikit.io.atomic import checkpoint_settings, staged_dir
 
 STATE_NAME = "state.safetensors"
 TRAINER_NAME = "trainer.pt"
@@ -55,7 +57,10 @@ def save_checkpoint(folder: Path, module: nn.Module, optimizer: torch.optim.Opti
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    settings = checkpoint_settings(folder)
     with staged_dir(folder, overwrite=True) as stage:
+        if settings is not None:
+            (stage / SETTINGS_NAME).write_text(json.dumps(settings, indent=1))
         save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, stage / STATE_NAME)
         trainer = {"optimizer": optimizer.state_dict(), "epoch": epoch, **(extra or {})}
         if scheduler is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fmrikit.checks import check_number
+
 
 @dataclass
 class SupervisedSettings:
@@ -28,3 +30,17 @@ class SupervisedSettings:
     patience: int | None = 5
     seed: int = 0
     weight_decay: float = 0.0
+
+    def check(self) -> None:
+        """Refuse values out of range (NaN and infinities included), naming the command-line option.
+
+        Raises
+        ------
+        InputError
+        """
+        check_number("--epochs", self.epochs, low=1)
+        check_number("--batch-size", self.batch_size, low=1)
+        check_number("--lr", self.lr, low=0, low_open=True)
+        check_number("--weight-decay", self.weight_decay, low=0)
+        if self.patience is not None:
+            check_number("--patience", self.patience, low=0)

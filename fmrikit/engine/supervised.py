@@ -25,7 +25,7 @@ from torch import nn
 from fmrikit._progress import run_progress
 from fmrikit.engine.distributed import Distributed
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
+from fmrikit.engine.steps import epoch_order, memory_guard, optimizer_step, shard_len
 from fmrikit.engine.settings import SupervisedSettings
 
 log = logging.getLogger("fmrikit")
@@ -44,6 +44,7 @@ class SupervisedResult:
     best_epoch: int = 0
 
 
+@memory_guard
 def fit_supervised(model: nn.Module, batch_loss: Callable[[Any, nn.Module], tuple[torch.Tensor, dict]],
                    n_rows: int, settings: SupervisedSettings, *, device: torch.device,
                    val_loss: Callable[[], float] | None = None, checkpoint: Path | None = None,

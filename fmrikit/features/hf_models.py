@@ -20,6 +20,7 @@ from fmrikit.errors import InputError, MissingInputError
 from fmrikit.features.networks import (CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureNetwork,
                                        local_pretrained)
 from fmrikit.features.base import FeatureExtractor, layer_number, weights_record
+from fmrikit.io.hub import offline_hub
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -54,7 +55,8 @@ def resolve_local_model(image_model: str) -> tuple[Path, dict]:
     from huggingface_hub import snapshot_download
 
     try:
-        snapshot = Path(snapshot_download(str(image_model), local_files_only=True))
+        with offline_hub():
+            snapshot = Path(snapshot_download(str(image_model), local_files_only=True))
     except Exception as exc:  # not cached, or not even a valid id: hub raises several types
         raise MissingInputError("image model not found locally (weights are never downloaded)", path=image_model,
                                 expected="a save_pretrained folder or a cached Hugging Face id",
@@ -76,7 +78,8 @@ class _TransformerExtractor(FeatureExtractor):
         self._folder, self._source = resolve_local_model(self.image_model)
         cls = getattr(transformers, self.model_class)
         try:
-            config = cls.config_class.from_pretrained(self._folder, local_files_only=True)
+            with offline_hub():
+                config = cls.config_class.from_pretrained(self._folder, local_files_only=True)
         except OSError as exc:
             raise MissingInputError(f"{self.name} model config not readable", path=self._folder,
                                     expected="a save_pretrained folder or a cached Hugging Face id",

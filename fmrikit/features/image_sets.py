@@ -11,7 +11,7 @@ import numpy as np
 from fmrikit.data.dataset import DatasetInfo, read_stimuli
 from fmrikit.errors import InputError
 from fmrikit.features.base import FeatureExtractor
-from fmrikit.io.images import IMAGE_SUFFIXES, image_key, list_images, read_image
+from fmrikit.io.images import IMAGE_SUFFIXES, check_image, image_key, list_images, read_image
 
 
 @dataclass
@@ -88,7 +88,7 @@ def file_images(path: str | os.PathLike) -> ImageSet:
     MissingInputError
         No such file or folder, or no image in the folder.
     InputError
-        A file that is not an image.
+        A file that is not an image, or an empty or truncated one (:class:`~fmrikit.errors.CorruptFileError`).
     """
     path = Path(path)
     if path.is_dir():
@@ -100,6 +100,8 @@ def file_images(path: str | os.PathLike) -> ImageSet:
         if not path.is_file():
             list_images(path)  # raises the missing-folder error
         paths = [path]
+    for p in paths:
+        check_image(p)
     keys = [image_key(p) for p in paths]
     ids = np.array(keys, dtype=np.int64) if all(isinstance(k, int) for k in keys) else None
     return ImageSet(names=[p.stem for p in paths], stim_id=ids, paths=paths)

@@ -19,6 +19,7 @@ import torch
 from fmrikit.devices import resolve_device
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
 from fmrikit.checks import check_option
+from fmrikit.io.hub import offline_hub
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -360,7 +361,8 @@ def local_pretrained(cls, model: str | os.PathLike, what: str) -> torch.nn.Modul
         No such folder and no such cached model (weights are never downloaded).
     """
     try:
-        net = cls.from_pretrained(str(model), local_files_only=True, dtype=torch.float32)
+        with offline_hub():
+            net = cls.from_pretrained(str(model), local_files_only=True, dtype=torch.float32)
     except OSError as exc:
         raise MissingInputError(f"{what} not found locally (weights are never downloaded)", path=model,
                                 expected="a save_pretrained folder or a cached Hugging Face id",

@@ -42,6 +42,34 @@ def open_h5(path: str | os.PathLike, dataset: str | None = None):
     return f
 
 
+#: numpy dtype kinds by what a dataset must hold.
+NUMBERS = "iuf"
+INTEGERS = "iu"
+
+
+def check_dtype(ds, kinds: str, path: str | os.PathLike) -> None:
+    """Refuse an HDF5 dataset whose values are not of the given numpy kinds (text, complex, compound...).
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+    kinds : str
+        Accepted ``dtype.kind`` letters: :data:`NUMBERS` (real numbers), :data:`INTEGERS`, ``"b"`` for booleans.
+    path : path-like
+        The file, for the message.
+
+    Raises
+    ------
+    DataValueError
+    """
+    if ds.dtype.kind not in kinds:
+        what = {"i": "integers", "u": "integers", "f": "real numbers", "b": "booleans"}
+        expected = " or ".join(dict.fromkeys(what[k] for k in kinds))
+        found = {"c": "complex numbers", "S": "text", "U": "text", "O": "text or objects", "V": "compound records"}
+        raise DataValueError(f"dataset '{ds.name.lstrip('/')}' holds {found.get(ds.dtype.kind, ds.dtype.name)}",
+                             path=path, expected=expected, found=str(ds.dtype))
+
+
 def read_rows(ds, rows: np.ndarray) -> np.ndarray:
     """Rows of an h5py dataset in the given order, repeats allowed (h5py itself needs increasing unique
     indices); one contiguous run is read as a slice, which is much faster.
@@ -69,6 +97,7 @@ def h5_betas_shape(path: str | os.PathLike, dataset: str = "betas") -> tuple[int
     NSD's MATLAB-written files hold ``/betas`` as (T, Z, Y, X) in h5py order.
     """
     with open_h5(path, dataset) as f:
+        check_dtype(f[dataset], NUMBERS, path)
         shape = f[dataset].shape
     if len(shape) != 4:
         raise DataValueError("betas must be 4D", path=path, expected="(T, Z, Y, X)", found=str(shape))

@@ -27,6 +27,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise CorruptFileError("not a readable image", path=path, found=str(exc)) from exc
 
 
+def check_image(path: str | os.PathLike) -> None:
+    """Refuse a file that does not hold a whole image (empty, truncated, or not an image), reading it once.
+
+    Raises
+    ------
+    CorruptFileError
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptFileError("not a readable image (empty or truncated?)", path=path,
+                               found=f"{type(exc).__name__}: {exc}") from exc
+
+
 def image_key(path: Path) -> int | str:
     """Pairing key of an image file: its stimulus id if the name has ``stim-<id>``, else its stem."""
     match = STIM_ID.search(path.stem)
@@ -103,6 +120,9 @@ def load_image_pairs(pred: str | os.PathLike, truth: str | os.PathLike,
     keys = sorted(pred_files)
     with open_h5(truth, truth_dataset) as f:
         brick = f[truth_dataset]
+        if brick.ndim != 4 or brick.shape[3] != 3 or brick.dtype != np.uint8:
+            raise DataValueError("not an RGB image brick", path=truth, expected=f"'{truth_dataset}' (N, H, W, 3) uint8",
+                                 found=f"{brick.shape} {brick.dtype}")
         if keys[-1] >= brick.shape[0]:
             raise DataValueError("stimulus id beyond the ground-truth brick", path=truth,
                                  expected=f"ids < {brick.shape[0]}", found=str(keys[-1]))

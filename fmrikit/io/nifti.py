@@ -55,6 +55,21 @@ def load_image(path: str | os.PathLike, ndim: int | tuple[int, ...] | None = Non
     return img
 
 
+def image_data(img, path: str | os.PathLike, dtype=None) -> np.ndarray:
+    """The voxel values of an image opened by :func:`load_image`, read now.
+
+    Raises
+    ------
+    CorruptFileError
+        Truncated or corrupt data (the header alone parsed).
+    """
+    try:
+        return np.asarray(img.dataobj, dtype=dtype)
+    except _READ_ERRORS as exc:
+        raise CorruptFileError("cannot read data (truncated or corrupt?)", path=path,
+                               found=f"{type(exc).__name__}: {exc}") from exc
+
+
 def load_mask(path: str | os.PathLike, labels: list[int] | None = None):
     """Read a 3D mask or label volume as a boolean mask.
 
@@ -73,11 +88,7 @@ def load_mask(path: str | os.PathLike, labels: list[int] | None = None):
     img = load_image(path, ndim=(3, 4))
     if img.ndim == 4 and img.shape[3] != 1:
         raise DataValueError("a mask must be 3D", path=path, expected="3D", found=f"4D {img.shape}")
-    try:
-        data = np.asarray(img.dataobj).reshape(img.shape[:3])
-    except _READ_ERRORS as exc:
-        raise CorruptFileError("cannot read data (truncated or corrupt?)", path=path,
-                               found=f"{type(exc).__name__}: {exc}") from exc
+    data = image_data(img, path).reshape(img.shape[:3])
     if labels is None:
         mask = data > 0
     else:

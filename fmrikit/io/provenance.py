@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -11,9 +12,11 @@ import sys
 import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from fmrikit._version import __version__
+from fmrikit.errors import DataValueError, MissingInputError, RunError
+from fmrikit.project import project_root
 
 #: Packages whose versions every sidecar records (those installed).
 TRACKED_PACKAGES = ("numpy", "scipy", "h5py", "nibabel", "nilearn", "pycortex", "torch",
@@ -99,6 +102,103 @@ def file_checksum(path: str | os.PathLike) -> dict[str, Any]:
     return {"path": str(path.resolve()), "bytes": size, "sha256_fingerprint": h.hexdigest()}
 
 
+@contextlib.contextmanager
+def checksum_of_read(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """The :func:`file_checksum` of a file that the block reads, so a run records the data it actually read.
+
+    Raises
+    ------
+    RunError
+        The file was replaced or changed while the block read it (another run rewrote it).
+    """
+    before = _identity(path)
+    record = file_checksum(path)
+    yield record
+    if _identity(path) != before:
+        raise RunError("the file changed while it was read (another run rewrote it?); run again", path=path,
+                       expected="the same file from start to end", found="a replaced or modified file")
+
+
+def _identity(path: str | os.PathLike) -> tuple[int, ...]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+#: Key of a model record (or sidecar) that says where the project folder is, seen from the record's folder: the
+#: record's paths inside the project are stored relative to the project folder, so a moved or copied project
+#: reads its own files.
+PROJECT_KEY = "project_root"
+
+
+def portable_path(path: str | os.PathLike, root=None) -> str:
+    """A path as a record stores it: relative to the project folder when inside it (``/`` separators), else
+    absolute."""
+    path, home = Path(os.path.abspath(path)), Path(os.path.abspath(project_root(root)))
+    try:
+        return path.relative_to(home).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def portable_source(value: str | os.PathLike, root=None) -> str:
+    """A model source as a record stores it: a folder as :func:`portable_path`, a Hugging Face id as given."""
+    return portable_path(value, root) if Path(value).exists() else str(value)
+
+
+def resolve_source(value: str, folder: str | os.PathLike, record: dict[str, Any]) -> str:
+    """A stored :func:`portable_source`: the folder it names now, else the id as stored."""
+    path = resolve_recorded(value, folder, record)
+    return str(path) if path.exists() else value
+
+
+def project_pointer(folder: str | os.PathLike, root=None) -> str:
+    """Where the project folder is seen from ``folder``, the final folder of a record (its :data:`PROJECT_KEY`)."""
+    return Path(os.path.relpath(os.path.abspath(project_root(root)), os.path.abspath(folder))).as_posix()
+
+
+def resolve_recorded(value: str | os.PathLike, folder: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """A path stored in ``record``, which lives in ``folder`` now: absolute as stored; relative to the project
+    folder the record points to (:data:`PROJECT_KEY`); a record without a pointer keeps its path as stored."""
+    path = Path(value)
+    if path.is_absolute() or PROJECT_KEY not in record:
+        return path
+    return Path(os.path.normpath(Path(folder) / record[PROJECT_KEY] / path))
+
+
+def recorded_file(value: str | os.PathLike, digest: str | None, folder: str | os.PathLike, record: dict[str, Any],
+                  what: str) -> Path:
+    """A file a model was made from, found where its record says (:func:`resolve_recorded`) and unchanged since.
+
+    Parameters
+    ----------
+    value : path-like
+        The path as stored.
+    digest : str or None
+        The SHA-256 (or fingerprint) stored with it; None skips the comparison (records of older versions).
+    folder : path-like
+        The model folder, where the record (``config.json``) lives now.
+    record : dict
+    what : str
+        What the file is, for the message (``"the model's dataset"``).
+
+    Raises
+    ------
+    MissingInputError
+        Nothing there (a project moved without the file?).
+    DataValueError
+        Another file there.
+    """
+    path, record_path = resolve_recorded(value, folder, record), Path(folder) / "config.json"
+    if not path.is_file():
+        raise MissingInputError(f"{what} is not where the model's record says (moved?)", path=path,
+                                expected=f"the file named in {record_path}", found="no file")
+    if digest is not None and checksum_digest(file_checksum(path)) != digest:
+        raise DataValueError(f"{what} changed since the model was made (replaced, preprocessed again, or a moved "
+                             "project's other file?)", path=path, expected=f"sha256 {digest[:12]}... as recorded in "
+                             f"{record_path}", found=f"sha256 {checksum_digest(file_checksum(path))[:12]}...")
+    return path
+
+
 def checksum_digest(record: dict[str, Any]) -> str:
     """The digest of a :func:`file_checksum` record: its full SHA-256, else its fingerprint."""
     return record.get("sha256") or record["sha256_fingerprint"]
@@ -114,7 +214,8 @@ def provenance_record(inputs: list[dict[str, Any]], run_id: str | None = None) -
 def write_sidecar(path: str | os.PathLike, *, command: str, parameters: dict[str, Any],
                   inputs: list[dict[str, Any]], seed: int | None = None,
                   run_id: str | None = None, outputs: list[str] | None = None,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  extra: dict[str, Any] | None = None, root=None,
+                  folder: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write the JSON sidecar of an output.
 
     Parameters
@@ -135,16 +236,25 @@ def write_sidecar(path: str | os.PathLike, *, command: str, parameters: dict[str
         File names written by the run.
     extra : dict, optional
         Further results to record (counts, timings).
+    root : path-like, optional
+        The project folder: the inputs' paths are then stored relative to it (:func:`portable_path`), with
+        :data:`PROJECT_KEY` seen from ``folder``.
+    folder : path-like, optional
+        Where the sidecar ends up when ``path`` is staged (default: the folder of ``path``).
 
     Returns
     -------
     dict
         The sidecar's content.
     """
+    if root is not None:
+        inputs = [dict(i, path=portable_path(i["path"], root)) if "path" in i else i for i in inputs]
     record = {"Description": f"fmrikit {command}", "command": command, "seed": seed, "parameters": parameters,
               "outputs": outputs or [], **provenance_record(inputs, run_id)}
     if extra:
         record.update(extra)
+    if root is not None:
+        record[PROJECT_KEY] = project_pointer(folder if folder is not None else Path(path).parent, root)
     write_json(path, record)
     return record
 

@@ -32,7 +32,7 @@ import torch
 
 from fmrikit._progress import track
 from fmrikit.errors import DataValueError, GridMismatchError, InputError, MissingInputError
-from fmrikit.io.atomic import staged_dir
+from fmrikit.io.atomic import claim_outputs, one_run, staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_dir, subject_label
 from fmrikit.methods.mindeye.unclip import unclip_route
@@ -41,7 +41,8 @@ from fmrikit.methods.neuropictor.route import neuropictor_route
 from fmrikit.methods.latent.route import latent_route
 from fmrikit.viz.montage import contact_sheet
 from fmrikit.diffusion import Route
-from fmrikit.checks import check_option
+from fmrikit.checks import check_number, check_option
+from fmrikit.engine.steps import memory_guard
 
 log = logging.getLogger("fmrikit")
 
@@ -96,14 +97,17 @@ def read_nifti_inputs(path: str | os.PathLike, ijk: np.ndarray, affine: np.ndarr
     DataValueError
         Too few volumes to z-score, non-finite values, or a voxel constant over the volumes.
     """
-    from fmrikit.io.nifti import check_same_grid, iter_masked_volumes, load_image
+    from fmrikit.io.nifti import check_same_grid, image_data, iter_masked_volumes, load_image
 
     check_option("--input-scale", input_scale, INPUT_SCALES)
     img = load_image(path, ndim=(3, 4))
     check_same_grid({str(path): (img.shape[:3], img.affine), "the model's grid": (tuple(volume_shape), affine)})
+    if np.dtype(img.get_data_dtype()).kind not in "iuf":
+        raise DataValueError("betas must be real numbers", path=path, expected="integer or float voxels",
+                             found=str(np.dtype(img.get_data_dtype())))
     checksum: dict = {}
     if img.ndim == 3:
-        raw = np.asarray(img.dataobj)[tuple(np.asarray(ijk).T)][None]
+        raw = image_data(img, path)[tuple(np.asarray(ijk).T)][None]
         checksum = file_checksum(path)
     else:
         raw = np.concatenate([block for _, block in iter_masked_volumes(path, ijk, checksum=checksum)])
@@ -247,6 +251,8 @@ def sample_seed(seed: int, row: int, sample: int) -> int:
     return int(np.random.SeedSequence([seed, row, sample]).generate_state(1)[0])
 
 
+@one_run
+@memory_guard
 def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials: str | None = None,
                 method: str = "latent", mapper: str | None = None, model: str | os.PathLike | None = None,
                 pipeline: str | None = None, prior: str | os.PathLike | None = None, prior_guidance: float = 1.0,
@@ -306,11 +312,21 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     from fmrikit.devices import resolve_device
 
     check_option("--method", method, METHODS)
+    check_option("--input-scale", input_scale, INPUT_SCALES)
     if (betas is None) == (trials is None):
         raise InputError("give a betas file or --trials", expected="exactly one", found="both" if betas else "neither")
-    if samples < 1 or batch_size < 1 or steps < 1:
-        raise InputError("--samples, --batch-size and --steps must be positive",
-                         found=f"{samples}, {batch_size}, {steps}")
+    for name, value, low, high in (("--samples", samples, 1, None), ("--batch-size", batch_size, 1, None),
+                                   ("--steps", steps, 1, None), ("--strength", strength, 0, 1),
+                                   ("--max-sheet", max_sheet, 0, None), ("--noise-level", noise_level, 0, None),
+                                   ("--prior-guidance", prior_guidance, 0, None),
+                                   ("--guidance-scale", guidance_scale, 0, None),
+                                   ("--control-scale", control_scale, 0, None),
+                                   ("--high-level-from", high_level_from, 0, None)):
+        if value is not None:
+            check_number(name, value, low=low, high=high, low_open=name == "--strength")
+    if out is not None:
+        claim_outputs([out], kind="reconstruct", overwrite=overwrite, inputs=[betas, model, prior, pipeline],
+                      root=root)
     dev = resolve_device(device)
     if prior is not None and method != "unclip":
         raise InputError("--prior applies to --method unclip", expected="--method unclip", found=f"--method {method}")
@@ -328,6 +344,13 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     swap = f"-semantics{high_level_from}" if high_level_from is not None else ""
     tag = {"latent": f"latent-{route.record.get('mapper')}", "unclip": "unclip",
            "neuropictor": "neuropictor" + swap}[method]
+    stem = (re.sub(r"^(lh|rh)\.", "", Path(betas).name).split(".")[0] if betas is not None
+            else "trials-" + re.sub(r"[^0-9A-Za-z]+", "", trials))
+    if out is None:
+        out = subject_dir(root, subject) / f"{subject_label(subject)}_recon-{tag}_{stem}"
+        claim_outputs([out], kind="reconstruct", overwrite=overwrite, inputs=[betas, route.model_path, route.dataset],
+                      root=root)
+    out = Path(out)
     if betas is not None:
         betas = Path(betas)
         surface_file = betas.name.endswith((".mgh", ".mgz"))
@@ -341,15 +364,12 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
             x, source = read_nifti_inputs(betas, route.ijk, route.affine, route.volume_shape, input_scale)
         stim = _session_stimuli(betas, route.dataset, len(x))
         names = [f"trial-{k:04d}" + (f"_stim-{s}" if s >= 0 else "") for k, s in enumerate(stim)]
-        stem = re.sub(r"^(lh|rh)\.", "", betas.name).split(".")[0]
     else:
         if route.dataset is None or not route.dataset.is_file():
             raise MissingInputError("the model's dataset is gone", path=route.dataset, expected="a preprocessed dataset")
         x, stim, names, source = dataset_inputs(route.dataset, route.ijk, trials, route.mesh)
-        stem = "trials-" + re.sub(r"[^0-9A-Za-z]+", "", trials)
-    out = Path(out) if out is not None else subject_dir(root, subject) / f"{subject_label(subject)}_recon-{tag}_{stem}"
     run_id = new_run_id()
-    with staged_dir(out, overwrite=overwrite) as stage:
+    with staged_dir(out, overwrite=overwrite, kind="reconstruct") as stage:
         n_sheet = min(max_sheet, len(x))
         sheet = np.empty((samples, n_sheet), dtype=object)  # only these images stay in memory
         predictions, written = [], []
@@ -378,6 +398,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                                   "batch_size": batch_size, "device": str(dev), "betas": str(betas) if betas else None,
                                   "trials": trials},
                       outputs=["contact_sheet.png", "predictions.h5"] + [str(p.relative_to(stage)) for p in written],
+                      root=root, folder=out,
                       extra={"route": route.record, "n_inputs": int(len(x)), "stim_id": stim.tolist(),
                              "seeds": [[sample_seed(seed, r, s) for r in range(len(x))] for s in range(samples)]})
     return ReconstructResult(out=out, images=[out / p.relative_to(stage) for p in written],

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmrikit.io.atomic import claim_outputs, one_run, staged_outputs
 from fmrikit.report.inventory import Inventory, Output, inventory
 
 __all__ = ["ReportResult", "build_report", "next_steps", "Inventory", "Output", "inventory"]
@@ -65,6 +66,7 @@ def next_steps(inv: Inventory) -> list[str]:
     return steps
 
 
+@one_run
 def build_report(root: str | os.PathLike | None = None, *, out: str | os.PathLike | None = None,
                  subjects: list[int] | None = None, extra: list[str | os.PathLike] = (),
                  overwrite: bool = True) -> ReportResult:
@@ -87,14 +89,14 @@ def build_report(root: str | os.PathLike | None = None, *, out: str | os.PathLik
     -------
     ReportResult
     """
-    from fmrikit.io.atomic import staged_outputs
     from fmrikit.report.page import Assets, render
     from fmrikit.viz.curves import save_training_curves
 
     inv = inventory(root, extra=extra, subjects=subjects)
     out = Path(out) if out is not None else inv.root / "report.html"
     steps = next_steps(inv)
-    with staged_outputs(out.parent, [out.name, FILES], overwrite=overwrite) as staged:
+    claim_outputs([out, out.parent / FILES], kind="report", overwrite=overwrite, root=inv.root)
+    with staged_outputs(out.parent, [out.name, FILES], overwrite=overwrite, kind="report") as staged:
         assets = Assets(staged[FILES], inv.root)
         staged[FILES].mkdir()
         curves = {}

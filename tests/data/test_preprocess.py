@@ -3,6 +3,7 @@ import json
 import h5py
 import nibabel as nib
 import numpy as np
+from PIL import Image
 import pytest
 
 from fmrikit.data.dataset import read_betas, read_info
@@ -81,7 +82,7 @@ def test_generic_path_one_volume_per_trial(tmp_path):
         vol = rng.normal(1.0, 2.0, SHAPE + (1,)).astype(np.float32)
         name = f"trial{t:02d}.nii.gz"
         nib.save(nib.Nifti1Image(vol, AFFINE), tmp_path / name)
-        (tmp_path / "img" / f"im{t % 7}.png").write_bytes(b"png")
+        Image.fromarray(np.full((4, 4, 3), t % 7, np.uint8)).save(tmp_path / "img" / f"im{t % 7}.png")
         rows.append(f"{name}\t0\t{1 + t // 5}\t{t % 7}\t{int(t % 7 < 2)}\tim{t % 7}.png")
         vols.append(vol[..., 0])
     (tmp_path / "trials.tsv").write_text("file\tindex_in_file\tsession\tstimulus_id\tshared\timage_file\n"

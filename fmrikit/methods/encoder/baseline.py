@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmrikit.io.atomic import staged_dir
-from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.project import subject_dir, subject_label
+from fmrikit.io.atomic import claim_outputs, one_run, staged_dir
+from fmrikit.io.provenance import new_run_id, write_sidecar
+from fmrikit.project import preproc_betas_path, subject_dir, subject_label
 from fmrikit.features.registry import feature_spec
 from fmrikit.engine.distributed import Distributed
-from fmrikit.engine.runs import refuse_existing
 
 
 @dataclass
@@ -36,6 +35,7 @@ class RidgeResult:
     fit_seconds: float
 
 
+@one_run
 def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                    features: str = "gabor", image_model: str | None = None, sessions: list[int] | None = None,
                    n_train: int | None = None, seed: int = 0, backend: str = "numpy",
@@ -73,7 +73,8 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
 
     label = subject_label(subject)
     out = Path(out) if out is not None else subject_dir(root, subject) / f"{label}_desc-ridge"
-    refuse_existing([out], overwrite)
+    claim_outputs([out], kind="pretrain ridge", overwrite=overwrite,
+                  inputs=[preproc_betas_path(root, subject, roi), image_model], root=root)
     dataset = subject_dataset(root, subject, roi)
     spec = feature_spec(features, image_model)
     data = load_encoder_data(dataset, subject, spec, Distributed(0, 1, torch.device("cpu")), root=root,
@@ -86,7 +87,7 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
     if len(data.test_y) >= 2:
         pred = ridge.predict(data.test_features.reshape(len(data.test_features), -1).float().numpy())
         scores = score_predictions(pred, data)
-    with staged_dir(out, overwrite=overwrite) as stage:
+    with staged_dir(out, overwrite=overwrite, kind="pretrain ridge") as stage:
         ridge.save(stage / f"{label}_ridge.h5")
         files = [f"{label}_ridge.h5"]
         if pred is not None:
@@ -97,12 +98,13 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
                 ds[:] = pred
             files.append(f"{label}_pred.h5")
         write_sidecar(stage / "ridge.json", command="pretrain", seed=seed, run_id=new_run_id(),
-                      inputs=[file_checksum(dataset)],
+                      inputs=[data.checksum],
                       parameters={"model": "ridge", "subject": subject, "roi": roi, "features": spec,
                                   "sessions": sessions, "n_train": n_train, "backend": backend,
                                   "n_features": int(flat.shape[1]), "cv": 5, "n_targets_batch": n_targets_batch},
                       outputs=files + ["ridge.json"],
                       extra={"encoding": scores, "fit_seconds": seconds, "n_train_images": len(data.train_stim),
-                             "median_alpha": float(np.median(ridge.alphas))})
+                             "median_alpha": float(np.median(ridge.alphas))},
+                      root=root, folder=out)
     return RidgeResult(out=out, scores=scores, fit_seconds=seconds)
 

@@ -30,12 +30,12 @@ import numpy as np
 
 from fmrikit.errors import InputError
 from fmrikit.features.image_sets import ImageSet, file_images, stimulus_images
-from fmrikit.io.atomic import staged_dir
+from fmrikit.io.atomic import claim_outputs, one_run, staged_dir
 from fmrikit.io.provenance import new_run_id, write_sidecar
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
-from fmrikit.engine.runs import refuse_existing
-from fmrikit.checks import check_option
+from fmrikit.checks import check_number, check_option
+from fmrikit.engine.steps import memory_guard
 
 METHODS = ("kmeans", "gmm")
 #: Candidate images scored for each cluster by default (a random subset of the stimuli when more).
@@ -85,6 +85,8 @@ def cluster_labels(embeddings: list[np.ndarray], k: int, method: str = "kmeans",
     return np.split(labels.astype(np.int64), np.cumsum([len(e) for e in embeddings])[:-1])
 
 
+@one_run
+@memory_guard
 def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model: str | os.PathLike | None = None,
                        method: str = "kmeans", images: str | os.PathLike | None = None, max_images: int = MAX_IMAGES,
                        top: int = 8, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
@@ -125,14 +127,16 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     from fmrikit.devices import resolve_device
     from fmrikit.features.registry import get_extractor
     from fmrikit.project import project_root
-    from fmrikit.methods.encoder.runs import load_encoder, subject_info
+    from fmrikit.methods.encoder.runs import encoder_dataset, load_encoder, subject_info
     from fmrikit.project import default_encoder_path
 
-    if max_images < 1 or top < 1:
-        raise InputError("max_images and top must be >= 1", found=f"max_images={max_images}, top={top}")
+    check_option("clustering method", method, METHODS)
+    for name, value, low in (("--k", k, 2), ("--max-images", max_images, 1), ("--top", top, 1),
+                             ("--batch-size", batch_size, 1)):
+        check_number(name, value, low=low)
     path = Path(model) if model is not None else default_encoder_path(root)
     out = Path(out) if out is not None else project_root(root) / "clusters" / f"{method}-k{k}"
-    refuse_existing([out], overwrite)
+    claim_outputs([out], kind="cluster-embeddings", overwrite=overwrite, inputs=[path, images], root=root)
     dev = resolve_device(device)
     encoder, record = load_encoder(path, device=dev)
     keys = [subject_key(s) for s in subjects] if subjects else sorted(record["subjects"])
@@ -144,7 +148,7 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     if images is not None:
         candidates = file_images(images)
     else:
-        infos = [read_info(entries[key]["dataset"]) for key in keys]
+        infos = [read_info(encoder_dataset(record, key, path)) for key in keys]
         candidates = stimulus_images(infos[0], np.concatenate([i.stim_id for i in infos]))
     if len(candidates) > max_images:
         rows = np.sort(np.random.default_rng(seed).choice(len(candidates), max_images, replace=False))
@@ -156,7 +160,7 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     best = np.argsort(-response, axis=0, kind="stable")[:n_top].T  # (k, n_top)
     top_images = {c + 1: [candidates.names[r] for r in best[c]] for c in range(k)}
 
-    with staged_dir(out, overwrite=overwrite) as stage:
+    with staged_dir(out, overwrite=overwrite, kind="cluster-embeddings") as stage:
         files = []
         for key in keys:
             files += _subject_maps(stage, key, labels[key], encoder.voxel_index[key].ijk.cpu().numpy(), entries[key],
@@ -175,7 +179,8 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
                                   "n_candidate_images": len(candidates), "top": n_top,
                                   "normalisation": "L2 per voxel embedding"},
                       outputs=files + ["clusters.json"],
-                      extra={"sizes": sizes, "top_images": top_images})
+                      extra={"sizes": sizes, "top_images": top_images},
+                      root=root, folder=out)
     return ClusterResult(out=out, labels=labels, sizes=sizes, top_images=top_images)
 
 

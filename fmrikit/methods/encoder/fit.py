@@ -26,7 +26,7 @@ from fmrikit.data.splits import SubjectData, average_repeats
 from fmrikit.engine.distributed import Distributed
 from fmrikit.engine.steps import FitResult
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
+from fmrikit.engine.steps import epoch_order, memory_guard, optimizer_step, shard_len
 from fmrikit.methods.encoder.settings import EncoderSettings
 
 log = logging.getLogger("fmrikit")
@@ -47,6 +47,8 @@ class EncoderData:
     test_stim : ndarray of int64, shape (n_test_images,)
     test_y : Tensor, shape (n_test_images, V)
     test_features : Tensor of float16, shape (n_test_images, L, P, C)
+    checksum : dict or None
+        :func:`~fmrikit.io.provenance.file_checksum` of the dataset the responses were read from.
     """
 
     key: str
@@ -57,6 +59,7 @@ class EncoderData:
     test_stim: np.ndarray
     test_y: torch.Tensor
     test_features: torch.Tensor
+    checksum: dict | None = None
 
     @property
     def n_voxels(self) -> int:
@@ -76,7 +79,8 @@ def encoder_data(data: SubjectData, features) -> EncoderData:
     return EncoderData(key=data.key, info=data.info, train_stim=stim, train_y=torch.from_numpy(y),
                        train_features=torch.as_tensor(features(stim), dtype=torch.float16),
                        test_stim=data.test_stim, test_y=data.test_x,
-                       test_features=torch.as_tensor(features(data.test_stim), dtype=torch.float16))
+                       test_features=torch.as_tensor(features(data.test_stim), dtype=torch.float16),
+                       checksum=data.checksum)
 
 
 class _StepLoss(nn.Module):
@@ -93,6 +97,7 @@ class _StepLoss(nn.Module):
         return total / sum(len(f) for f, _, _, _ in groups)
 
 
+@memory_guard
 def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: EncoderSettings, ctx: Distributed, *,
                 params: list[nn.Parameter] | None = None, checkpoint=None, resume: bool = False,
                 description: str = "encoder") -> FitResult:

@@ -24,14 +24,15 @@ import numpy as np
 import torch
 
 from fmrikit._progress import track
+from fmrikit.checks import check_number
 from fmrikit.errors import InputError
 from fmrikit.features.image_sets import ImageSet, file_images, stimulus_images
-from fmrikit.io.atomic import staged_dir
+from fmrikit.io.atomic import claim_outputs, one_run, staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.project import subject_dir, subject_label
-from fmrikit.engine.runs import refuse_existing
+from fmrikit.engine.steps import memory_guard
 
 #: Flatmaps drawn by default (one PNG per image; pycortex takes about a second each).
 MAX_FLATMAPS = 16
@@ -46,6 +47,8 @@ class EncodeResult:
     files: list[str]
 
 
+@one_run
+@memory_guard
 def encode_images(images: str | os.PathLike | None, subject: int, *, model: str | os.PathLike | None = None,
                   shared: bool = False, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
                   batch_size: int = 32, max_flatmaps: int = MAX_FLATMAPS, device: str = "auto",
@@ -82,35 +85,34 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     from fmrikit.io.nifti import write_nifti_series
     from fmrikit.viz.flatmap import voxels_to_volume
     from fmrikit.devices import resolve_device
-    from fmrikit.methods.encoder.runs import find_encoder, load_encoder, subject_info
+    from fmrikit.methods.encoder.runs import encoder_dataset, find_encoder, load_encoder, subject_info
 
     if (images is None) == (not shared):
         raise InputError("give images or --shared, not both", expected="IMAGE_OR_DIR or --shared",
                          found="both" if shared else "neither")
-    if batch_size < 1 or max_flatmaps < 0:
-        raise InputError("batch size >= 1 and max flatmaps >= 0 are needed",
-                         found=f"batch_size={batch_size}, max_flatmaps={max_flatmaps}")
+    check_number("--batch-size", batch_size, low=1)
+    check_number("--max-flatmaps", max_flatmaps, low=0)
     key, label = subject_key(subject), subject_label(subject)
     path = find_encoder(root, subject, model)
+    name = "shared" if shared else Path(images).stem
+    out = Path(out) if out is not None else subject_dir(root, subject) / f"{label}_encode-{name}"
+    claim_outputs([out], kind="encode", overwrite=overwrite, inputs=[path, images], root=root)
     dev = resolve_device(device)
     encoder, record = load_encoder(path, device=dev)
     entry = subject_info(record, key, path)
     if shared:
-        info = read_info(entry["dataset"])
+        info = read_info(encoder_dataset(record, key, path))
         image_set = stimulus_images(info, info.stim_id[info.shared])
         if not len(image_set):
             raise InputError("the subject's dataset has no shared images", path=info.path, expected="trials/shared")
     else:
         image_set = file_images(images)
-    name = "shared" if shared else Path(images).stem
-    out = Path(out) if out is not None else subject_dir(root, subject) / f"{label}_encode-{name}"
-    refuse_existing([out], overwrite)
     extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
     ijk = encoder.voxel_index[key].ijk.cpu().numpy().astype(np.int64)
     shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
     n = len(image_set)
     mesh = entry.get("mesh", "")
-    with staged_dir(out, overwrite=overwrite) as stage:
+    with staged_dir(out, overwrite=overwrite, kind="encode") as stage:
         pred = _predict_to_h5(stage / f"{label}_pred.h5", encoder, key, image_set, extractor, ijk, root=root,
                               batch_size=batch_size, device=dev, mesh=mesh)
         if mesh:
@@ -127,7 +129,8 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
                       parameters={"subject": subject, "model": str(path), "images": None if shared else str(images),
                                   "shared": shared, "n_images": n, "batch_size": batch_size,
                                   "features": record["features"], "device": str(dev)},
-                      outputs=files + ["encode.json"])
+                      outputs=files + ["encode.json"],
+                      root=root, folder=out)
     return EncodeResult(out=out, n_images=n, files=files)
 
 

@@ -21,13 +21,14 @@ import torch
 from fmrikit.data.dataset import DatasetInfo
 from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
-from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.project import default_encoder_path, subject_encoder_path, subject_key
+from fmrikit.io.provenance import (PROJECT_KEY, checksum_digest, new_run_id, portable_path, project_pointer,
+                                   resolve_recorded, write_sidecar)
+from fmrikit.project import check_desc, default_encoder_path, subject_encoder_path, subject_key
 from fmrikit.methods.encoder.model import UniversalEncoder
 from fmrikit.engine.serialization import read_config, weights_checksum
 from fmrikit.project import preproc_betas_path
 from fmrikit.features.registry import feature_spec
-from fmrikit.engine.runs import finish_run, start_run, write_log
+from fmrikit.engine.runs import finish_run, one_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.methods.encoder.fit import EncoderData, encoder_data, encoding_scores, fit_encoder
@@ -82,6 +83,7 @@ def _subjects_of(path: Path) -> list[str]:
     return sorted(read_config(path)["config"].get("subjects", {}))
 
 
+@one_run
 def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str | os.PathLike | None = None,
                      out: str | os.PathLike | None = None, features: str = "gabor", image_model: str | None = None,
                      size: EncoderSize | None = None, settings: EncoderSettings | None = None,
@@ -128,10 +130,14 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
     """
     size, settings = size or EncoderSize(), settings or EncoderSettings()
     settings.check()
+    size.check()
     out = Path(out) if out is not None else default_encoder_path(root)
-    checkpoint = start_run([out], overwrite=overwrite)
-    paths = [subject_dataset(root, s, roi) for s in subjects]
     spec = feature_spec(features, image_model)
+    checkpoint = start_run([out], kind="pretrain encoder", overwrite=overwrite, resume=resume,
+                           inputs=[preproc_betas_path(root, s, roi) for s in subjects] + [image_model], root=root,
+                           settings={"subjects": subjects, "roi": roi, "features": spec, "sessions": sessions,
+                                     "n_train": n_train, "size": size, "training": settings})
+    paths = [subject_dataset(root, s, roi) for s in subjects]
     run_id = new_run_id()
     with distributed(device) as ctx:
         data = [load_encoder_data(p, s, spec, ctx, root=root, sessions=sessions, n_train=n_train,
@@ -146,15 +152,16 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
             parameters = {"subjects": [d.key for d in data], "roi": roi, "features": spec, "sessions": sessions,
                           "n_train": n_train, "model": vars(size), "training": settings_record(settings),
                           "world_size": ctx.world_size}
-            write_encoder(out, model, {d.key: _subject_record(d) for d in data}, spec=spec, roi=roi,
+            write_encoder(out, model, {d.key: _subject_record(d, root) for d in data}, spec=spec, roi=roi,
                           history=result.history, scores=scores, command="pretrain", parameters=parameters,
-                          inputs=[file_checksum(p) for p in paths], seed=settings.seed, run_id=run_id,
-                          overwrite=overwrite)
+                          inputs=[d.checksum for d in data], seed=settings.seed, run_id=run_id,
+                          overwrite=overwrite, kind="pretrain encoder", root=root)
             finish_run(checkpoint)
         ctx.barrier()
     return EncoderResult(model=out, scores=scores, history=result.history)
 
 
+@one_run
 def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                   base: str | os.PathLike | None = None, pretrained: bool = True, n_train: int | None = None,
                   sessions: list[int] | None = None, features: str | None = None, image_model: str | None = None,
@@ -195,16 +202,20 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         raise InputError("the image features and sizes come from the pretrained encoder",
                          expected="no features, image model or size (or pretrained=False: --no-pretrained)",
                          found=f"features {features!r}, image model {image_model!r}, size {size}")
-    if not desc or not desc.isalnum():
-        raise InputError("desc must be letters and digits only (a BIDS entity value)", expected="e.g. adapt",
-                         found=repr(desc))
+    check_desc(desc)
+    if size is not None:
+        size.check()
     out = Path(out) if out is not None else subject_encoder_path(root, subject, desc)
-    checkpoint = start_run([out], overwrite=overwrite)
+    base_path = (Path(base) if base is not None else default_encoder_path(root)) if pretrained else None
+    checkpoint = start_run([out], kind="adapt-subject encoder", overwrite=overwrite, resume=resume,
+                           inputs=[preproc_betas_path(root, subject, roi), base_path, image_model], root=root,
+                           settings={"subject": subject, "roi": roi, "base": base_path, "pretrained": pretrained,
+                                     "n_train": n_train, "sessions": sessions, "features": features,
+                                     "image_model": image_model, "size": size, "training": settings})
     dataset = subject_dataset(root, subject, roi)
     key = subject_key(subject)
-    base_path, model, record = None, None, None
+    model, record = None, None
     if pretrained:
-        base_path = Path(base) if base is not None else default_encoder_path(root)
         model, record = load_encoder(base_path)
         spec = record["features"]
     else:
@@ -221,7 +232,8 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
             _check_features(model, data, base_path)
             if key in model.voxel_embeddings:
                 log.info("%s is in the base encoder already; its embeddings are learnt anew", key)
-            subjects = dict(record["subjects"])
+            subjects = {k: dict(v, dataset=portable_path(resolve_recorded(v["dataset"], base_path, record), root))
+                        for k, v in record["subjects"].items()}
             for p in model.parameters():
                 p.requires_grad_(False)
             model.add_subject(key, data.n_voxels)
@@ -232,18 +244,19 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
                              resume=resume, description="adapt encoder")
         scores = {key: encoding_scores(model, data, device=ctx.device)}
         if ctx.is_main:
-            subjects[key] = _subject_record(data)
+            subjects[key] = _subject_record(data, root)
             parameters = {"subject": subject, "roi": roi, "base": str(base_path) if base_path else None,
                           "pretrained": pretrained, "n_train": n_train, "sessions": sessions, "features": spec,
                           "desc": desc, "training": settings_record(settings), "world_size": ctx.world_size}
-            inputs = [file_checksum(dataset)]
+            inputs = [data.checksum]
             base_record = None
             if base_path is not None:
-                base_record = {"path": str(base_path.resolve()), "sha256": weights_checksum(base_path)}
+                base_record = {"path": portable_path(base_path, root), "sha256": weights_checksum(base_path)}
                 inputs.append({"path": str(base_path.resolve()), "sha256": base_record["sha256"]})
             write_encoder(out, model, subjects, spec=spec, roi=roi, history=result.history, scores=scores,
                           command="adapt-subject", parameters=parameters, inputs=inputs, seed=settings.seed,
-                          run_id=run_id, overwrite=overwrite, base=base_record)
+                          run_id=run_id, overwrite=overwrite, base=base_record, kind="adapt-subject encoder",
+                          root=root)
             finish_run(checkpoint)
         ctx.barrier()
     return EncoderResult(model=out, scores=scores, history=result.history)
@@ -277,7 +290,7 @@ def load_encoder_data(dataset: Path, subject: int, spec: dict, ctx: Distributed,
     if n_train is not None:
         images = np.unique(sub.train_stim)
         if not 2 <= n_train <= len(images):
-            raise InputError("n_train must be between 2 and the subject's training images", path=dataset,
+            raise InputError("--n-train must be between 2 and the subject's training images", path=dataset,
                              expected=f"2..{len(images)}", found=str(n_train))
         keep = images[np.random.default_rng([seed, subject]).permutation(len(images))[:n_train]]
         trials = np.isin(sub.train_stim, keep)
@@ -311,15 +324,18 @@ def new_encoder(data: list[EncoderData], size: EncoderSize) -> UniversalEncoder:
 
 def write_encoder(out: Path, model: UniversalEncoder, subjects: dict[str, dict], *, spec: dict, roi: str,
                   history: list[dict], scores: dict, command: str, parameters: dict, inputs: list[dict], seed: int,
-                  run_id: str, overwrite: bool, base: dict | None = None) -> None:
-    """Write an encoder folder atomically (model, log, sidecar)."""
-    with staged_dir(out, overwrite=overwrite) as stage:
+                  run_id: str, overwrite: bool, kind: str, root=None, base: dict | None = None) -> None:
+    """Write an encoder folder atomically (model, log, sidecar), an output of ``kind`` whose paths are relative to
+    the project folder ``root``."""
+    with staged_dir(out, overwrite=overwrite, kind=kind) as stage:
         model.cpu().save_pretrained(stage, extra={"features": spec, "roi": roi, "run_id": run_id,
-                                                  "subjects": subjects, "base": base})
+                                                  "subjects": subjects, "base": base,
+                                                  PROJECT_KEY: project_pointer(out, root)})
         write_log(stage / LOG_NAME, history, title=f"universal encoder ({command})")
         write_sidecar(stage / SIDECAR_NAME, command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=["config.json", "model.safetensors", LOG_NAME],
-                      extra={"encoding": scores, "final_epoch": history[-1] if history else None})
+                      extra={"encoding": scores, "final_epoch": history[-1] if history else None},
+                      root=root, folder=out)
 
 
 def subject_info(record: dict, key: str, path: Path) -> dict:
@@ -331,9 +347,24 @@ def subject_info(record: dict, key: str, path: Path) -> dict:
     return entry
 
 
-def _subject_record(data: EncoderData) -> dict:
+def encoder_dataset(record: dict, key: str, path: Path) -> Path:
+    """The preprocessed dataset an encoder's subject was trained on, checked unchanged.
+
+    Raises
+    ------
+    MissingInputError, DataValueError
+        Not where the record says, or another file (see :func:`~fmrikit.io.provenance.recorded_file`).
+    """
+    from fmrikit.io.provenance import recorded_file
+
+    entry = subject_info(record, key, path)
+    return recorded_file(entry["dataset"], entry.get("dataset_sha256"), path, record, f"the dataset of {key}")
+
+
+def _subject_record(data: EncoderData, root) -> dict:
     info: DatasetInfo = data.info
-    return {"dataset": str(Path(info.path).resolve()), "n_voxels": data.n_voxels,
+    return {"dataset": portable_path(info.path, root), "dataset_sha256": checksum_digest(data.checksum),
+            "n_voxels": data.n_voxels,
             "n_train_images": len(data.train_stim), "affine": np.asarray(info.affine).tolist(),
             "volume_shape": list(info.volume_shape), "mesh": info.mesh, "pycortex_subject": info.pycortex_subject,
             "pycortex_xfm": info.pycortex_xfm, "stimuli_path": info.stimuli_path,

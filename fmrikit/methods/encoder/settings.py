@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fmrikit.errors import InputError
+from fmrikit.checks import check_number
 
 
 @dataclass
@@ -13,6 +13,11 @@ class EncoderSize:
 
     channels: int = 64
     embed_dim: int = 256
+
+    def check(self) -> None:
+        """Refuse sizes below 1, naming the command-line option (:class:`~fmrikit.errors.InputError`)."""
+        check_number("--channels", self.channels, low=1)
+        check_number("--embed-dim", self.embed_dim, low=1)
 
 
 @dataclass
@@ -41,8 +46,14 @@ class EncoderSettings:
     seed: int = 0
 
     def check(self) -> None:
-        if self.epochs < 1 or self.batch_images < 1 or self.voxels_per_image < 2 or self.lr <= 0:
-            raise InputError("bad encoder training settings",
-                             expected="epochs >= 1, batch_images >= 1, voxels_per_image >= 2, lr > 0",
-                             found=f"epochs={self.epochs}, batch_images={self.batch_images}, "
-                                   f"voxels_per_image={self.voxels_per_image}, lr={self.lr}")
+        """Refuse values out of range (NaN and infinities included), naming the command-line option.
+
+        Raises
+        ------
+        InputError
+        """
+        check_number("--epochs", self.epochs, low=1)
+        check_number("--batch-size", self.batch_images, low=1)
+        check_number("--voxels-per-image", self.voxels_per_image, low=2)
+        check_number("--lr", self.lr, low=0, low_open=True)
+        check_number("--cosine-weight", self.cosine_weight, low=0)

@@ -22,7 +22,7 @@ from fmrikit.errors import InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import default_autoencoder_path, preproc_betas_path
-from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
 from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS, AutoencoderSize
@@ -90,6 +90,7 @@ def to_unit_range(images: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+@one_run
 def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None = None,
                          out: str | os.PathLike | None = None, size: AutoencoderSize | None = None,
                          settings: SupervisedSettings | None = None, kl_weight: float = 1e-6,
@@ -120,8 +121,12 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
     size = size or AutoencoderSize()
     size.check()
     settings = settings or AUTOENCODER_SETTINGS
+    settings.check()
     out = Path(out) if out is not None else default_autoencoder_path(root)
-    checkpoint = start_run([out], overwrite=overwrite or resume)
+    checkpoint = start_run([out], kind="pretrain autoencoder", overwrite=overwrite, resume=resume,
+                           inputs=[preproc_betas_path(root, s) for s in subjects], root=root,
+                           settings={"subjects": subjects, "size": size, "training": settings, "kl_weight": kl_weight})
+    inputs = [file_checksum(preproc_betas_path(root, s)) for s in subjects if preproc_betas_path(root, s).is_file()]
     info, ids = training_stimuli(subjects, root)
     if len(ids) < 20:
         raise InputError("too few training images for the autoencoder", path=info.path, expected=">= 20",
@@ -155,16 +160,17 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
         z = torch.cat([vae.encode(to_unit_range(images[train[s:s + 64]], dev)).latent_dist.mean.float().cpu()
                        for s in range(0, len(train), 64)])
     vae.register_to_config(scaling_factor=float(1 / z.std()))
-    with staged_dir(out, overwrite=True) as stage:
+    with staged_dir(out, overwrite=overwrite, kind="pretrain autoencoder") as stage:
         vae.to("cpu").save_pretrained(stage, safe_serialization=True)
         write_log(stage / LOG_NAME, result.history, title="embedded autoencoder")
         write_sidecar(stage / SIDECAR_NAME, command="pretrain --model autoencoder", seed=settings.seed,
-                      run_id=new_run_id(), inputs=[file_checksum(info.path)],
+                      run_id=new_run_id(), inputs=inputs,
                       parameters={"subjects": subjects, "size": asdict(size), "training": asdict(settings),
                                   "kl_weight": kl_weight, "device": str(dev)},
                       outputs=["config.json", "diffusion_pytorch_model.safetensors", LOG_NAME],
                       extra={"n_train_images": int(len(train)), "n_val_images": int(len(val)),
                              "best_epoch": result.best_epoch, "val_mse": min(r["val_loss"] for r in result.history),
-                             "scaling_factor": float(1 / z.std()), "stimuli": info.stimuli_path})
+                             "scaling_factor": float(1 / z.std()), "stimuli": info.stimuli_path},
+                      root=root, folder=out)
     finish_run(checkpoint)
     return out

@@ -9,6 +9,7 @@ import torch
 
 from fmrikit.diffusion import Route
 from fmrikit.errors import DataValueError, MissingInputError
+from fmrikit.io.provenance import recorded_file, resolve_source
 
 
 def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=None, device: torch.device,
@@ -50,12 +51,15 @@ def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=
         raise MissingInputError("no latent mapper", path=folder, expected=f"run fmrikit pretrain --model latent-mapper "
                                 f"--subject {subject} --mapper {mapper or 'gcn'} first (or pass --model)")
     record = read_config(folder / "image")
+    generator = {**record["generator"], **{k: resolve_source(record["generator"][k], folder / "image", record)
+                                           for k in ("source", "vae_folder")}}
+    dataset = recorded_file(record["dataset"], record.get("dataset_sha256"), folder / "image", record,
+                            "the mapper's dataset")
     image = LatentMapper.from_pretrained(folder / "image").eval()
     text, text_shape = None, None
     if (folder / "text" / "config.json").is_file():
         text, text_shape = LatentMapper.from_pretrained(folder / "text").eval(), \
             tuple(read_config(folder / "text")["target_shape"])
-    generator = record["generator"]
     shape = tuple(record["target_shape"])
     inputs = [{"model": str(folder.resolve())}]
     if pipeline is None and generator["kind"] == "pipeline":
@@ -94,8 +98,8 @@ def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=
 
     ijk, image_cols, text_cols = union_voxels(image, text)
     return Route(deterministic=deterministic, ijk=ijk, affine=np.asarray(record["affine"]),
-                 volume_shape=tuple(record["volume_shape"]), mesh=record.get("mesh", ""),
-                 dataset=Path(record["dataset"]), model_path=folder,
+                 volume_shape=tuple(record["volume_shape"]), mesh=record.get("mesh", ""), dataset=dataset,
+                 model_path=folder,
                  record={"mapper": record["config"]["arch"], "text_mapper": text is not None, **route_record},
                  inputs=inputs, predict=predict, generate=generate)
 

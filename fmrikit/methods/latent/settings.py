@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fmrikit.checks import check_number
 from fmrikit.engine.settings import SupervisedSettings
 from fmrikit.errors import InputError
 
@@ -29,10 +30,13 @@ class AutoencoderSize:
     layers_per_block: int = 1
 
     def check(self) -> None:
+        """Refuse a size the autoencoder cannot have (:class:`~fmrikit.errors.InputError`)."""
+        check_number("--image-size", self.image_size, low=8)
         factor = 2 ** (len(self.channels) - 1)
         if self.image_size % factor or any(c % 16 for c in self.channels) or self.latent_channels < 1:
-            raise InputError("invalid autoencoder size", expected=f"image size divisible by {factor}, channels "
-                             "multiples of 16", found=f"{self.image_size}, {self.channels}")
+            raise InputError("invalid autoencoder size: --image-size must be divisible by the downsampling",
+                             expected=f"--image-size divisible by {factor}, channels multiples of 16",
+                             found=f"{self.image_size}, {self.channels}")
 
 
 MAPPERS = ("ridge", "cnn", "vae", "gcn")

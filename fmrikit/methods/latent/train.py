@@ -29,10 +29,11 @@ import torch
 
 from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.atomic import staged_dir
-from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.io.provenance import (PROJECT_KEY, checksum_digest, new_run_id, portable_path, portable_source,
+                                   project_pointer, write_sidecar)
 from fmrikit.methods.latent.models import LatentMapper, connectivity_graph, node_columns_from_labels
 from fmrikit.project import mapper_dir, preproc_betas_path, subject_label
-from fmrikit.engine.runs import SIDECAR_NAME, finish_run, start_run, write_log
+from fmrikit.engine.runs import SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
@@ -76,6 +77,7 @@ def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None
             "vae_sha256": component_checksum(folder)}
 
 
+@one_run
 def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.PathLike | None = None,
                            roi: str = "nsdgeneral", autoencoder: str | os.PathLike | None = None,
                            pipeline: str | None = None, text: bool = True,
@@ -120,12 +122,18 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
 
     check_option("latent mapper", mapper, MAPPERS)
     options = options or MapperOptions()
+    for arch in (mapper, "ridge" if mapper == "ridge" else "text-cnn"):
+        mapper_settings(arch, overrides).check()
     dataset = preproc_betas_path(root, subject, roi)
+    out = Path(out) if out is not None else mapper_dir(root, subject, mapper)
+    checkpoints = start_run([out], kind="pretrain latent-mapper", overwrite=overwrite, resume=resume,
+                            inputs=[dataset, autoencoder, pipeline, captions], root=root,
+                            settings={"subject": subject, "mapper": mapper, "roi": roi, "autoencoder": autoencoder,
+                                      "pipeline": pipeline, "text": text, "sessions": sessions, "options": options,
+                                      "overrides": overrides})
     if not dataset.is_file():
         raise MissingInputError("no preprocessed dataset for this subject and ROI", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} first")
-    out = Path(out) if out is not None else mapper_dir(root, subject, mapper)
-    checkpoints = start_run([out], overwrite=overwrite or resume)
     source = generator_source(autoencoder, pipeline, root)
     from fmrikit.data.dataset import read_info
 
@@ -168,10 +176,11 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         arch = mapper if name == "image" else ("ridge" if mapper == "ridge" else "text-cnn")
         x_train, x_test = data.train_x[:, pos[name]], data.test_x[:, pos[name]]
         y = torch.from_numpy(targets[name])
+        run_settings = mapper_settings(arch, overrides)
+        torch.manual_seed(run_settings.seed)  # the initial weights
         model = _build(arch, x_train, y.shape[1], options, labels if name == "image" else None)
         model.ijk.copy_(torch.from_numpy(data.ijk[pos[name]]))
         model.set_target_statistics(y[rows_train])
-        run_settings = mapper_settings(arch, overrides)
         histories[name] = _train(model, arch, x_train, y[rows_train], data.train_stim, run_settings, dev,
                                  checkpoints / name, resume, f"{name} mapper ({arch})")
         model.cpu().eval()
@@ -185,10 +194,13 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         models[name] = (model, {"target": name, "target_shape": list(shape if name == "image" else text_shape),
                                 "roi": options.image_roi if name == "image" else options.text_roi})
     record = {"subject": subject, "mapper": mapper, "affine": np.asarray(info.affine).tolist(),
-              "volume_shape": list(info.volume_shape), "mesh": info.mesh, "dataset": str(dataset), "generator": source,
+              "volume_shape": list(info.volume_shape), "mesh": info.mesh, "dataset": portable_path(dataset, root),
+              "dataset_sha256": checksum_digest(data.checksum), PROJECT_KEY: project_pointer(out / "image", root),
+              "generator": {**source, "source": portable_source(source["source"], root),
+                            "vae_folder": portable_source(source["vae_folder"], root)},
               "image_size": image_size, "normalisation": "z-scored per session over the session's trials "
               "(fmrikit preprocess); integer betas divided by 300 first"}
-    with staged_dir(out, overwrite=True) as stage:
+    with staged_dir(out, overwrite=overwrite, kind="pretrain latent-mapper") as stage:
         for name, (model, extra) in models.items():
             model.save_pretrained(stage / name, extra={**record, **extra})
         for name, hist in histories.items():
@@ -196,12 +208,13 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
                 write_log(stage / f"training_log_{name}.tsv", hist,
                           title=f"{name} latent mapper ({scores[name]['arch']})")
         write_sidecar(stage / SIDECAR_NAME, command="pretrain --model latent-mapper",
-                      seed=mapper_settings(mapper, overrides).seed, run_id=run_id, inputs=[file_checksum(dataset)],
+                      seed=mapper_settings(mapper, overrides).seed, run_id=run_id, inputs=[data.checksum],
                       parameters={"subject": subject, "mapper": mapper, "roi": roi, "sessions": sessions,
                                   "options": asdict(options), "training": {n: asdict(mapper_settings(
                                       scores[n]["arch"], overrides)) for n in scores},
                                   "text": use_text, "device": str(dev)},
-                      outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores})
+                      outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores},
+                      root=root, folder=out)
     finish_run(checkpoints)
     return MapperResult(model=out, scores=scores, history=histories)
 

@@ -15,16 +15,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from fmrikit.errors import DataValueError, InputError, MissingInputError
+from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.atomic import staged_outputs
-from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.io.provenance import checksum_digest, file_checksum, new_run_id, portable_path, write_sidecar
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import read_config
 from fmrikit.methods.mindeye.subject import save_subject_model
-from fmrikit.project import preproc_betas_path, subject_dir, subject_label
+from fmrikit.project import check_desc, preproc_betas_path, subject_dir, subject_label
 from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores
-from fmrikit.engine.runs import finish_run, start_run, write_log
+from fmrikit.engine.runs import finish_run, one_run, start_run, write_log
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.methods.mindeye.loop import fit
@@ -108,6 +108,7 @@ def set_trainable(model: MindEyeDecoder, key: str, train_shared: bool) -> list[t
     return trainable
 
 
+@one_run
 def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: str | None = None,
                   mask: str | os.PathLike | None = None, sessions: list[int] | None = None,
                   backbone: str | os.PathLike | None = None, unfreeze_backbone: bool = False,
@@ -147,13 +148,18 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
         roi = "brainmask" if mask is not None and preproc_betas_path(root, subject, "brainmask").is_file() \
             else "nsdgeneral"
     dataset = preproc_betas_path(root, subject, roi)
+    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{check_desc(desc)}"
+    names = subject_output_names(stem)
+    backbone_path = Path(backbone) if backbone is not None else default_decoder_path(root)
+    checkpoint = start_run([out_dir / n for n in names.values()], kind="adapt-subject decoder", overwrite=overwrite,
+                           resume=resume, inputs=[dataset, mask, backbone_path], root=root,
+                           settings={"subject": subject, "roi": roi, "mask": mask, "sessions": sessions,
+                                     "backbone": backbone_path, "unfreeze_backbone": unfreeze_backbone,
+                                     "training": settings})
     if not dataset.is_file():
         raise MissingInputError("no preprocessed dataset for this subject and ROI", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} --roi {roi} first")
-    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{check_desc(desc)}"
-    names = subject_output_names(stem)
-    checkpoint = start_run([out_dir / n for n in names.values()], overwrite=overwrite)
-    model, record, backbone_path = load_backbone(backbone, root)
+    model, record, backbone_path = load_backbone(backbone_path, root)
     columns = None
     if mask is not None:
         from fmrikit.data.dataset import read_info
@@ -171,11 +177,11 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
             parameters = {"subject": subject, "roi": roi, "mask": str(mask) if mask else None, "sessions": sessions,
                           "backbone": str(backbone_path), "unfreeze_backbone": unfreeze_backbone, "desc": desc,
                           "training": settings_record(settings), "world_size": ctx.world_size}
-            inputs = [file_checksum(dataset)] + ([file_checksum(mask)] if mask else [])
-            write_subject_outputs(out_dir, names, model, data, base=backbone_path,
-                                            shared_trained=unfreeze_backbone, history=result.history, scores=scores,
-                                            command="adapt-subject", parameters=parameters, inputs=inputs,
-                                            seed=settings.seed, run_id=run_id, overwrite=overwrite)
+            inputs = [data.checksum] + ([file_checksum(mask)] if mask else [])
+            write_subject_outputs(out_dir, names, model, data, base=backbone_path, shared_trained=unfreeze_backbone,
+                                  history=result.history, scores=scores, command="adapt-subject", parameters=parameters,
+                                  inputs=inputs, seed=settings.seed, run_id=run_id, overwrite=overwrite,
+                                  kind="adapt-subject decoder", root=root)
             finish_run(checkpoint)
         ctx.barrier()
     return SubjectResult(model=out_dir / names["model"], outputs={k: out_dir / v for k, v in names.items()},
@@ -186,13 +192,6 @@ def subject_output_names(stem: str, extra: dict[str, str] | None = None) -> dict
     """File names of a subject training run: model folder, log and its curves, sidecar (+ ``extra``)."""
     return {"model": f"{stem}_decoder", "log": f"{stem}_log.tsv", "curves": f"{stem}_log.png",
             "sidecar": f"{stem}.json", **(extra or {})}
-
-
-def check_desc(desc: str) -> str:
-    if not desc or not desc.isalnum():
-        raise InputError("--desc must be letters and digits (a BIDS desc- label)", expected="e.g. troi, adaptRoi",
-                         found=repr(desc))
-    return desc
 
 
 def mask_columns(mask: str | os.PathLike, info) -> np.ndarray:
@@ -229,20 +228,25 @@ def mask_columns(mask: str | os.PathLike, info) -> np.ndarray:
 def write_subject_outputs(out_dir: Path, names: dict[str, str], model: MindEyeDecoder, data: SubjectData, *,
                           base: Path | None, shared_trained: bool, history: list[dict], scores: dict | None,
                           command: str, parameters: dict, inputs: list[dict], seed: int, run_id: str,
-                          overwrite: bool, write_extra: Callable[[dict[str, Path]], None] | None = None,
+                          overwrite: bool, kind: str, root=None,
+                          write_extra: Callable[[dict[str, Path]], None] | None = None,
                           extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write the subject model folder, the log, the sidecar and any ``write_extra`` files atomically."""
-    with staged_outputs(out_dir, list(names.values()), overwrite=overwrite) as staged:
+    """Write the subject model folder, the log, the sidecar and any ``write_extra`` files atomically (outputs of
+    ``kind``; the model's paths stored relative to the project folder ``root``)."""
+    with staged_outputs(out_dir, list(names.values()), overwrite=overwrite, kind=kind) as staged:
         tmp = {k: staged[v] for k, v in names.items()}
         save_subject_model(tmp["model"], model.cpu(), data.key, subject=data.info.subject, affine=data.info.affine,
                            volume_shape=data.info.volume_shape, base=base, shared_trained=shared_trained,
+                           final=out_dir / names["model"], root=root,
                            extra={"features": read_config(base)["features"] if base else (extra or {}).get("features"),
-                                  "run_id": run_id, "dataset": str(data.info.path), "mesh": data.info.mesh})
+                                  "run_id": run_id, "dataset": portable_path(data.info.path, root),
+                                  "dataset_sha256": checksum_digest(data.checksum), "mesh": data.info.mesh})
         write_log(tmp["log"], history, title=f"{command} {data.key}")
         if write_extra is not None:
             write_extra(tmp)
         write_sidecar(tmp["sidecar"], command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=list(names.values()),
                       extra={"retrieval": scores, "n_voxels": data.n_voxels, "n_train_trials": len(data.train_x),
-                             "final_epoch": history[-1] if history else None, **(extra or {})})
+                             "final_epoch": history[-1] if history else None, **(extra or {})},
+                      root=root, folder=out_dir)
     return {k: out_dir / v for k, v in names.items()}

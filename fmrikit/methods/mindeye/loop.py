@@ -29,7 +29,7 @@ from fmrikit.engine.distributed import Distributed
 from fmrikit.methods.mindeye.losses import mixco, mixco_nce, soft_clip_loss
 from fmrikit.methods.mindeye.settings import TrainSettings
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fmrikit.engine.steps import FitResult, epoch_order, optimizer_step, shard_len
+from fmrikit.engine.steps import FitResult, epoch_order, memory_guard, optimizer_step, shard_len
 
 log = logging.getLogger("fmrikit")
 
@@ -47,6 +47,7 @@ class _Step(nn.Module):
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
 
+@memory_guard
 def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch.Tensor], settings: TrainSettings,
         ctx: Distributed, *, param_groups: list[dict], gates: dict[str, nn.Module] | None = None,
         checkpoint: Path | None = None, resume: bool = False,

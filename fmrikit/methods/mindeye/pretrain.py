@@ -12,13 +12,13 @@ import torch
 
 from fmrikit.errors import MissingInputError
 from fmrikit.io.atomic import staged_dir
-from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.io.provenance import PROJECT_KEY, new_run_id, portable_path, project_pointer, write_sidecar
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import default_decoder_path, subject_key
 from fmrikit.project import preproc_betas_path
 from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.features.registry import feature_spec
-from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import distributed
 from fmrikit.methods.mindeye.loop import fit
@@ -35,6 +35,7 @@ class PretrainResult:
     history: list[dict]
 
 
+@one_run
 def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str | os.PathLike | None = None,
                      out: str | os.PathLike | None = None, features: str = "gabor", image_model: str | None = None,
                      size: ModelSize | None = None, settings: TrainSettings | None = None, device: str = "auto",
@@ -78,14 +79,18 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
     """
     size, settings = size or ModelSize(), settings or TrainSettings()
     settings.check()
+    size.check()
     out = Path(out) if out is not None else default_decoder_path(root)
-    checkpoint = start_run([out], overwrite=overwrite)
     paths = [preproc_betas_path(root, s, roi) for s in subjects]
+    spec = feature_spec(features, image_model)
+    checkpoint = start_run([out], kind="pretrain decoder", overwrite=overwrite, resume=resume,
+                           inputs=paths + [image_model], root=root,
+                           settings={"subjects": subjects, "roi": roi, "features": spec, "size": size,
+                                     "training": settings})
     for p in paths:
         if not p.is_file():
             raise MissingInputError("no preprocessed dataset for this subject and ROI", path=p,
                                     expected=f"run fmrikit preprocess --roi {roi} first")
-    spec = feature_spec(features, image_model)
     run_id = new_run_id()
     with distributed(device) as ctx:
         data = [load_subject_data(p, subject_key(s)) for s, p in zip(subjects, paths)]
@@ -107,19 +112,19 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         scores = {d.key: retrieval_scores(model, d, targets[d.key][1], device=ctx.device) for d in data}
         if ctx.is_main:
             _write(out, model, data, paths, spec, size, settings, result.history, scores, run_id, roi, overwrite,
-                   ctx.world_size)
+                   ctx.world_size, root)
             finish_run(checkpoint)
         ctx.barrier()
     return PretrainResult(model=out, retrieval=scores, history=result.history)
 
 
 def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, history, scores, run_id, roi,
-           overwrite, world_size) -> None:
-    inputs = [file_checksum(p) for p in paths]
-    with staged_dir(out, overwrite=overwrite) as stage:
+           overwrite, world_size, root) -> None:
+    inputs = [d.checksum for d in data]
+    with staged_dir(out, overwrite=overwrite, kind="pretrain decoder") as stage:
         model.cpu().save_pretrained(stage, extra={
-            "features": spec, "roi": roi, "run_id": run_id,
-            "subjects": {d.key: {"dataset": str(p), "n_voxels": d.n_voxels, "n_train": len(d.train_x)}
+            "features": spec, "roi": roi, "run_id": run_id, PROJECT_KEY: project_pointer(out, root),
+            "subjects": {d.key: {"dataset": portable_path(p, root), "n_voxels": d.n_voxels, "n_train": len(d.train_x)}
                          for d, p in zip(data, paths)},
         })
         write_log(stage / LOG_NAME, history, title="decoder pretraining on " + ", ".join(d.key for d in data))
@@ -128,4 +133,5 @@ def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, 
                                   "model": vars(size), "training": settings_record(settings),
                                   "world_size": world_size},
                       outputs=["config.json", "model.safetensors", LOG_NAME],
-                      extra={"retrieval": scores, "final_epoch": history[-1] if history else None})
+                      extra={"retrieval": scores, "final_epoch": history[-1] if history else None},
+                      root=root, folder=out)

@@ -23,10 +23,10 @@ import torch
 
 from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.atomic import staged_dir
-from fmrikit.io.provenance import file_checksum, new_run_id, write_json, write_sidecar
+from fmrikit.io.provenance import PROJECT_KEY, new_run_id, portable_path, project_pointer, write_json, write_sidecar
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.project import default_subject_decoder, prior_path
-from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
 from fmrikit.methods.mindeye.settings import PRIOR_SETTINGS, PriorSize
@@ -118,6 +118,7 @@ def load_prior(folder: str | os.PathLike, decoder: str | os.PathLike, device="cp
     return prior.to(device).eval(), record
 
 
+@one_run
 def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None,
                    size: PriorSize | None = None, settings: SupervisedSettings | None = None, device: str = "auto",
                    out: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False) -> Path:
@@ -142,21 +143,26 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
     """
     from fmrikit.data.dataset import read_info, voxel_columns
     from fmrikit.devices import resolve_device
-    from fmrikit.methods.mindeye.subject import load_subject_model
+    from fmrikit.methods.mindeye.subject import load_subject_model, subject_dataset
     from fmrikit.methods.mindeye.targets import image_embeddings
     from fmrikit.data.splits import load_subject_data
     from fmrikit.engine.distributed import Distributed
 
     size = size or PriorSize()
     settings = settings or PRIOR_SETTINGS
+    settings.check()
+    size.check()
     decoder = Path(decoder) if decoder is not None else default_subject_decoder(root, subject)
     out = Path(out) if out is not None else prior_path(root, subject)
-    checkpoint = start_run([out], overwrite=overwrite or resume)
-    sub = load_subject_model(decoder)
-    dataset = Path(sub.record.get("dataset", ""))
-    if not dataset.is_file():
-        raise MissingInputError("the decoder's dataset is gone", path=dataset, expected="its preprocessed dataset")
+    checkpoint = start_run([out], kind="pretrain prior", overwrite=overwrite, resume=resume, inputs=[decoder],
+                           root=root, settings={"subject": subject, "decoder": decoder, "size": size,
+                                                "training": settings})
     dev = resolve_device(device)
+    sub = load_subject_model(decoder)
+    dataset = subject_dataset(sub, decoder)
+    if dataset is None:
+        raise MissingInputError("the decoder records no dataset", path=decoder / "config.json",
+                                expected="a subject decoder of fmrikit roi-train or adapt-subject")
     data = load_subject_data(dataset, sub.key, columns=voxel_columns(read_info(dataset), sub.ijk))
     train_t, _ = image_embeddings([data], {"name": sub.record["features"]["name"],
                                            "image_model": sub.record["features"].get("image_model")},
@@ -188,19 +194,21 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
 
     result = fit_supervised(prior, batch_loss, len(tr), settings, device=dev, val_loss=val_loss,
                             checkpoint=checkpoint, resume=resume, description="prior")
-    with staged_dir(out, overwrite=True) as stage:
+    with staged_dir(out, overwrite=overwrite, kind="pretrain prior") as stage:
         prior.to("cpu").save_pretrained(stage, safe_serialization=True)
         write_log(stage / LOG_NAME, result.history, title=f"diffusion prior of {sub.key}'s decoder")
-        write_json(stage / PRIOR_RECORD, {"decoder": str(decoder.resolve()), "decoder_sha256": weights_checksum(decoder),
+        write_json(stage / PRIOR_RECORD, {"decoder": portable_path(decoder, root),
+                                          "decoder_sha256": weights_checksum(decoder),
+                                          PROJECT_KEY: project_pointer(out, root),
                                           "subject": subject, "size": asdict(size), "schedule": "squaredcos_cap_v2",
                                           "train_timesteps": TRAIN_TIMESTEPS, "drop_condition": DROP_CONDITION})
         write_sidecar(stage / SIDECAR_NAME, command="pretrain --model prior", seed=settings.seed, run_id=new_run_id(),
-                      inputs=[file_checksum(dataset), {"decoder": str(decoder.resolve()),
-                                                       "sha256": weights_checksum(decoder)}],
+                      inputs=[data.checksum, {"decoder": str(decoder.resolve()), "sha256": weights_checksum(decoder)}],
                       parameters={"subject": subject, "size": asdict(size), "training": asdict(settings),
                                   "device": str(dev)},
                       outputs=["config.json", "diffusion_pytorch_model.safetensors", PRIOR_RECORD, LOG_NAME],
                       extra={"best_epoch": result.best_epoch, "n_train_trials": int(len(tr)),
-                             "n_val_trials": int(len(va))})
+                             "n_val_trials": int(len(va))},
+                      root=root, folder=out)
     finish_run(checkpoint)
     return out

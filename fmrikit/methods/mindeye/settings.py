@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fmrikit.errors import InputError
-from fmrikit.checks import check_option
+from fmrikit.checks import check_number, check_option
 from fmrikit.engine.settings import SupervisedSettings
 
 #: Batch size of new-subject training (TROI's stages 1 and 2 and the annotated-ROI baseline), as in the paper.
@@ -20,6 +19,13 @@ class ModelSize:
     n_blocks: int = 2
     proj_hidden: int = 256
     dropout: float = 0.15
+
+    def check(self) -> None:
+        """Refuse sizes out of range, naming the command-line option (:class:`~fmrikit.errors.InputError`)."""
+        check_number("--hidden", self.hidden, low=1)
+        check_number("--blocks", self.n_blocks, low=1)
+        check_number("projector width", self.proj_hidden, low=1)
+        check_number("dropout", self.dropout, low=0, high=1, high_open=True)
 
 
 @dataclass
@@ -57,9 +63,20 @@ class TrainSettings:
     seed: int = 0
 
     def check(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise InputError("bad training settings", expected="epochs >= 1, batch_size >= 2, lr > 0",
-                             found=f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
+        """Refuse values out of range (NaN and infinities included), naming the command-line option.
+
+        Raises
+        ------
+        InputError
+        """
+        check_number("--epochs", self.epochs, low=1)
+        check_number("--batch-size", self.batch_size, low=2)
+        check_number("--lr", self.lr, low=0, low_open=True)
+        check_number("--weight-decay", self.weight_decay, low=0)
+        check_number("--temperature", self.temperature, low=0, low_open=True)
+        check_number("--mse-weight", self.mse_weight, low=0)
+        check_number("MixCo fraction", self.mixco_fraction, low=0, high=1)
+        check_number("MixCo beta", self.mixco_beta, low=0, low_open=True)
         check_option("learning-rate schedule", self.schedule, ("onecycle", "constant"))
 
 
@@ -70,6 +87,12 @@ class PriorSize:
     layers: int = 4
     heads: int = 4
     head_dim: int = 32
+
+    def check(self) -> None:
+        """Refuse sizes below 1 (:class:`~fmrikit.errors.InputError`)."""
+        for name, value in (("prior layers", self.layers), ("prior heads", self.heads),
+                            ("prior head width", self.head_dim)):
+            check_number(name, value, low=1)
 
 
 #: The diffusion prior's training: up to 100 epochs of batch 64 at lr 3e-4, patience 10.

@@ -22,6 +22,7 @@ from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.engine.serialization import (CONFIG_NAME, WEIGHTS_NAME, load_weights, read_config,
                                           weights_checksum)
+from fmrikit.io.provenance import PROJECT_KEY, portable_path, project_pointer, recorded_file, resolve_recorded
 
 ADAPTER_CLASS = "SubjectDecoder"
 
@@ -41,7 +42,8 @@ class SubjectDecoder:
 
 def save_subject_model(folder: str | os.PathLike, model: MindEyeDecoder, key: str, *, subject: int,
                        affine: np.ndarray, volume_shape: tuple[int, int, int], base: str | os.PathLike | None,
-                       shared_trained: bool, extra: dict[str, Any] | None = None) -> Path:
+                       shared_trained: bool, extra: dict[str, Any] | None = None,
+                       final: str | os.PathLike | None = None, root=None) -> Path:
     """Write a subject model folder.
 
     Parameters
@@ -59,6 +61,12 @@ def save_subject_model(folder: str | os.PathLike, model: MindEyeDecoder, key: st
         which case the whole model is saved here.
     shared_trained : bool
         Whether the shared parameters were trained too (then they are saved here).
+    extra : dict, optional
+        More record entries (paths in it already :func:`~fmrikit.io.provenance.portable_path`).
+    final : path-like, optional
+        Where the folder ends up when ``folder`` is a staging folder (default ``folder``).
+    root : path-like, optional
+        The project folder, which the record's paths are relative to.
     """
     from safetensors.torch import save_file
 
@@ -72,8 +80,8 @@ def save_subject_model(folder: str | os.PathLike, model: MindEyeDecoder, key: st
     record = {
         "class": ADAPTER_CLASS, "fmrikit_version": __version__, "config": config, "subject": subject,
         "key": key, "affine": np.asarray(affine).tolist(), "volume_shape": [int(v) for v in volume_shape],
-        "base_model": None if base is None else {"path": str(Path(base).resolve()), "sha256": weights_checksum(base)},
-        "shared_trained": bool(shared_trained), **(extra or {}),
+        "base_model": None if base is None else {"path": portable_path(base, root), "sha256": weights_checksum(base)},
+        "shared_trained": bool(shared_trained), PROJECT_KEY: project_pointer(final or folder, root), **(extra or {}),
     }
     (folder / CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
     return folder
@@ -100,7 +108,7 @@ def load_subject_model(folder: str | os.PathLike, device: str | torch.device = "
         model = MindEyeDecoder(**record["config"])
         load_weights(model, folder / WEIGHTS_NAME)
     else:
-        base_path = Path(base["path"])
+        base_path = resolve_recorded(base["path"], folder, record)
         if not (base_path / WEIGHTS_NAME).is_file():
             raise MissingInputError("the subject model's base decoder is missing", path=base_path,
                                     expected=f"the pretrained decoder named in {folder / CONFIG_NAME}")
@@ -115,3 +123,17 @@ def load_subject_model(folder: str | os.PathLike, device: str | torch.device = "
     return SubjectDecoder(model=model, key=key, subject=int(record["subject"]),
                           ijk=model.inputs[key].ijk.cpu().numpy(), affine=np.asarray(record["affine"]),
                           volume_shape=tuple(record["volume_shape"]), record=record)
+
+
+def subject_dataset(sub: SubjectDecoder, folder: str | os.PathLike) -> Path | None:
+    """The preprocessed dataset a subject model was trained on, checked unchanged (None for records without one).
+
+    Raises
+    ------
+    MissingInputError, DataValueError
+        Not where the record says, or another file (see :func:`~fmrikit.io.provenance.recorded_file`).
+    """
+    if not sub.record.get("dataset"):
+        return None
+    return recorded_file(sub.record["dataset"], sub.record.get("dataset_sha256"), folder, sub.record,
+                         "the subject model's dataset")

@@ -35,7 +35,7 @@ def unclip_route(subject: int, *, model=None, pipeline: str | None = None, root=
     -------
     Route
     """
-    from fmrikit.methods.mindeye.subject import load_subject_model
+    from fmrikit.methods.mindeye.subject import load_subject_model, subject_dataset
     from fmrikit.diffusion import generate_unclip, load_pipeline
     from fmrikit.methods.mindeye.prior import load_prior, sample_prior
 
@@ -44,6 +44,7 @@ def unclip_route(subject: int, *, model=None, pipeline: str | None = None, root=
                          found="none")
     folder = Path(model) if model is not None else default_subject_decoder(root, subject)
     sub = load_subject_model(folder, device="cpu")
+    dataset = subject_dataset(sub, folder)
     pipe, pipe_record = load_pipeline(pipeline, "unclip", device=device)
     width = pipe.unet.config.projection_class_embeddings_input_dim // 2
     if sub.model.config["embed_dim"] != width:
@@ -67,7 +68,6 @@ def unclip_route(subject: int, *, model=None, pipeline: str | None = None, root=
         return generate_unclip(pipe, embeds, seeds=seeds, steps=steps, guidance_scale=guidance_scale,
                                noise_level=noise_level)
 
-    dataset = Path(sub.record.get("dataset", "")) if sub.record.get("dataset") else None
     return Route(ijk=sub.ijk.astype(np.int64), affine=sub.affine, volume_shape=sub.volume_shape,
                  mesh=sub.record.get("mesh", ""), dataset=dataset,
                  model_path=folder, record={"decoder": str(folder), "features": sub.record.get("features"),

@@ -39,8 +39,8 @@ from fmrikit.io.provenance import checksum_digest, file_checksum, new_run_id, wr
 from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAutoencoder
 from fmrikit.methods.neuropictor.settings import FLATMAP_AE_SETTINGS
 from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize
-from fmrikit.project import default_flatmap_ae_path, subject_label
-from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, start_run, write_log
+from fmrikit.project import default_flatmap_ae_path, preproc_betas_path, subject_label
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
@@ -70,6 +70,7 @@ class FlatmapAEResult:
     history: list[dict] = field(default_factory=list)
 
 
+@one_run
 def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                         size: FlatmapAESize | None = None, settings: SupervisedSettings | None = None,
                         sessions: list[int] | None = None, device: str = "auto",
@@ -119,25 +120,30 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     size = size or FlatmapAESize.from_preset("small")
     size.check()
     settings = settings or FLATMAP_AE_SETTINGS
+    settings.check()
     subjects = [int(s) for s in subjects]
     if not subjects or len(set(subjects)) != len(subjects):
         raise InputError("which subjects?", expected="one or more distinct subjects", found=str(subjects))
     out = Path(out) if out is not None else default_flatmap_ae_path(root)
-    checkpoint = start_run([out], overwrite=overwrite or resume)
+    checkpoint = start_run([out], kind="pretrain flatmap-ae", overwrite=overwrite, resume=resume,
+                           inputs=[preproc_betas_path(root, s, roi) for s in subjects], root=root,
+                           settings={"subjects": subjects, "roi": roi, "size": size, "training": settings,
+                                     "sessions": sessions})
     with distributed(device) as ctx:
         result, scores = _train(subjects, ctx, root=root, roi=roi, size=size, settings=settings, sessions=sessions,
-                                out=out, checkpoint=checkpoint, resume=resume)
+                                out=out, checkpoint=checkpoint, resume=resume, overwrite=overwrite)
     return FlatmapAEResult(model=out, scores=scores, history=result.history)
 
 
 def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: FlatmapAESize,
-           settings: SupervisedSettings, sessions, out: Path, checkpoint: Path, resume: bool):
+           settings: SupervisedSettings, sessions, out: Path, checkpoint: Path, resume: bool, overwrite: bool):
     """Train, score (every rank) and write (rank 0) the flatmap autoencoder."""
     from fmrikit.data.flatmaps.store import FlatmapStore
     from fmrikit.data.flatmaps.cache import read_flatmap_info, split_rows
 
     dev = ctx.device
     paths = flatmap_caches(subjects, ctx, root=root, roi=roi, size=size.image_size)
+    checksums = [file_checksum(p) for p in paths] if ctx.is_main else []  # of the caches this run reads
     infos = [read_flatmap_info(p) for p in paths]
     test_ids = np.unique(np.concatenate([i.stim_id[i.shared] for i in infos]))
     rows = []
@@ -187,11 +193,10 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
     scores = flatmap_scores(model, paths, [i.mapping.mask for i in infos], means,
                             [subject_label(s) for s in subjects], device=dev)
     if ctx.is_main:
-        checksums = [file_checksum(p) for p in paths]
         flatmaps = {subject_label(s): {"path": str(Path(p).resolve()), "sha256": checksum_digest(c)}
                     for s, p, c in zip(subjects, paths, checksums)}
         extra = {"subjects": subjects, "roi": roi, "flatmap_size": size.image_size, "flatmaps": flatmaps}
-        with staged_dir(out, overwrite=True) as stage:
+        with staged_dir(out, overwrite=overwrite, kind="pretrain flatmap-ae") as stage:
             model.to("cpu").save_pretrained(stage, extra=extra)
             write_log(stage / LOG_NAME, result.history, title="flatmap autoencoder")
             write_sidecar(stage / SIDECAR_NAME, command="pretrain --model flatmap-ae", seed=settings.seed,
@@ -206,7 +211,8 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
                                  "n_train_images": int(len(images) - len(val_images)),
                                  "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
                                  "val_mse": min((r["val_loss"] for r in result.history), default=None),
-                                 "scores": scores})
+                                 "scores": scores},
+                          root=root, folder=out)
         finish_run(checkpoint)
     ctx.barrier()
     model.eval()

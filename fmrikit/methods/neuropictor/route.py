@@ -10,7 +10,7 @@ import torch
 from fmrikit.diffusion import Route
 from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.data.splits import parse_trial_rows
-from fmrikit.io.provenance import file_checksum
+from fmrikit.io.provenance import file_checksum, resolve_source
 
 
 def neuropictor_route(subject: int, *, model=None, pipeline: str | None = None, root=None, device: torch.device,
@@ -65,7 +65,7 @@ def neuropictor_route(subject: int, *, model=None, pipeline: str | None = None, 
     # the operator training used (it keeps a pycortex subject given explicitly), else the dataset's own
     mapping = read_flatmap_info(cache).mapping if cache.is_file() else flatmap_mapping(info, record["flatmap_size"])
     trained_on = record["pipeline"]
-    pipe_folder, _ = resolve_pipeline(pipeline or trained_on["source"])
+    pipe_folder, _ = resolve_pipeline(pipeline or resolve_source(trained_on["source"], folder, record))
     if component_checksum(pipe_folder / "unet") != trained_on["unet_sha256"]:
         raise DataValueError("the pipeline's U-Net is not the one the model was trained on", path=pipe_folder / "unet",
                              expected=f"the U-Net of {trained_on['source']}", found="other weights")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fmrikit.checks import check_number
 from fmrikit.engine.settings import SupervisedSettings
 
 
@@ -28,6 +29,11 @@ class NeuroPictorOptions:
     uncond_prob: float = 0.05
     train_encoder: bool = True
     gradient_checkpointing: bool = False
+
+    def check(self) -> None:
+        """Refuse loss options out of range, naming the command-line option (:class:`~fmrikit.errors.InputError`)."""
+        check_number("--semantic-weight", self.semantic_weight, low=0)
+        check_number("--uncond-prob", self.uncond_prob, low=0, high=1, high_open=True)
 
 
 #: Paper: AdamW, lr 1e-4, weight decay 0.01; batch 16 per GPU.

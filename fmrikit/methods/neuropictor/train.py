@@ -35,10 +35,12 @@ from torch import nn
 
 from fmrikit.errors import DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
-from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
+from fmrikit.io.provenance import (PROJECT_KEY, file_checksum, new_run_id, portable_path, portable_source,
+                                   project_pointer, resolve_source, write_sidecar)
 from fmrikit.diffusion import control_image
-from fmrikit.project import (adapted_neuropictor_path, default_neuropictor_path, preproc_betas_path, subject_label)
-from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, checkpoint_path, finish_run, start_run, write_log
+from fmrikit.project import (adapted_neuropictor_path, check_desc, default_neuropictor_path, preproc_betas_path,
+                             subject_label)
+from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
@@ -130,6 +132,7 @@ def load_neuropictor(folder: str | os.PathLike, device: str | torch.device = "cp
     return conditioner, controlnet.to(device).eval(), record
 
 
+@one_run
 def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                          pipeline: str | None = None, flatmap_ae: str | os.PathLike | None = None,
                          captions: str | os.PathLike | None = None, sessions: list[int] | None = None,
@@ -170,8 +173,17 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     if pipeline is None:
         raise InputError("NeuroPictor needs a Stable Diffusion pipeline", expected="--pipeline PATH_OR_ID",
                          found="none")
-    options = options or NeuroPictorOptions()
+    options, settings = options or NeuroPictorOptions(), settings or NEUROPICTOR_SETTINGS
+    options.check()
+    settings.check()
     ae_folder = Path(flatmap_ae) if flatmap_ae is not None else default_flatmap_ae_path(root)
+    out = Path(out) if out is not None else default_neuropictor_path(root)
+    checkpoint = start_run([out], kind="pretrain neuropictor", overwrite=overwrite, resume=resume,
+                           inputs=[*(preproc_betas_path(root, s, roi) for s in subjects), ae_folder, pipeline,
+                                   captions],
+                           root=root, settings={"subjects": subjects, "roi": roi, "pipeline": pipeline,
+                                                "flatmap_ae": ae_folder, "sessions": sessions, "training": settings,
+                                                "options": options})
     if not (ae_folder / "config.json").is_file():
         raise MissingInputError("no flatmap autoencoder", path=ae_folder,
                                 expected="run fmrikit pretrain --model flatmap-ae first (or pass --flatmap-ae)")
@@ -184,14 +196,14 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
         conditioner.encoder.load_state_dict(encoder_weights)
         return NeuroPictorModules(conditioner, controlnet)
 
-    out = Path(out) if out is not None else default_neuropictor_path(root)
-    base = {"flatmap_ae": str(ae_folder.resolve()), "flatmap_ae_sha256": weights_checksum(ae_folder)}
+    base = {"flatmap_ae": portable_path(ae_folder, root), "flatmap_ae_sha256": weights_checksum(ae_folder)}
     return _run(subjects, build, "pretrain --model neuropictor", root=root, roi=roi, pipeline=pipeline,
                 image_size=int(encoder_config["image_size"]), captions=captions, sessions=sessions,
-                settings=settings or NEUROPICTOR_SETTINGS, options=options, device=device, out=out, base=base,
-                resume=resume, overwrite=overwrite)
+                settings=settings, options=options, device=device, out=out, base=base, checkpoint=checkpoint,
+                resume=resume, overwrite=overwrite, kind="pretrain neuropictor")
 
 
+@one_run
 def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
                       captions: str | os.PathLike | None = None, sessions: list[int] | None = None,
                       settings: SupervisedSettings | None = None, options: NeuroPictorOptions | None = None,
@@ -215,8 +227,15 @@ def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, ba
     from fmrikit.engine.serialization import weights_checksum
 
     base = Path(base) if base is not None else default_neuropictor_path(root)
+    options, settings = options or NeuroPictorOptions(), settings or NEUROPICTOR_SETTINGS
+    options.check()
+    settings.check()
+    out = Path(out) if out is not None else adapted_neuropictor_path(root, subject, check_desc(desc))
+    checkpoint = start_run([out], kind="adapt-subject neuropictor", overwrite=overwrite, resume=resume,
+                           inputs=[base, captions], root=root,
+                           settings={"subject": subject, "base": base, "sessions": sessions, "training": settings,
+                                     "options": options})
     conditioner, controlnet, record = load_neuropictor(base)
-    options = options or NeuroPictorOptions()
 
     def build(sd) -> NeuroPictorModules:
         expected = (sd.text_tokens, sd.text_width, sd.unet.config.in_channels, sd.unet.config.sample_size)
@@ -226,12 +245,13 @@ def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, ba
                                  found=str(found))
         return NeuroPictorModules(conditioner, controlnet)
 
-    out = Path(out) if out is not None else adapted_neuropictor_path(root, subject, desc)
     return _run([subject], build, "adapt-subject --model neuropictor", root=root, roi=record["roi"],
-                pipeline=record["pipeline"]["source"], image_size=int(conditioner.image_size), captions=captions,
-                sessions=sessions, settings=settings or NEUROPICTOR_SETTINGS, options=options, device=device, out=out,
-                base={"base": str(base.resolve()), "base_sha256": weights_checksum(base)},
-                expected_unet=record["pipeline"]["unet_sha256"], resume=resume, overwrite=overwrite)
+                pipeline=resolve_source(record["pipeline"]["source"], base, record),
+                image_size=int(conditioner.image_size), captions=captions, sessions=sessions, settings=settings,
+                options=options, device=device, out=out,
+                base={"base": portable_path(base, root), "base_sha256": weights_checksum(base)},
+                expected_unet=record["pipeline"]["unet_sha256"], checkpoint=checkpoint, resume=resume,
+                overwrite=overwrite, kind="adapt-subject neuropictor")
 
 
 @dataclass
@@ -304,14 +324,12 @@ def load_stable_diffusion(pipeline: str, device) -> _StableDiffusion:
 
 def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: str, image_size: int, captions,
          sessions, settings: SupervisedSettings, options: NeuroPictorOptions, device: str, out: Path, base: dict,
-         resume: bool, overwrite: bool, expected_unet: str | None = None) -> NeuroPictorResult:
-    """Train (a copy of) a NeuroPictor model on the subjects and save it to ``out`` (rank 0 under ``torchrun``)."""
+         checkpoint: Path, resume: bool, overwrite: bool, kind: str,
+         expected_unet: str | None = None) -> NeuroPictorResult:
+    """Train (a copy of) a NeuroPictor model on the subjects and save it to ``out`` (rank 0 under ``torchrun``), an
+    output of ``kind`` claimed by :func:`~fmrikit.engine.runs.start_run` (its checkpoint folder ``checkpoint``)."""
     from fmrikit.data.dataset import read_info
 
-    start_run([out], overwrite=overwrite or resume)
-    if not 0 <= options.uncond_prob < 1 or options.semantic_weight < 0:
-        raise InputError("invalid NeuroPictor loss options", expected="0 <= uncond_prob < 1, semantic_weight >= 0",
-                         found=f"{options.uncond_prob}, {options.semantic_weight}")
     datasets = [preproc_betas_path(root, s, roi) for s in subjects]
     for s, path in zip(subjects, datasets):
         if not path.is_file():
@@ -324,12 +342,14 @@ def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: 
     with distributed(device) as ctx:
         return _train(subjects, build, command, ctx, root=root, roi=roi, pipeline=pipeline, image_size=image_size,
                       captions=captions, sessions=sessions, settings=settings, options=options, out=out, base=base,
-                      resume=resume, expected_unet=expected_unet, info=infos[0])
+                      checkpoint=checkpoint, resume=resume, overwrite=overwrite, kind=kind,
+                      expected_unet=expected_unet, info=infos[0])
 
 
 def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, roi: str, pipeline: str,
            image_size: int, captions, sessions, settings: SupervisedSettings, options: NeuroPictorOptions, out: Path,
-           base: dict, resume: bool, expected_unet: str | None, info) -> NeuroPictorResult:
+           base: dict, checkpoint: Path, resume: bool, overwrite: bool, kind: str, expected_unet: str | None,
+           info) -> NeuroPictorResult:
     """The training run of :func:`_run` in one process of the (possibly one-process) group."""
     from fmrikit.data.captions import read_captions
     from fmrikit.data.flatmaps.store import FlatmapStore
@@ -340,6 +360,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
 
     dev = ctx.device
     caches = flatmap_caches(subjects, ctx, root=root, roi=roi, size=image_size)
+    checksums = [file_checksum(p) for p in caches] if ctx.is_main else []  # of the caches this run reads
     flat_infos = [read_flatmap_info(p) for p in caches]
     splits = [split_rows(fi, sessions) for fi in flat_infos]
     if not sum(len(tr) for tr, _ in splits):
@@ -385,27 +406,28 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
         return objective.evaluate([(store.read(val_rows[s:s + 16]), store.stim_id(val_rows[s:s + 16]))
                                    for s in range(0, len(val_rows), 16)], settings.seed)["loss"]
 
-    checkpoint = checkpoint_path(out)
     fit = fit_supervised(modules, batch_loss, len(train_rows), settings, device=dev, val_loss=val_loss,
                          checkpoint=checkpoint, resume=resume, description="neuropictor", ctx=ctx)
     store.close()
     scores = {subject_label(s): objective.test_scores(*t, settings.seed) for s, t in zip(subjects, test)}
     if ctx.is_main:
         record = {"subjects": subjects, "roi": roi, "flatmap_size": image_size, "image_size": sd.image_size,
-                  "pipeline": sd.record, **base}
-        with staged_dir(out, overwrite=True) as stage:
+                  "pipeline": {**sd.record, "source": portable_source(sd.record["source"], root)}, **base,
+                  PROJECT_KEY: project_pointer(out, root)}
+        with staged_dir(out, overwrite=overwrite, kind=kind) as stage:
             modules.conditioner.to("cpu").save_pretrained(stage, extra=record)
             with quiet_loading():
                 modules.controlnet.to("cpu").save_pretrained(stage / CONTROLNET_DIR, safe_serialization=True)
             write_log(stage / LOG_NAME, fit.history, title=f"NeuroPictor ({command})")
             write_sidecar(stage / SIDECAR_NAME, command=command, seed=settings.seed, run_id=new_run_id(),
-                          inputs=[file_checksum(p) for p in caches],
+                          inputs=checksums,
                           parameters={"subjects": subjects, "roi": roi, "sessions": sessions,
                                       "training": asdict(settings), "options": asdict(options), "device": str(dev),
                                       "world_size": ctx.world_size},
                           outputs=["config.json", "model.safetensors", CONTROLNET_DIR, LOG_NAME],
                           extra={**record, "n_train_trials": int(len(train_rows)), "n_val_trials": int(len(val_rows)),
-                                 "best_epoch": fit.best_epoch, "scores": scores})
+                                 "best_epoch": fit.best_epoch, "scores": scores},
+                          root=root, folder=out)
         finish_run(checkpoint)
     ctx.barrier()
     return NeuroPictorResult(model=out, scores=scores, history=fit.history)

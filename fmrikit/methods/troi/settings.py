@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fmrikit.checks import check_number
 from fmrikit.errors import InputError
 
 
@@ -52,8 +53,21 @@ class TroiSettings:
     finetune_lr_factor: float = 0.04
 
     def check(self) -> None:
-        if self.budget < 1 or not 0 <= self.warmup_epochs < self.stage1_epochs or self.lowpass_sigma <= 0:
-            raise InputError("bad TROI settings",
-                             expected="budget >= 1, 0 <= warmup_epochs < stage1_epochs, lowpass_sigma > 0",
-                             found=f"budget={self.budget}, warmup_epochs={self.warmup_epochs}, "
-                                   f"stage1_epochs={self.stage1_epochs}, lowpass_sigma={self.lowpass_sigma}")
+        """Refuse values out of range (NaN and infinities included), naming the command-line option.
+
+        Raises
+        ------
+        InputError
+        """
+        check_number("--budget", self.budget, low=1)
+        check_number("--stage1-epochs", self.stage1_epochs, low=1)
+        check_number("--warmup-epochs", self.warmup_epochs, low=0)
+        if self.warmup_epochs >= self.stage1_epochs:
+            raise InputError("--warmup-epochs must be fewer than --stage1-epochs",
+                             expected=f"fewer than {self.stage1_epochs}", found=str(self.warmup_epochs))
+        check_number("--threshold", self.threshold, low=0)
+        check_number("--lasso", self.lasso, low=0)
+        check_number("--mask-lr", self.mask_lr, low=0, low_open=True)
+        check_number("--stage1-lr", self.stage1_lr, low=0, low_open=True)
+        check_number("--lowpass-sigma", self.lowpass_sigma, low=0, low_open=True)
+        check_number("fine-tuning learning-rate factor", self.finetune_lr_factor, low=0, low_open=True)

@@ -20,21 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmrikit.errors import MissingInputError, RunError
-from fmrikit.io.provenance import file_checksum, new_run_id
+from fmrikit.data.dataset import read_info
+from fmrikit.errors import InputError, MissingInputError, RunError
+from fmrikit.io.provenance import new_run_id
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import subject_key
-from fmrikit.project import preproc_betas_path, subject_dir, subject_label
-from fmrikit.methods.mindeye.adapt import (SubjectResult, check_desc, load_backbone, set_trainable,
+from fmrikit.project import check_desc, default_decoder_path, preproc_betas_path, subject_dir, subject_label
+from fmrikit.methods.mindeye.adapt import (SubjectResult, load_backbone, set_trainable,
                                     subject_output_names, train_input_layer, write_subject_outputs)
 from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.features.registry import feature_spec
-from fmrikit.data.dataset import read_info
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import distributed
 from fmrikit.methods.mindeye.loop import fit
 from fmrikit.methods.troi.gate import VoxelGate
-from fmrikit.engine.runs import finish_run, start_run
+from fmrikit.engine.runs import finish_run, one_run, start_run
 from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, ModelSize, TrainSettings
 from fmrikit.methods.troi.settings import TroiSettings
 from fmrikit.engine.runs import settings_record
@@ -109,6 +109,7 @@ def select(scores: np.ndarray, alive: np.ndarray, keep: int) -> np.ndarray:
     return out
 
 
+@one_run
 def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: TroiSettings | None = None,
               sessions: list[int] | None = None, coarse_roi: str = "brainmask",
               backbone: str | os.PathLike | None = None, pretrained: bool = True, unfreeze_backbone: bool = False,
@@ -148,24 +149,37 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
         ``extra`` holds the stage-1 voxel counts per epoch and the selected count.
     """
     troi, settings = troi or TroiSettings(), settings or TrainSettings(batch_size=SUBJECT_BATCH_SIZE)
+    size = size or ModelSize()
     troi.check()
     settings.check()
+    size.check()
     dataset = preproc_betas_path(root, subject, coarse_roi)
+    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{check_desc(desc)}"
     if not dataset.is_file():
         raise MissingInputError("no preprocessed dataset of the coarse region", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} --roi {coarse_roi} first")
-    out_dir, stem = subject_dir(root, subject), f"{subject_label(subject)}_desc-{check_desc(desc)}"
     surface = read_info(dataset).is_surface
     names = subject_output_names(stem, _surface_map_names(stem, flatmap) if surface else
                                  {"mask": f"{stem}_mask.nii.gz", "weights": f"{stem}_weights.nii.gz"})
     if flatmap and not surface:
         names.update(mask_png=f"{stem}_mask.png", weights_png=f"{stem}_weights.png")
-    checkpoint = start_run([out_dir / n for n in names.values()], overwrite=overwrite)
+    backbone_path = (Path(backbone) if backbone is not None else default_decoder_path(root)) if pretrained else None
+    checkpoint = start_run([out_dir / n for n in names.values()], kind="roi-train", overwrite=overwrite,
+                           resume=resume, inputs=[dataset, backbone_path, image_model], root=root,
+                           settings={"subject": subject, "coarse_roi": coarse_roi, "sessions": sessions, "troi": troi,
+                                     "backbone": backbone_path, "pretrained": pretrained,
+                                     "unfreeze_backbone": unfreeze_backbone,
+                                     "features": None if pretrained else feature_spec(features, image_model),
+                                     "size": None if pretrained else size, "training": settings})
+    n_voxels = read_info(dataset).n_voxels
+    if troi.budget >= n_voxels:
+        raise InputError("--budget must be below the coarse region's voxel count (nothing to select otherwise)",
+                         path=dataset, expected=f"fewer than {n_voxels}", found=str(troi.budget))
     if pretrained:
-        model, record, backbone_path = load_backbone(backbone, root)
+        model, record, backbone_path = load_backbone(backbone_path, root)
         spec = record["features"]
     else:
-        backbone_path, spec = None, feature_spec(features, image_model)
+        spec = feature_spec(features, image_model)
     run_id = new_run_id()
     key = subject_key(subject)
     with distributed(device) as ctx:
@@ -173,9 +187,8 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
         targets = image_embeddings([data], spec, ctx, root=root)[key]
         if not pretrained:
             torch.manual_seed(settings.seed)
-            s = size or ModelSize()
-            model = MindEyeDecoder({key: data.n_voxels}, embed_dim=targets[0].shape[1], hidden=s.hidden,
-                                   n_blocks=s.n_blocks, proj_hidden=s.proj_hidden, dropout=s.dropout)
+            model = MindEyeDecoder({key: data.n_voxels}, embed_dim=targets[0].shape[1], hidden=size.hidden,
+                                   n_blocks=size.n_blocks, proj_hidden=size.proj_hidden, dropout=size.dropout)
             set_target_statistics(model, [targets[0]])
         model.to(ctx.device)
         train_shared = unfreeze_backbone or not pretrained
@@ -227,8 +240,8 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
 
             write_subject_outputs(out_dir, names, model, sub, base=backbone_path, shared_trained=train_shared,
                                   history=result.history, scores=scores, command="roi-train", parameters=parameters,
-                                  inputs=[file_checksum(dataset)], seed=settings.seed, run_id=run_id,
-                                  overwrite=overwrite, write_extra=write_maps,
+                                  inputs=[data.checksum], seed=settings.seed, run_id=run_id,
+                                  overwrite=overwrite, kind="roi-train", root=root, write_extra=write_maps,
                                   extra={"features": spec, "stage1_voxels_per_epoch": counts,
                                          "n_coarse_voxels": data.n_voxels})
             finish_run(checkpoint)
@@ -315,4 +328,4 @@ def _restrict(data: SubjectData, selected: np.ndarray) -> SubjectData:
     """The subject's data over a subset of its columns."""
     return SubjectData(key=data.key, info=data.info, columns=data.columns[selected],
                        train_x=data.train_x[:, selected].contiguous(), train_stim=data.train_stim,
-                       test_x=data.test_x[:, selected].contiguous(), test_stim=data.test_stim)
+                       test_x=data.test_x[:, selected].contiguous(), test_stim=data.test_stim, checksum=data.checksum)
