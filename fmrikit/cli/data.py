@@ -16,12 +16,16 @@ def simulate(
     sessions: Annotated[str, typer.Option(help="Sessions per subject; a list such as 4,4,3 gives each its own.")] = "4",
     trials_per_session: Annotated[int, typer.Option(help="Trials per session.")] = 150,
     runs: Annotated[int, typer.Option(help="Runs per session.")] = 5,
-    shared: Annotated[int, typer.Option(help="Images every subject sees.")] = 60,
+    shared: Annotated[int, typer.Option(help="Images every subject sees (three trials each, in the sessions every "
+                                             "subject has).")] = 60,
     image_size: Annotated[int, typer.Option(help="Stimulus size in pixels.")] = 64,
-    noise: Annotated[float, typer.Option(help="Trial noise sd (% signal change; signal sd is 0.5-1.5).")] = 1.5,
+    noise: Annotated[float, typer.Option(help="Typical trial noise sd (% signal change); at 1.5 the 3-trial noise "
+                                              "ceilings of visual voxels reach about 70 %.")] = 1.5,
     betas_format: Annotated[str, typer.Option("--format", help="nifti, hdf5 or both; a list such as nifti,hdf5 "
                                                                 "cycles over subjects.")] = "nifti",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed (the world).")] = 0,
+    noise_free: Annotated[bool, typer.Option(help="Write the same world with its noise-free responses as betas "
+                                                  "(oracle runs).")] = False,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Write a miniature NSD-format world with known ground truth."""
@@ -29,7 +33,7 @@ def simulate(
 
     config = SimulationConfig(n_subjects=subjects, sessions=int_list(sessions), trials_per_session=trials_per_session,
                               runs_per_session=runs, n_shared=shared, image_size=image_size, noise=noise,
-                              formats=[f.strip() for f in betas_format.split(",")], seed=seed)
+                              formats=[f.strip() for f in betas_format.split(",")], seed=seed, noise_free=noise_free)
     path = call(run, out, config, overwrite=overwrite)
     out_console.print(f"simulated NSD tree: {path}")
 
