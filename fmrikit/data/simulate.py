@@ -338,7 +338,7 @@ def _write_subject(tree: Path, truth, subject: int, cfg: SimulationConfig, anat:
         noise_var = np.ones(n_brain)
     noise_sd = np.sqrt(np.maximum(noise_var, 1e-12))
     ncsnr = np.sqrt(np.maximum(0, 1 - noise_sd ** 2)) / noise_sd
-    ncsnr = np.where(varying, np.minimum(ncsnr, P.NOISE_FREE_NCSNR), 0)
+    ncsnr = np.where(varying, ncsnr, 0)  # a constant voxel (noise-free tree, no signal) has none
     ncsnr_vol = np.zeros(anat.shape, dtype=np.float32)
     ncsnr_vol[tuple(brain_ijk.T)] = ncsnr
     save_nifti(ncsnr_vol, anat.affine, betas_dir / "ncsnr.nii.gz")

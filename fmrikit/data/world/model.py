@@ -62,9 +62,8 @@ def image_features(stimuli: StimulusSet, grid: int = P.FEATURE_GRID) -> ImageFea
     energy = ndimage.gaussian_filter(band ** 2, sigma=(0, scale, scale))
     planes = [energy, lum - lum.mean((1, 2), keepdims=True), lms[..., 0] - lms[..., 1],
               lms[..., 2] - (lms[..., 0] + lms[..., 1]) / 2]
-    cut = size - size % grid
-    maps = np.stack([p[:, :cut, :cut].reshape(n, grid, cut // grid, grid, cut // grid).mean((2, 4)).reshape(n, -1)
-                     for p in planes])
+    pool = _pooling(size, grid)
+    maps = np.stack([(pool @ plane @ pool.T).reshape(n, -1) for plane in planes])
 
     names, columns = [], []
     for k, cat in enumerate(CATEGORIES):
@@ -201,6 +200,15 @@ def prf_weights(prf: np.ndarray, grid: int) -> np.ndarray:
     wx = np.diff(ndtr((edges[None] - x) / sigma), axis=1)
     wy = np.diff(ndtr((edges[None] - y) / sigma), axis=1)[:, ::-1]  # image rows run downwards
     return (wy[:, :, None] * wx[:, None, :]).reshape(len(prf), -1)
+
+
+def _pooling(size: int, grid: int) -> np.ndarray:
+    """Area-weighted pooling of ``size`` pixels into ``grid`` equal cells, (grid, size); rows sum to 1."""
+    edges = np.arange(size + 1) / size
+    cells = np.arange(grid + 1) / grid
+    overlap = np.clip(np.minimum(edges[None, 1:], cells[1:, None]) - np.maximum(edges[None, :-1], cells[:-1, None]),
+                      0, None)
+    return (overlap * grid).astype(np.float32)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ import numpy as np
 
 #: Image half-width (deg) and the grid on which stimulus features are pooled.
 IMAGE_HALF_DEG = 4.2
-FEATURE_GRID = 16
+FEATURE_GRID = 32
 
 #: Visual areas and regions; index 0 is "not visual". Early areas come first.
 AREAS: tuple[str, ...] = ("none", "V1", "V2", "V3", "hV4", "V3AB", "LO", "OFA", "FFA", "VWFA", "food", "PPA",
@@ -130,8 +130,6 @@ SESSION_GAIN_SD = 0.1
 SESSION_OFFSET_SD = 0.5
 #: Mean evoked response (% signal change), uniform range, of every brain voxel.
 BASELINE_RANGE = (0.5, 2.0)
-#: ncsnr written for a signal voxel of a noise-free tree (noise ceiling 99.99997 %).
-NOISE_FREE_NCSNR = 1000.0
 
 #: Linear sRGB -> CIE XYZ (D65) and XYZ -> LMS (Hunt-Pointer-Estevez), composed.
 _SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
