@@ -1,14 +1,15 @@
 """Run a study over world seeds x model seeds and write one table: mean +- sd and n per variant and
-metric, and the differences from a reference variant that exceed 2 standard errors.
+metric, and the differences between variants that exceed 2 standard errors.
 
 A study is any command that, given the environment variables ``WORLD_SEED`` (the simulated world),
 ``SEED`` (the models), ``STUDY_RUN_DIR`` (a folder of its own) and ``STUDY_ROWS`` (a file to write),
 writes its rows with :func:`write_rows`. :func:`run_study` runs it once per seed pair (its output goes
-to ``<run dir>/run.log``), then :func:`aggregate` pairs the runs: a difference between a variant
-and the reference is their per-run difference, averaged over the model seeds of each world, then
-over worlds; it is called only when it exceeds twice its standard error (sd over worlds / sqrt(n
-worlds), n >= 2; with one world, over its model seeds). Oracle rows (the same scorer on the ground
-truth) are listed beside the method rows and are never called against them.
+to ``<run dir>/run.log``), then :func:`aggregate` pairs the runs: a difference between a variant and
+the one it is compared with (its ``versus``, else the study's reference) is their per-run
+difference, averaged over the model seeds of each world, then over worlds; it is called only when it
+exceeds twice its standard error (sd over worlds / sqrt(n worlds), n >= 2; with one world, over its
+model seeds). Oracle rows (the same scorer on the ground truth) are listed beside the method rows
+and are never compared.
 
 Run as ``python -m fmrikit.analysis.study run --world-seeds 0,1,2 --model-seeds 0,1 --out DIR --
 COMMAND ...`` or ``python -m fmrikit.analysis.study table DIR`` (re-aggregate finished runs).
@@ -49,11 +50,14 @@ class Row:
         None or NaN for a metric the variant does not have.
     oracle : bool
         The scorer run on the ground truth (a ceiling), not a method.
+    versus : str, optional
+        Variant this one is compared with (default: the study's reference).
     """
 
     variant: str
     metrics: dict[str, float | None]
     oracle: bool = False
+    versus: str | None = None
 
 
 @dataclass
@@ -81,8 +85,9 @@ def write_rows(path: str | os.PathLike, rows: list[Row], *, reference: str | Non
     names = [r.variant for r in rows]
     if len(set(names)) != len(names):
         raise InputError("variant names must be unique", found=", ".join(names))
-    if reference is not None and reference not in names:
-        raise InputError("reference variant not among the rows", expected=", ".join(names), found=reference)
+    for name in [reference] + [r.versus for r in rows]:
+        if name is not None and name not in names:
+            raise InputError("compared variant not among the rows", expected=", ".join(names), found=name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, {"rows": [asdict(r) for r in rows], "reference": reference, "labels": labels or {}})
@@ -111,16 +116,19 @@ def aggregate(runs: dict[str, Study]) -> dict[str, Any]:
     dict
         ``runs``, ``reference``, ``metrics``, ``labels``, ``variants`` (name -> oracle flag, and per
         metric ``mean``, ``sd``, ``n``, ``values``) and ``differences`` (variant -> metric ->
-        ``mean``, ``se``, ``n`` (worlds, or runs with one world), ``called``).
+        ``mean``, ``se``, ``n`` (worlds, or runs with one world), ``called``; and ``versus``, the
+        variant it is compared with).
     """
     if not runs:
         raise InputError("no study runs to aggregate")
     variants: dict[str, bool] = {}
+    versus: dict[str, str | None] = {}
     metrics: list[str] = []
     labels: dict[str, str] = {}
     for study in runs.values():
         for row in study.rows:
             variants.setdefault(row.variant, row.oracle)
+            versus.setdefault(row.variant, row.versus)
             metrics += [m for m in row.metrics if m not in metrics]
         labels.update(study.labels)
     first = next(iter(runs.values()))
@@ -136,13 +144,14 @@ def aggregate(runs: dict[str, Study]) -> dict[str, Any]:
             vals = [v for v in vals if v is not None]
             entry[m] = _summary(vals)
         table["variants"][variant] = entry
-        if oracle or variant == reference or reference is None:
+        other = versus[variant] or reference
+        if oracle or other is None or other == variant:
             continue
-        diffs = {}
+        diffs: dict[str, Any] = {"versus": other}
         for m in metrics:
             by_world: dict[str, list[float]] = {}
             for run in runs:
-                a, b = value.get((run, variant, m)), value.get((run, reference, m))
+                a, b = value.get((run, variant, m)), value.get((run, other, m))
                 if a is not None and b is not None:
                     by_world.setdefault(run.split("_model-")[0], []).append(a - b)
             d = [float(np.mean(v)) for v in by_world.values()] if len(by_world) > 1 else \
@@ -168,12 +177,13 @@ def markdown(table: dict[str, Any]) -> str:
                 name = f"oracle: {variant}" if oracle else variant
                 lines.append(f"| {name} | " + " | ".join(_cell(entry[m]) for m in metrics) + " |")
     if table["differences"]:
-        lines += ["", f"Differences from **{table['reference']}** (paired per run, averaged within each world; "
-                      "mean ± standard error over worlds, or over runs with one world; * beyond 2 standard errors):",
-                  "",
-                  "| variant | " + " | ".join(labels[m] for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
+        lines += ["", "Differences (paired per run, averaged within each world; mean ± standard error over worlds, "
+                      "or over runs with one world; * beyond 2 standard errors):", "",
+                  "| variant | versus | " + " | ".join(labels[m] for m in metrics) + " |",
+                  "|---|---|" + "---|" * len(metrics)]
         for variant, diffs in table["differences"].items():
-            lines.append(f"| {variant} | " + " | ".join(_diff_cell(diffs[m]) for m in metrics) + " |")
+            lines.append(f"| {variant} | {diffs['versus']} | " + " | ".join(_diff_cell(diffs[m]) for m in metrics)
+                         + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -56,8 +56,19 @@ def test_rows_round_trip_and_checks(tmp_path):
     assert table["variants"]["B"]["x"]["n"] == 0 and table["variants"]["A"]["y"]["n"] == 0
     with pytest.raises(InputError, match="unique"):
         write_rows(tmp_path / "x.json", [Row("A", {}), Row("A", {})])
-    with pytest.raises(InputError, match="reference"):
+    with pytest.raises(InputError, match="compared variant"):
         write_rows(tmp_path / "x.json", [Row("A", {})], reference="Z")
+    with pytest.raises(InputError, match="compared variant"):
+        write_rows(tmp_path / "x.json", [Row("A", {}, versus="Z")])
+
+
+def test_a_row_compared_with_its_own_baseline():
+    runs = {f"world-{w}_model-0": Study([Row("A", {"x": 0.5}), Row("B", {"x": 0.1 * w}),
+                                         Row("C", {"x": 0.1 * w + 0.3 + 0.01 * w}, versus="B")]) for w in range(3)}
+    diffs = aggregate(runs)["differences"]
+    assert diffs["B"]["versus"] == "A" and diffs["C"]["versus"] == "B"
+    assert diffs["C"]["x"]["mean"] == pytest.approx(0.31) and diffs["C"]["x"]["called"]
+    assert "| C | B | +0.310 ± 0.006 * |" in markdown(aggregate(runs))
 
 
 SCRIPT = """
