@@ -182,8 +182,9 @@ def markdown(table: dict[str, Any]) -> str:
                   "| variant | versus | " + " | ".join(labels[m] for m in metrics) + " |",
                   "|---|---|" + "---|" * len(metrics)]
         for variant, diffs in table["differences"].items():
-            lines.append(f"| {variant} | {diffs['versus']} | " + " | ".join(_diff_cell(diffs[m]) for m in metrics)
-                         + " |")
+            if any(diffs[m]["n"] for m in metrics):  # a variant with no metric in common says nothing
+                lines.append(f"| {variant} | {diffs['versus']} | "
+                             + " | ".join(_diff_cell(diffs[m]) for m in metrics) + " |")
     return "\n".join(lines) + "\n"
 
 
