@@ -258,7 +258,7 @@ def _summary(vals: list[float]) -> dict[str, Any]:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.3g}" if abs(v) >= 100 else f"{v:.3f}"
+    return f"{v:.0f}" if abs(v) >= 100 or (abs(v) >= 10 and float(v).is_integer()) else f"{v:.3f}"
 
 
 def _cell(s: dict[str, Any]) -> str:

@@ -96,7 +96,8 @@ def test_roi_mostly_driven_and_layout_shared_up_to_a_warp(sim_world):
         for subject in (1, 2):
             inf = truth[f"subj{subject:02d}/informative_mask"][:]
             cls = truth[f"subj{subject:02d}/voxel_class"][:]
-            roi = nib.load(sim_world / f"nsddata/ppdata/subj{subject:02d}/func1pt8mm/roi/nsdgeneral.nii.gz").get_fdata() > 0
+            roi_dir = sim_world / f"nsddata/ppdata/subj{subject:02d}/func1pt8mm/roi"
+            roi = nib.load(roi_dir / "nsdgeneral.nii.gz").get_fdata() > 0
             assert inf[roi].mean() > 0.85  # nsdgeneral is mostly visually driven
             assert 0.7 < roi[inf].mean() < 0.98  # it covers most, not all, driven voxels
             assert all((cls == c).sum() >= 20 for c in range(1, 8))  # early, every category, other visual

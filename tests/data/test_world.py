@@ -204,3 +204,13 @@ def test_noise_free_tree_is_the_same_world(small, tmp_path):
         offset = tzyx[:, ijk[:, 2], ijk[:, 1], ijk[:, 0]] / 300 - responses[ids - 1]
         assert np.abs(offset - offset.mean(0)).max() <= 1 / 300  # int16 rounding
         assert (tzyx.std(0)[np.transpose(outside, (2, 1, 0))] == 0).all()  # no noise anywhere
+
+    # preprocessing keeps exactly the nsdgeneral voxels that carry signal (the others are constant)
+    from fmrikit.data.dataset import read_info
+    from fmrikit.data.preprocess import preprocess_nsd
+
+    kept = read_info(preprocess_nsd(free, 1, root=tmp_path / "project", flatmap=False).betas).ijk
+    general = _roi(free, 1, "nsdgeneral") > 0
+    signal = np.zeros_like(general)
+    signal[tuple(ijk.T)] = True
+    assert {tuple(v) for v in kept} == {tuple(v) for v in np.argwhere(general & signal)}

@@ -127,12 +127,12 @@ def subject_layout(anat: Anatomy, template: Template, rng: np.random.Generator) 
         intercept, slope = P.PRF_SIZE[name]
         size[sel] = intercept + slope * np.hypot(*xy[sel].T)
         exponent[sel] = P.CSS_EXPONENT[name]
-    scatter = rng.normal(0, 0.1, (len(area), 2)) * size[:, None]
+    scatter = rng.normal(0, P.PRF_SCATTER, (len(area), 2)) * size[:, None]
     prf[early, :2] = xy[early] + scatter[early]
     prf[early, 2] = size[early] * np.sqrt(exponent[early])
     prf[early, 3] = exponent[early]
 
-    ncsnr = _ncsnr(anat, area, names, position, depth_mm, prf, rng)
+    ncsnr = _ncsnr(area, position, depth_mm, prf, rng)
     nsdgeneral = per_voxel(template.nsdgeneral[tuple(anat.pixel_xy.T)].astype(np.float64)) > 0.5
     template_labels, _, _, template_depth = _read_template(template, pix, np.zeros_like(jitter))
     streams = _streams(template, pix, template_labels, template_depth, per_voxel)
@@ -171,7 +171,8 @@ def _read_template(template: Template, points: np.ndarray, jitter: np.ndarray):
     labels = np.where(early > 0, early, labels)
 
     # mirrored hemifield maps: polar angle runs -90..90 deg across V1, back across V2, and so on
-    angle = np.where(np.isin(early, (1, 3)), -90 + 180 * t, 90 - 180 * t)
+    rising = np.isin(early, [P.AREAS.index("V1"), P.AREAS.index("V3")])
+    angle = np.where(rising, -90 + 180 * t, 90 - 180 * t)
     ecc = P.HH_E2_DEG * ((1 + P.MAX_ECC_DEG / P.HH_E2_DEG) ** s - 1)
     side = np.where(points[:, 0] < width / 2, 1.0, -1.0)  # the left hemisphere sees the right hemifield
     xy = np.stack([side * ecc * np.cos(np.deg2rad(angle)), ecc * np.sin(np.deg2rad(angle))], 1)
@@ -190,12 +191,12 @@ def _streams(template: Template, pix: np.ndarray, labels: np.ndarray, depth: np.
     return per_voxel(np.eye(len(STREAM_NAMES) + 1)[stream]).argmax(1)
 
 
-def _ncsnr(anat: Anatomy, area: np.ndarray, names: np.ndarray, position: np.ndarray, depth_mm: np.ndarray,
-           prf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _ncsnr(area: np.ndarray, position: np.ndarray, depth_mm: np.ndarray, prf: np.ndarray,
+           rng: np.random.Generator) -> np.ndarray:
     """True ncsnr: the area's typical value x a smooth gain x a taper at the region's edge x the share of
     the pRF on the image (early areas); a few smooth patches without response; a soft cap."""
     gain = np.array([P.NCSNR_GAIN.get(n, 0.0) for n in P.AREAS])[area]
-    fields = smooth_field(rng, 2, 2, (10.0, 30.0))(position)
+    fields = smooth_field(rng, 2, 2, P.GAIN_WAVELENGTH_MM)(position)
     value = gain * np.exp(P.GAIN_LOG_SD * fields[:, 0] + rng.normal(0, P.SUBJECT_LOG_SD))
     value *= np.clip(depth_mm / (2 * P.FRINGE_MM), 0.1, 1.0)
     early = np.isfinite(prf[:, 0])

@@ -86,4 +86,4 @@ def noise_levels(world_mm: np.ndarray, noise: float, rng: np.random.Generator) -
     noise : float
     rng : numpy.random.Generator
     """
-    return noise * np.exp(P.NOISE_LOG_SD * smooth_field(rng, 3, 1, (30.0, 80.0))(world_mm)[:, 0])
+    return noise * np.exp(P.NOISE_LOG_SD * smooth_field(rng, 3, 1, P.NOISE_WAVELENGTH_MM)(world_mm)[:, 0])

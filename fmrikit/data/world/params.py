@@ -74,6 +74,8 @@ HH_E2_DEG = 0.75
 #: pRF size sigma / sqrt(n) = intercept + slope * eccentricity (deg).
 PRF_SIZE: dict[str, tuple[float, float]] = {"V1": (0.3, 0.12), "V2": (0.35, 0.18), "V3": (0.4, 0.25),
                                             "hV4": (0.6, 0.35), "V3AB": (0.6, 0.4)}
+#: Voxel-to-voxel scatter of pRF centres around the map, as a fraction of pRF size (a modelling choice).
+PRF_SCATTER = 0.1
 #: CSS exponent n per area.
 CSS_EXPONENT: dict[str, float] = {"V1": 0.5, "V2": 0.4, "V3": 0.35, "hV4": 0.2, "V3AB": 0.25}
 #: Mean shares of response variance: contrast energy, luminance, L-M, S-(L+M).
@@ -115,17 +117,20 @@ NCSNR_GAIN: dict[str, float] = {"V1": 0.7, "V2": 0.7, "V3": 0.65, "hV4": 0.55, "
                                 "OFA": 0.5, "FFA": 0.55, "VWFA": 0.45, "food": 0.45, "PPA": 0.5, "OPA": 0.45,
                                 "RSC": 0.4, "EBA": 0.5, "IPS": 0.2, "visual": 0.3}
 NCSNR_MAX = 0.95
-#: Sd (log units) of the smooth spatial gain field, and the share of the visual region with no response.
+#: Sd (log units) and wavelengths (mm) of the smooth spatial gain field, and the share of the visual
+#: region with no response.
 GAIN_LOG_SD = 0.35
+GAIN_WAVELENGTH_MM = (10.0, 30.0)
 DEAD_SHARE = 0.06
 #: Subject-to-subject sd of the overall SNR (log units).
 SUBJECT_LOG_SD = 0.1
 
 #: Noise: spatial smoothness (voxels FWHM, at most 2), share of the global per-trial component,
-#: spatial sd of the noise level (log units); session gain and offset drift sd.
+#: spatial sd (log units) and wavelengths (mm) of the noise level; session gain and offset drift sd.
 NOISE_FWHM_VOXELS = 2.0
 GLOBAL_SHARE = 0.15
 NOISE_LOG_SD = 0.15
+NOISE_WAVELENGTH_MM = (30.0, 80.0)
 SESSION_GAIN_SD = 0.1
 SESSION_OFFSET_SD = 0.5
 #: Mean evoked response (% signal change), uniform range, of every brain voxel.
