@@ -18,7 +18,7 @@ fi
 
 # one run: the world of WORLD_SEED (simulated once, shared by its runs), models of SEED
 WORLD="$(cd "$WORK" && pwd)/worlds/seed-$WORLD_SEED"
-read -ra SIZE <<< "${WORLD_OPTIONS:---subjects 4 --sessions 5,8,8,8 --trials-per-session 300 --shared 300}"
+read -ra SIZE <<< "${WORLD_OPTIONS:---subjects 4 --sessions 4,8,8,8 --trials-per-session 400 --shared 300}"
 SIM=("${SIZE[@]}" --seed "$WORLD_SEED" --overwrite)
 [ -f "$WORLD/nsd/fmrikit_simulation.json" ] || fmrikit simulate --out "$WORLD/nsd" "${SIM[@]}"
 [ -f "$WORLD/nsd-free/fmrikit_simulation.json" ] || fmrikit simulate --out "$WORLD/nsd-free" "${SIM[@]}" --noise-free

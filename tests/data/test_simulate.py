@@ -171,17 +171,3 @@ def test_deterministic_and_validated(tmp_path):
                                                   noise_fwhm=3.0))
     assert not (tmp_path / "c").exists()
 
-
-def test_shared_images_seen_three_times_by_every_subject(tmp_path):
-    """Subjects with fewer sessions still see each shared image three times (they are the test set)."""
-    cfg = SimulationConfig(n_subjects=2, sessions=[1, 3], trials_per_session=30, runs_per_session=2, n_shared=6,
-                           image_size=16, formats=["hdf5"], seed=2)
-    root = simulate(tmp_path / "w", cfg)
-    design = scipy.io.loadmat(root / "nsddata/experiments/nsd/nsd_expdesign.mat")
-    master, subjectim = design["masterordering"].ravel().astype(int), design["subjectim"].astype(int)
-    shared = design["sharedix"].ravel().astype(int)
-    for subject, n_sess in ((1, 1), (2, 3)):
-        shown = subjectim[subject - 1, master[:30 * n_sess] - 1]
-        assert all((shown == i).sum() == 3 for i in shared)
-    info = pd.read_csv(root / "nsddata/experiments/nsd/nsd_stim_info_merged.csv", index_col=0)
-    assert (info.loc[shared - 1, "subject1_rep2"] > 0).all()
