@@ -38,7 +38,7 @@ from fmrikit.data.world import WORLD_VERSION
 from fmrikit.data.world import params as P
 from fmrikit.data.world.atlas import build_template
 from fmrikit.data.world.layout import PRF_ROIS, STREAM_NAMES, SubjectLayout, subject_layout
-from fmrikit.data.world.model import image_features, noise_free_responses, semantic_maps, subject_tuning
+from fmrikit.data.world.model import Tuning, image_features, noise_free_responses, semantic_maps, subject_tuning
 from fmrikit.data.world.noise import NoiseGenerator, noise_levels
 from fmrikit.errors import InputError
 from fmrikit.io.atomic import staged_dir
@@ -264,13 +264,15 @@ class _Subject:
     (n_images, n_inf), and per brain voxel the noise sd and mean response (% signal change)."""
 
     layout: SubjectLayout
-    tuning: object
+    tuning: Tuning
     signal: np.ndarray
     noise_sd: np.ndarray
     baseline: np.ndarray
 
 
 def _draw_subject(anat: Anatomy, template, maps, features, noise: float, layout_rng, tuning_rng) -> _Subject:
+    """Layout, tuning and responses of one subject; signal amplitudes are set at the reference noise, the
+    trial noise is ``noise`` times the same spatial field."""
     brain_ijk = np.argwhere(anat.brainmask)
     layout = subject_layout(anat, template, layout_rng)
     level = noise_levels(brain_ijk @ anat.affine[:3, :3].T + anat.affine[:3, 3], 1.0, tuning_rng)

@@ -5,7 +5,8 @@ Visual field
     half-width is :data:`IMAGE_HALF_DEG` = 4.2 deg.
 Retinotopy (V1, V2, V3, hV4, V3A/B)
     Each area holds a mirrored hemifield map; polar angle reverses at every area border
-    (Sereno et al. 1995, Science 268:889; Wandell, Dumoulin & Brewer 2007, Neuron 56:366).
+    (Sereno et al. 1995, Science 268:889; Wandell, Dumoulin & Brewer 2007, Neuron 56:366); hV4
+    covers the full contralateral hemifield (Winawer et al. 2010, J Vis 10(5):1).
     Eccentricity grows away from the occipital pole with the log-like cortical magnification of
     Horton & Hoyt 1991 (Arch Ophthalmol 109:816), M(E) = 17.3 / (E + 0.75) mm/deg, hence cortical
     distance d(E) proportional to ln(1 + E / 0.75); each area's band spans 0 to
@@ -19,7 +20,7 @@ First-order terms
     Beside contrast energy (Kay et al. 2013, PLoS Comput Biol 9:e1003079), early voxels carry
     signed terms: local luminance relative to the image mean and the cone-opponent channels L-M
     and S-(L+M) (Derrington, Krauskopf & Lennie 1984, J Physiol 357:241), with a stronger colour
-    share in hV4 (Brewer et al. 2005, J Neurosci 25:2041): :data:`TERM_SHARES`. Cone responses
+    share in hV4 (Brewer et al. 2005, Nat Neurosci 8:1102): :data:`TERM_SHARES`. Cone responses
     are the Hunt-Pointer-Estevez matrix applied to CIE XYZ of linearised sRGB (IEC 61966-2-1).
 Higher areas
     Face regions OFA/FFA (Kanwisher, McDermott & Chun 1997, J Neurosci 17:4302), scene regions
@@ -27,8 +28,8 @@ Higher areas
     33:1331), body/animal region EBA (Downing et al. 2001, Science 293:2470) come from S1's drawn
     localiser regions; the word region sits lateral to the left FFA, as the VWFA does (Cohen et
     al. 2000, Brain 123:291), with a weaker right homologue; food- and colour-biased patches lie
-    between FFA and PPA (Khosla et al. 2022, Curr Biol 32:4159; Jain et al. 2023, Curr Biol
-    33:1; Pennock et al. 2023, Curr Biol 33:134). Medial ventral cortex prefers large objects,
+    between FFA and PPA (Khosla et al. 2022, Curr Biol 32:4159; Jain et al. 2023, Commun Biol
+    6:175; Pennock et al. 2023, Curr Biol 33:134). Medial ventral cortex prefers large objects,
     lateral cortex small ones (Konkle & Oliva 2012, Neuron 74:1114); parietal cortex maps
     numerosity (Harvey et al. 2013, Science 341:1123); higher areas prefer the contralateral
     hemifield (Hemond, Kanwisher & Op de Beeck 2007, PLoS ONE 2:e574). Responses are divisively
@@ -46,6 +47,12 @@ Noise and reliability
     reliable and 3-trial noise ceilings run from near 0 to about 70 % (Allen et al. 2022):
     :data:`NCSNR_GAIN` sets the typical ncsnr of each area, :data:`NCSNR_MAX` caps it (70 %
     noise ceiling at 3 trials is ncsnr 0.88).
+Modelling choices
+    The remaining numbers (term shares beyond their ordering, category boost, map and voxel sd,
+    wavelengths, band widths, the fringe, the dead share) are choices, set so that the figures the
+    tests measure from the written files (``tests/data/test_world.py``: pixel decodability,
+    ncsnr distribution, cross-subject overlap, noise smoothness, pRF size vs eccentricity) match
+    the reports above.
 """
 
 from __future__ import annotations
