@@ -10,7 +10,8 @@
 # Every run is one world seed x one model seed; the seed helper (python -m fmrikit.analysis.study) prints one table.
 #   bash examples/encoder_study.sh                                   (one world, one model seed)
 #   WORLD_SEEDS=0,1,2 MODEL_SEEDS=0,1 bash examples/encoder_study.sh (the study)
-#   WORLD_OPTIONS='--subjects 4 --sessions 2 --trials-per-session 150 --shared 40' ...  (a smaller world)
+#   WORLD_OPTIONS='--subjects 4 --sessions 2 --trials-per-session 150 --shared 40' ...  (a smaller world;
+#   TRANSFER_STEPS=200 sets the optimiser steps of each transfer run)
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_ENCODER_STUDY:-./encoder_study}
@@ -52,11 +53,15 @@ for name in universal single ridge oracle-1 oracle-4; do
     --no-flatmap --overwrite > /dev/null
 done
 
-# 2. transfer to held-out subject 4: about 200 optimiser steps per run whatever the image count
+# 2. transfer to held-out subject 4: about TRANSFER_STEPS optimiser steps per run whatever the image count
+data="$FMRIKIT_ROOT/sub-04/sub-04_desc-preproc_betas.h5"
+all=$(python -c "import sys; from fmrikit.data.dataset import read_info; i = read_info(sys.argv[1]); \
+print(len(set(i.stim_id[~i.shared])))" "$data")  # subject 4's training images
 for n in 25 50 100 all; do
+  [ "$n" != all ] && [ "$n" -ge "$all" ] && continue  # a smaller world
   count=(); [ "$n" != all ] && count=(--n-train "$n")
-  images=${n/all/300}
-  epochs=$(( 200 / ((images + 31) / 32) ))
+  images=${n/all/$all}
+  epochs=$(( ${TRANSFER_STEPS:-200} / ((images + 31) / 32) )); [ "$epochs" -ge 1 ] || epochs=1
   fmrikit adapt-subject --model encoder --subject 4 "${count[@]}" --epochs "$epochs" --desc "n$n" \
     "${TRAIN[@]}" > /dev/null
   fmrikit adapt-subject --model encoder --subject 4 "${count[@]}" --epochs "$epochs" --desc "scratch$n" \
@@ -90,7 +95,10 @@ for label, name, oracle in [("universal (subjects 1-3)", "universal", False), ("
                                          "top1_1": m["retrieval_top1"], "top5_1": m["retrieval_top5"]}, oracle))
 for n in ("25", "50", "100", "all"):
     for kind, desc in (("from scratch", f"scratch{n}"), ("adapted", f"n{n}")):
-        s = json.loads((root / f"sub-04/sub-04_desc-{desc}_encoder/run.json").read_text())["encoding"]["sub-04"]
+        run = root / f"sub-04/sub-04_desc-{desc}_encoder/run.json"
+        if not run.is_file():  # fewer training images than n
+            continue
+        s = json.loads(run.read_text())["encoding"]["sub-04"]
         rows.append(Row(f"sub-04, {n} images: {kind}", {"r4": s["median_r"], "top1_4": s["retrieval_top1"]},
                         versus=f"sub-04, {n} images: from scratch" if kind == "adapted" else None))
 m = {k: v["value"] for k, v in json.loads((results / "oracle-4/results.json").read_text())["metrics"].items()}
