@@ -80,7 +80,8 @@ def child_encode(work: Path, n_voxels: int, n_images: int) -> dict:
 
     from fmrikit.methods.encoder.predict import encode_images
     from fmrikit.data.preprocess import preprocess_nsd
-    from fmrikit.data.simulate import SimulationConfig, simulate
+    from fmrikit.data.simulate import simulate
+    from fmrikit.data.world.config import SimulationConfig
     from fmrikit.methods.encoder.model import UniversalEncoder
     from fmrikit.methods.encoder.runs import write_encoder
     from fmrikit.features.registry import feature_spec

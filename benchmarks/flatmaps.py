@@ -110,7 +110,8 @@ def _run(*args) -> dict:
 
 def child_simulate(work: str, trials: int) -> dict:
     from fmrikit.data.preprocess import preprocess_nsd
-    from fmrikit.data.simulate import SimulationConfig, simulate
+    from fmrikit.data.simulate import simulate
+    from fmrikit.data.world.config import SimulationConfig
 
     root = Path(work) / "project"
     if not (root / "sub-01").exists():

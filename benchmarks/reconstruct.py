@@ -75,7 +75,8 @@ def child_setup(work: str, trials_per_session: int, n_shared: int, epochs: int) 
     import torch
 
     from fmrikit.data.preprocess import preprocess_nsd
-    from fmrikit.data.simulate import SimulationConfig, simulate
+    from fmrikit.data.simulate import simulate
+    from fmrikit.data.world.config import SimulationConfig
     from fmrikit.engine.serialization import read_config
     from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
     from fmrikit.methods.latent.train import pretrain_latent_mapper

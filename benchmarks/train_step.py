@@ -104,7 +104,8 @@ def main() -> None:
         return
 
     from fmrikit.data.preprocess import preprocess_nsd
-    from fmrikit.data.simulate import SimulationConfig, simulate
+    from fmrikit.data.simulate import simulate
+    from fmrikit.data.world.config import SimulationConfig
 
     work = args.work or Path(tempfile.mkdtemp(prefix="fmrikit-bench-"))
     nsd, root = work / "nsd", work / "project"

@@ -19,7 +19,8 @@ def nsd_tree(tmp_path):
 def sim_world(tmp_path_factory):
     """A tiny simulated world: subj01 NIfTI (2 sessions), subj02 HDF5 (1 session)."""
     pytest.importorskip("cortex", reason="the simulated world is drawn on pycortex's subject S1")
-    from fmrikit.data.simulate import SimulationConfig, simulate
+    from fmrikit.data.simulate import simulate
+    from fmrikit.data.world.config import SimulationConfig
 
     cfg = SimulationConfig(n_subjects=2, sessions=[2, 1], trials_per_session=60, runs_per_session=3, n_shared=8,
                            image_size=32, noise=1.0, formats=["nifti", "hdf5"], seed=3)

@@ -9,30 +9,35 @@ import typer
 
 from fmrikit.cli import options as o
 from fmrikit.cli._common import call, err_console, int_list, out_console
+from fmrikit.data.world.config import SimulationConfig as C
 
 
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder to create for the simulated NSD tree.")],
-    subjects: Annotated[int, typer.Option(min=1, help="Number of subjects.")] = 4,
+    subjects: Annotated[int, typer.Option(min=1, help="Number of subjects.")] = C.n_subjects,
     sessions: Annotated[str, typer.Option(help="Sessions per subject; a list such as 4,4,3 gives each its own.")] = "4",
-    trials_per_session: Annotated[int, typer.Option(min=6, help="Trials per session.")] = 150,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per session.")] = 5,
-    shared: Annotated[int, typer.Option(min=1, help="Images every subject sees.")] = 60,
-    image_size: Annotated[int, typer.Option(min=16, help="Stimulus size in pixels.")] = 64,
-    noise: Annotated[float, typer.Option(min=0.0, help="Trial noise sd (% signal change; signal sd is 0.5-1.5).")]
-    = 1.5,
+    trials_per_session: Annotated[int, typer.Option(min=6, help="Trials per session.")] = C.trials_per_session,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per session.")] = C.runs_per_session,
+    shared: Annotated[int, typer.Option(min=1, help="Images every subject sees (three trials each, in the sessions "
+                                                    "every subject has).")] = C.n_shared,
+    image_size: Annotated[int, typer.Option(min=16, help="Stimulus size in pixels.")] = C.image_size,
+    noise: Annotated[float, typer.Option(min=0.0, help="Typical trial noise sd (% signal change); at 1.5 the 3-trial "
+                                                       "noise ceilings of visual voxels reach about 70 %.")] = C.noise,
     betas_format: Annotated[str, typer.Option("--format", help="nifti, hdf5 or both; a list such as nifti,hdf5 "
                                                                 "cycles over subjects.")] = "nifti",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed (the world).")] = C.seed,
+    noise_free: Annotated[bool, typer.Option(help="Write the same world with its noise-free responses as betas "
+                                                  "(oracle runs).")] = False,
     overwrite: o.Overwrite = False,
 ) -> None:
     """Write a miniature NSD-format world with known ground truth."""
-    from fmrikit.data.simulate import SimulationConfig, simulate as run
+    from fmrikit.data.simulate import simulate as run
+    from fmrikit.data.world.config import SimulationConfig
 
     config = SimulationConfig(n_subjects=subjects, sessions=int_list(sessions, "--sessions"),
                               trials_per_session=trials_per_session,
                               runs_per_session=runs, n_shared=shared, image_size=image_size, noise=noise,
-                              formats=[f.strip() for f in betas_format.split(",")], seed=seed)
+                              formats=[f.strip() for f in betas_format.split(",")], seed=seed, noise_free=noise_free)
     path = call(run, out, config, overwrite=overwrite)
     out_console.print(f"simulated NSD tree: {path}")
 

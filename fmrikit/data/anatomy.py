@@ -2,7 +2,8 @@
 
 Every simulated subject shares this grid, brain mask and cortical sheet, so every per-voxel
 map renders as a real flatmap. Flatmap coordinates come from pycortex's pixel-to-voxel
-mapping, the same one that draws the flatmaps.
+mapping, the same one that draws the flatmaps; the mapping itself is kept, so that maps
+drawn on the flatmap can be read back per voxel.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ class Anatomy:
         0 left, 1 right.
     world : ndarray, shape (n_cortex, 3)
         Voxel centres in world coordinates (mm).
+    flat_size : tuple of int
+        (width, height) of the flatmap in pixels.
+    pixel_xy : ndarray of int64, shape (n_pixels, 2)
+        Flatmap pixels (x, y) that show cortex.
+    pixel_map : scipy.sparse.csr_matrix, shape (n_pixels, n_cortex)
+        pycortex's weights of each cortical voxel in each pixel; rows sum to 1.
+    mm_per_pixel : float
+        Flat-surface millimetres per flatmap pixel.
     """
 
     shape: tuple[int, int, int]
@@ -46,6 +55,10 @@ class Anatomy:
     flat_xy: np.ndarray
     hemisphere: np.ndarray
     world: np.ndarray
+    flat_size: tuple[int, int]
+    pixel_xy: np.ndarray
+    pixel_map: object
+    mm_per_pixel: float
 
 
 @lru_cache(maxsize=2)
@@ -65,7 +78,7 @@ def load_anatomy(subject: str = PYCORTEX_SUBJECT, xfm: str = PYCORTEX_XFM) -> An
     zyx = tuple(transform.shape)
     with quiet_pycortex():
         pixmap = qutils.get_flatcache(subject, xfm, height=FLATMAP_HEIGHT).tocsc()
-        flatmask, _ = qutils.get_flatmask(subject, height=FLATMAP_HEIGHT)
+        flatmask, extents = qutils.get_flatmask(subject, height=FLATMAP_HEIGHT)
     width = flatmask.shape[0]
     px, py = np.mgrid[0:width, 0:FLATMAP_HEIGHT]
     px, py = px.ravel()[flatmask.ravel()], py.ravel()[flatmask.ravel()]
@@ -80,5 +93,10 @@ def load_anatomy(subject: str = PYCORTEX_SUBJECT, xfm: str = PYCORTEX_XFM) -> An
     data = np.asarray(ref.dataobj, dtype=np.float64)
     brain = ndimage.binary_fill_holes(data > threshold_otsu(data))
     brain[tuple(ijk.T)] = True
+    shown = np.asarray(pixmap[:, vox].sum(1)).ravel() > 0
+    pixel_map = pixmap[:, vox].tocsr()[shown]
+    pixel_map = (pixel_map.multiply(1 / np.asarray(pixel_map.sum(1)))).tocsr()
     return Anatomy(shape=zyx[::-1], affine=affine, brainmask=brain, cortex_ijk=ijk, flat_xy=flat_xy,
-                   hemisphere=(flat_xy[:, 0] >= width / 2).astype(np.int8), world=world)
+                   hemisphere=(flat_xy[:, 0] >= width / 2).astype(np.int8), world=world,
+                   flat_size=(int(width), int(FLATMAP_HEIGHT)), pixel_xy=np.stack([px, py], 1)[shown],
+                   pixel_map=pixel_map, mm_per_pixel=float((extents[3] - extents[2]) / FLATMAP_HEIGHT))

@@ -374,7 +374,7 @@ def stream_sessions(out, design: TrialDesign, sessions: list[int], read, n_colum
                                  expected=">= 2 trials" + (" not shared" if zscore_exclude_shared else ""),
                                  found=f"{len(fit)} in session {session}")
         mean, std = fit.mean(0), fit.std(0)
-        constant |= std == 0
+        constant |= (std == 0) | (fit.max(0) == fit.min(0))  # float32 rounding can leave std > 0
         x -= mean
         x /= np.where(std == 0, 1, std)
         ds[row:row + len(x)] = x

@@ -1,27 +1,31 @@
 """A simulated world in NSD's exact on-disk formats, generated from a known forward model.
 
-Anatomy is pycortex's subject S1 (shared by every simulated subject); the functional layout
-differs per subject:
+Anatomy is pycortex's subject S1, shared by every simulated subject. The functional layout is
+S1's own localiser regions (V1, V2, V3, FFA, OFA, PPA, OPA, RSC, EBA, IPS from its
+``overlays.svg``, with hV4, V3A/B, LO, a word patch and a food patch drawn beside them), read by
+each subject through a small smooth warp (:mod:`fmrikit.data.world`, which cites every number):
 
-* early visual voxels (around each hemisphere's occipital pole on the flatmap) have
-  Gaussian population receptive fields whose centres vary smoothly with flatmap position
-  (polar angle around the pole, eccentricity with distance) and respond to local contrast
-  energy;
-* one patch per stimulus category and hemisphere, at subject-specific flatmap positions,
-  responds to images of its category (more to larger objects);
-* every other brain voxel carries noise only.
+* early visual voxels (V1-V3, hV4, V3A/B) have CSS pRFs in mirrored hemifield maps and respond
+  to contrast energy and to signed luminance and colour-opponent terms;
+* higher visual voxels respond to a description of each image (category, subtype, size,
+  position, count, colour) through smooth maps shared by every subject, with face, word, scene,
+  food and body/animal preferences in their regions, divisively normalised;
+* noise is spatially smooth with a global per-trial component; sessions drift in gain and
+  offset; signal-to-noise is graded over visual cortex; every other brain voxel carries noise
+  only.
 
-Trials add Gaussian noise, a per-session offset and a per-session gain drift; each image is
-shown three times; a shared image set is seen by every subject. The annotated ROI
-``nsdgeneral`` covers every informative voxel and about as many uninformative ones, as a
-hand-drawn ROI does. Ground truth is written beside the tree (``simulation_truth.h5``).
+Each image is shown three times; the shared images are seen by every subject, all of them in the
+sessions every subject has. ``nsdgeneral`` is drawn on the template, so it covers most but not
+all driven voxels and a few undriven ones. Ground truth is written beside the tree
+(``simulation_truth.h5``, ``truth/``). A noise-free tree (``noise_free=True``) is the same world
+with the noise-free responses as betas: the same commands on it give oracle results.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,83 +33,28 @@ import numpy as np
 from fmrikit._progress import track
 from fmrikit.data.anatomy import PYCORTEX_SUBJECT, PYCORTEX_XFM, Anatomy, load_anatomy
 from fmrikit.data.preprocess import NSD_BETA_SCALE, SIMULATION_MARKER
-from fmrikit.data.stimuli import CATEGORIES, make_stimuli
-from fmrikit.errors import InputError
+from fmrikit.data.stimuli import CATEGORIES, SUBTYPES, make_stimuli
+from fmrikit.data.world import WORLD_VERSION
+from fmrikit.data.world import params as P
+from fmrikit.data.world.atlas import build_template
+from fmrikit.data.world.layout import PRF_ROIS, STREAM_NAMES, SubjectLayout, subject_layout
+from fmrikit.data.world.model import Tuning, image_features, noise_free_responses, semantic_maps, subject_tuning
+from fmrikit.data.world.noise import NoiseGenerator, noise_levels
 from fmrikit.io.atomic import claim_outputs, one_run, staged_dir
 from fmrikit.io.nifti import save_nifti
 from fmrikit.io.provenance import new_run_id, write_sidecar
-from fmrikit.checks import check_number, check_option
+from fmrikit.data.world.config import SimulationConfig
 
-VOXEL_CLASSES = ("noise", "early") + tuple(f"category:{c}" for c in CATEGORIES)
-#: NSD floc atlases that the category patches are written into: (atlas, label, names).
+VOXEL_CLASSES = P.VOXEL_CLASSES
+#: NSD floc atlases written from the category regions: atlas -> (region -> label, label names).
 FLOC_ATLASES = {
-    "face": ("floc-faces", 2, ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"]),
-    "text": ("floc-words", 2, ["OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"]),
-    "scene": ("floc-places", 2, ["OPA", "PPA", "RSC"]),
-    "animal": ("floc-bodies", 1, ["EBA", "FBA-1", "FBA-2", "mTL-bodies"]),
+    "floc-faces": ({"OFA": 1, "FFA": 2}, ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"]),
+    "floc-words": ({"VWFA": 2}, ["OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"]),
+    "floc-places": ({"OPA": 1, "PPA": 2, "RSC": 3}, ["OPA", "PPA", "RSC"]),
+    "floc-bodies": ({"EBA": 1}, ["EBA", "FBA-1", "FBA-2", "mTL-bodies"]),
 }
-PRF_ROIS = ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"]
-ENERGY_GRID = 16  # contrast energy is pooled on a 16 x 16 grid of the image
-
-
-@dataclass
-class SimulationConfig:
-    """Sizes and noise of a simulated world.
-
-    Attributes
-    ----------
-    n_subjects : int
-    sessions : list of int
-        Sessions per subject (a shorter list repeats its last value).
-    trials_per_session : int
-    runs_per_session : int
-    n_shared : int
-        Images every subject sees.
-    image_size : int
-        Stimulus width and height (pixels).
-    noise : float
-        Trial noise sd in % signal change; informative voxels have signal sd 0.5-1.5 %.
-    formats : list of str
-        Betas format per subject, cycled: "nifti", "hdf5" or "both".
-    seed : int
-    """
-
-    n_subjects: int = 4
-    sessions: list[int] = field(default_factory=lambda: [4])
-    trials_per_session: int = 150
-    runs_per_session: int = 5
-    n_shared: int = 60
-    image_size: int = 64
-    noise: float = 1.5
-    formats: list[str] = field(default_factory=lambda: ["nifti"])
-    seed: int = 0
-
-    def sessions_of(self, subject: int) -> int:
-        return self.sessions[min(subject - 1, len(self.sessions) - 1)]
-
-    def format_of(self, subject: int) -> str:
-        return self.formats[(subject - 1) % len(self.formats)]
-
-    def validate(self) -> None:
-        """Refuse values out of range (NaN and infinities included), naming the command-line option.
-
-        Raises
-        ------
-        InputError
-        """
-        check_number("--subjects", self.n_subjects, low=1)
-        if not self.sessions:
-            raise InputError("--sessions lists no session", expected="a count per subject, e.g. 4 or 4,4,3",
-                             found="none")
-        check_number("--sessions", min(self.sessions), low=1)
-        check_number("--trials-per-session", self.trials_per_session, low=6)
-        check_number("--runs", self.runs_per_session, low=1)
-        check_number("--image-size", self.image_size, low=16)
-        check_number("--noise", self.noise, low=0)
-        for f in self.formats:
-            check_option("betas format", f, ("nifti", "hdf5", "both"))
-        n_per = max(self.sessions) * self.trials_per_session // 3
-        check_number("--shared", self.n_shared, low=0, high=n_per, low_open=True, high_open=True)
+#: Noise sd (% signal change) at which the world's ncsnr map holds; signal amplitudes are set at it.
+REFERENCE_NOISE = 1.5
 
 
 @one_run
@@ -116,8 +65,9 @@ def simulate(out: str | os.PathLike, config: SimulationConfig | None = None, ove
     ----------
     out : path-like
         Folder to create; it receives ``nsddata/``, ``nsddata_betas/``, ``nsddata_stimuli/``,
-        ``simulation_truth.h5``, ``truth/subjNN/*.nii.gz`` (informative mask, voxel class
-        with values 0 noise, 1 early, 2.. categories; noise ceiling) and ``fmrikit_simulation.json``.
+        ``simulation_truth.h5`` (see :mod:`fmrikit.data.world.truth`), ``truth/subjNN/*.nii.gz``
+        (informative mask; voxel class 0 noise, 1 early, 2.. categories, 7 other visual; area;
+        true noise ceiling) and ``fmrikit_simulation.json``.
     config : SimulationConfig, optional
     overwrite : bool
         Replace an existing folder.
@@ -127,42 +77,61 @@ def simulate(out: str | os.PathLike, config: SimulationConfig | None = None, ove
     Path
         ``out``.
     """
+    import h5py
+
     config = config or SimulationConfig()
     config.validate()
     out = Path(out)
     claim_outputs([out], kind="simulate", overwrite=overwrite)
-    rng = np.random.default_rng(config.seed)
+    streams = np.random.SeedSequence(config.seed).spawn(4 + config.n_subjects)
+    design_rng, stimuli_rng, behaviour_rng, world_rng = (np.random.default_rng(s) for s in streams[:4])
     anat = load_anatomy()
+    template = build_template()
     with staged_dir(out, overwrite=overwrite, kind="simulate") as tree:
-        design = _write_design(tree, config, rng)
-        stimuli = make_stimuli(design["n_images"], config.image_size, rng)
-        _write_stimuli(tree, stimuli, design, rng)
-        energy = contrast_energy(stimuli.images)
-        import h5py
-
+        design = _write_design(tree, config, design_rng)
+        stimuli = make_stimuli(design["n_images"], config.image_size, stimuli_rng)
+        _write_stimuli(tree, stimuli, design, behaviour_rng)
+        features = image_features(stimuli)
+        maps = semantic_maps(world_rng, len(features.names))
         with h5py.File(tree / "simulation_truth.h5", "w") as truth:
             truth.attrs.update({"categories": list(CATEGORIES), "voxel_classes": list(VOXEL_CLASSES),
-                                "pycortex_subject": PYCORTEX_SUBJECT, "pycortex_xfm": PYCORTEX_XFM,
-                                "config": json.dumps(asdict(config))})
+                                "areas": list(P.AREAS), "term_names": list(P.TERM_NAMES),
+                                "description_names": features.names, "world_version": WORLD_VERSION,
+                                "noise_free": config.noise_free, "pycortex_subject": PYCORTEX_SUBJECT,
+                                "pycortex_xfm": PYCORTEX_XFM, "config": json.dumps(asdict(config))})
             truth.create_dataset("images/category", data=stimuli.category)
+            truth.create_dataset("images/subtype", data=stimuli.subtype)
+            truth["images/subtype"].attrs["names"] = json.dumps({c: list(SUBTYPES[c]) for c in CATEGORIES})
             truth.create_dataset("images/object_size", data=stimuli.object_size)
             truth.create_dataset("images/object_xy", data=stimuli.object_xy)
+            truth.create_dataset("images/count", data=stimuli.count)
+            truth.create_dataset("images/colour", data=stimuli.colour)
+            truth.create_dataset("images/description", data=features.description.astype(np.float32))
+            noise_gen = None if config.noise_free else NoiseGenerator(np.argwhere(anat.brainmask), anat.shape,
+                                                                      config.noise_fwhm)
             for subject in track(range(1, config.n_subjects + 1), "simulate subjects"):
-                layout = _functional_layout(anat, rng)
-                _write_subject(tree, truth, subject, config, anat, layout, design, stimuli, energy, rng)
+                rngs = [np.random.default_rng(s) for s in streams[3 + subject].spawn(3)]
+                drawn = _draw_subject(anat, template, maps, features, config.noise, rngs[0], rngs[1])
+                _write_subject(tree, truth, subject, config, anat, drawn, design, behaviour_rng, noise_gen, rngs[2])
         (tree / SIMULATION_MARKER).write_text(json.dumps({
-            "generator": "fmrikit simulate", "pycortex_subject": PYCORTEX_SUBJECT, "pycortex_xfm": PYCORTEX_XFM,
-            "config": asdict(config)}, indent=2) + "\n")
+            "generator": "fmrikit simulate", "world_version": WORLD_VERSION, "noise_free": config.noise_free,
+            "pycortex_subject": PYCORTEX_SUBJECT, "pycortex_xfm": PYCORTEX_XFM, "config": asdict(config)},
+            indent=2) + "\n")
         write_sidecar(tree / "simulation.json", command="simulate", parameters=asdict(config), inputs=[],
                       seed=config.seed, run_id=new_run_id(),
-                      extra={"n_images": design["n_images"], "space": "func1pt8mm (pycortex S1 grid)"})
+                      extra={"n_images": design["n_images"], "world_version": WORLD_VERSION,
+                             "space": "func1pt8mm (pycortex S1 grid)"})
     return out
 
 
 # -- design and stimuli ---------------------------------------------------------------------
 
 def _write_design(tree: Path, cfg: SimulationConfig, rng) -> dict:
-    """Write ``nsd_expdesign.mat``: every subject shares masterordering, as in NSD."""
+    """Write ``nsd_expdesign.mat``: every subject shares masterordering, as in NSD.
+
+    The shared images' three trials each fall in the first ``min(sessions)`` sessions, so that
+    every subject sees them all; the other images fill the remaining trials in random order.
+    """
     import scipy.io
 
     n_sess, n_trials = max(cfg.sessions), cfg.trials_per_session
@@ -175,9 +144,11 @@ def _write_design(tree: Path, cfg: SimulationConfig, rng) -> dict:
         lo = cfg.n_shared + s * (n_per - cfg.n_shared)
         subjectim[s, cfg.n_shared:] = ids73[lo:lo + n_per - cfg.n_shared]
     total = n_sess * n_trials
-    master = np.concatenate([np.repeat(np.arange(1, n_per + 1), 3),
-                             rng.integers(1, n_per + 1, total - 3 * n_per)])
-    master = rng.permutation(master)
+    first = min(cfg.sessions) * n_trials
+    others = rng.permutation(np.concatenate([np.repeat(np.arange(cfg.n_shared + 1, n_per + 1), 3),
+                                             rng.integers(cfg.n_shared + 1, n_per + 1, total - 3 * n_per)]))
+    head = np.concatenate([np.repeat(np.arange(1, cfg.n_shared + 1), 3), others[:first - 3 * cfg.n_shared]])
+    master = np.concatenate([rng.permutation(head), others[first - 3 * cfg.n_shared:]])
     slots = -(-n_trials // cfg.runs_per_session) + 2  # a couple of blank slots per run
     stimpattern = np.zeros((n_sess, cfg.runs_per_session, slots), dtype=np.uint8)
     for s in range(n_sess):
@@ -216,227 +187,160 @@ def _write_stimuli(tree: Path, stimuli, design: dict, rng) -> None:
     design["coco_ids"], design["coco_split"] = coco_ids, split
 
 
-def contrast_energy(images: np.ndarray, grid: int = ENERGY_GRID) -> np.ndarray:
-    """Local contrast energy of images, pooled on a coarse grid.
+# -- one subject -----------------------------------------------------------------------------
 
-    Parameters
-    ----------
-    images : ndarray of uint8, shape (n_images, H, W, 3)
-    grid : int
-        Output grid size.
+@dataclass(frozen=True)
+class _Subject:
+    """A subject's layout and tuning, its informative voxels' noise-free responses to every image
+    (n_images, n_inf), and per brain voxel the noise sd and mean response (% signal change)."""
 
-    Returns
-    -------
-    ndarray of float64, shape (n_images, grid, grid)
-        Mean squared band-pass luminance per cell.
-    """
-    from scipy import ndimage
-
-    lum = images.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
-    band = lum - ndimage.gaussian_filter(lum, sigma=(0, 1.5, 1.5))
-    energy = ndimage.gaussian_filter(band ** 2, sigma=(0, 1.0, 1.0))
-    n, h, w = energy.shape
-    hh, ww = h - h % grid, w - w % grid
-    return energy[:, :hh, :ww].reshape(n, grid, hh // grid, grid, ww // grid).mean((2, 4))
+    layout: SubjectLayout
+    tuning: Tuning
+    signal: np.ndarray
+    noise_sd: np.ndarray
+    baseline: np.ndarray
 
 
-# -- functional layout and responses -------------------------------------------------------
-
-@dataclass
-class _Layout:
-    vclass: np.ndarray      # (n_cortex,) index into VOXEL_CLASSES
-    patch_weight: np.ndarray  # (n_cortex,) weight of the category patch
-    prf: np.ndarray         # (n_cortex, 3) x, y, sigma in image units [-1, 1]; NaN if not early
-    roi: np.ndarray         # (n_cortex,) bool, nsdgeneral
-    prf_label: np.ndarray   # (n_cortex,) 0 none, 1..7 PRF_ROIS
-    angle_rank: np.ndarray  # (n_cortex,) polar-angle rank in [0, 1] around the pole
-    dist: np.ndarray        # (n_cortex,) flatmap distance from the pole / early radius
-
-
-def _functional_layout(anat: Anatomy, rng) -> _Layout:
-    """Retinotopy around each occipital pole and subject-specific category patches."""
-    n = len(anat.cortex_ijk)
-    vclass = np.zeros(n, dtype=np.int64)
-    weight = np.zeros(n)
-    prf = np.full((n, 3), np.nan)
-    roi = np.zeros(n, dtype=bool)
-    prf_label = np.zeros(n, dtype=np.int64)
-    rank = np.zeros(n)
-    dist = np.full(n, np.inf)
-    for hemi in (0, 1):
-        sel = np.nonzero(anat.hemisphere == hemi)[0]
-        y_world = anat.world[sel, 1]
-        pole = anat.flat_xy[sel[y_world <= np.quantile(y_world, 0.03)]].mean(0)
-        rel = anat.flat_xy[sel] - pole
-        d = np.hypot(rel[:, 0], rel[:, 1])
-        radius = np.quantile(d, 0.05) * rng.uniform(0.9, 1.1)
-        d = d / radius
-        theta = np.arctan2(rel[:, 1], rel[:, 0])
-        near = d < 2.6
-        # unwrap the angle at the gap opposite the region's mean direction, then rank it
-        mean_dir = np.angle(np.exp(1j * theta[near]).mean())
-        wrapped = np.angle(np.exp(1j * (theta - mean_dir)))
-        u = np.zeros(len(sel))
-        u[near] = (np.argsort(np.argsort(wrapped[near])) + 0.5) / near.sum()
-        rank[sel], dist[sel] = u, d
-
-        early = d < 1.0
-        ecc = 0.04 + 0.96 * d[early] ** 1.3
-        phi = (u[early] - 0.5) * np.pi  # -90..90 degrees in the contralateral hemifield
-        side = 1.0 if hemi == 0 else -1.0  # left hemisphere sees the right visual field
-        prf[sel[early]] = np.stack([side * ecc * np.cos(phi), -ecc * np.sin(phi), 0.06 + 0.2 * ecc], 1)
-        vclass[sel[early]] = 1
-        bands = np.digitize(u[early], [0.15, 0.3, 0.5, 0.7, 0.85])
-        prf_label[sel[early]] = np.array([5, 3, 1, 2, 4, 6])[bands]
-        prf_label[sel[(d >= 1.0) & (d < 1.3) & (u < 0.3)]] = 7
-
-        # category patches: subject-specific angle and distance in the ring 1.35-2.0
-        angles = rng.permutation(np.linspace(0.08, 0.92, len(CATEGORIES))) + rng.normal(0, 0.03, len(CATEGORIES))
-        for k in range(len(CATEGORIES)):
-            centre_d = rng.uniform(1.45, 1.9)
-            dd = np.hypot((d - centre_d) / 0.2, (u - np.clip(angles[k], 0.05, 0.95)) / 0.05)
-            w = np.exp(-0.5 * dd ** 2)
-            inside = (w > 0.3) & (vclass[sel] == 0)
-            vclass[sel[inside]] = 2 + k
-            weight[sel[inside]] = w[inside]
-        # a hand-drawn-like ROI: a wobbly disc that covers every informative voxel
-        wobble = 2.35 + 0.15 * np.sin(3 * np.pi * u + rng.uniform(0, 2 * np.pi))
-        roi[sel] = (d < wobble) | (vclass[sel] > 0)
-    return _Layout(vclass, weight, prf, roi, prf_label, rank, dist)
+def _draw_subject(anat: Anatomy, template, maps, features, noise: float, layout_rng, tuning_rng) -> _Subject:
+    """Layout, tuning and responses of one subject; signal amplitudes are set at the reference noise, the
+    trial noise is ``noise`` times the same spatial field."""
+    brain_ijk = np.argwhere(anat.brainmask)
+    layout = subject_layout(anat, template, layout_rng)
+    level = noise_levels(brain_ijk @ anat.affine[:3, :3].T + anat.affine[:3, 3], 1.0, tuning_rng)
+    tuning = subject_tuning(layout, maps, features.names, REFERENCE_NOISE * level[_cortex_in_brain(anat)],
+                            anat.hemisphere, tuning_rng)
+    signal = noise_free_responses(layout, tuning, features)
+    baseline = tuning_rng.uniform(*P.BASELINE_RANGE, len(brain_ijk))
+    return _Subject(layout, tuning, signal, noise * level, baseline)
 
 
-def _prf_weights(prf: np.ndarray, grid: int = ENERGY_GRID) -> np.ndarray:
-    """Gaussian pRF weights over the energy grid, (n_voxels, grid * grid), rows sum to 1."""
-    c = (np.arange(grid) + 0.5) / grid * 2 - 1
-    gx, gy = np.meshgrid(c, c)  # gy grows downwards, like image rows
-    d2 = (gx.ravel()[None] - prf[:, :1]) ** 2 + (gy.ravel()[None] - prf[:, 1:2]) ** 2
-    w = np.exp(-0.5 * d2 / prf[:, 2:3] ** 2)
-    return w / w.sum(1, keepdims=True)
+def _cortex_in_brain(anat: Anatomy) -> np.ndarray:
+    """Position of each cortical voxel among the brain voxels (both in C order over X, Y, Z)."""
+    brain_index = np.full(anat.shape, -1, dtype=np.int64)
+    brain_index[anat.brainmask] = np.arange(int(anat.brainmask.sum()))
+    return brain_index[tuple(anat.cortex_ijk.T)]
 
 
-def _noise_free(layout: _Layout, stimuli, energy: np.ndarray, rows: np.ndarray, rng):
-    """Noise-free responses (% signal change) of informative voxels to the given images.
+def _write_subject(tree: Path, truth, subject: int, cfg: SimulationConfig, anat: Anatomy, sub: _Subject,
+                   design: dict, behaviour_rng, noise_gen: NoiseGenerator | None, noise_rng) -> None:
+    import scipy.sparse as sp
 
-    Returns
-    -------
-    informative : ndarray of int, (n_inf,) indices into the cortical voxels
-    signal : ndarray, (n_images, n_inf), each column with sd = its amplitude
-    amplitude : ndarray, (n_inf,)
-    """
-    informative = np.nonzero(layout.vclass > 0)[0]
-    signal = np.zeros((len(rows), len(informative)))
-    early = layout.vclass[informative] == 1
-    flat_energy = energy[rows].reshape(len(rows), -1)
-    signal[:, early] = flat_energy @ _prf_weights(layout.prf[informative[early]]).T
-    size = stimuli.object_size[rows]
-    for k in range(len(CATEGORIES)):
-        cols = layout.vclass[informative] == 2 + k
-        drive = (stimuli.category[rows] == k) * (0.6 + size / max(size.max(), 1e-9))
-        signal[:, cols] = drive[:, None] * layout.patch_weight[informative[cols]][None]
-    signal -= signal.mean(0)
-    sd = signal.std(0)
-    amplitude = rng.uniform(0.5, 1.5, len(informative))
-    signal *= amplitude / np.where(sd > 0, sd, 1)
-    return informative, signal, amplitude
-
-
-def _write_subject(tree: Path, truth, subject: int, cfg: SimulationConfig, anat: Anatomy, layout: _Layout,
-                   design: dict, stimuli, energy: np.ndarray, rng) -> None:
     label = f"subj{subject:02d}"
     n_sess, n_trials = cfg.sessions_of(subject), cfg.trials_per_session
-    shape, affine = anat.shape, anat.affine
     brain_ijk = np.argwhere(anat.brainmask)
     n_brain = len(brain_ijk)
-    # position of each cortical voxel among the brain voxels (both in C order over X, Y, Z)
-    brain_index = np.full(shape, -1, dtype=np.int64)
-    brain_index[tuple(brain_ijk.T)] = np.arange(n_brain)
-    cortex_in_brain = brain_index[tuple(anat.cortex_ijk.T)]
-
+    inf_cols = _cortex_in_brain(anat)[sub.tuning.voxels]
     subject_ids = design["subjectim"][subject - 1]  # 1-based 73k ids of this subject's images
-    informative, signal, amplitude = _noise_free(layout, stimuli, energy, subject_ids - 1, rng)
-    inf_cols = cortex_in_brain[informative]
-    baseline = rng.uniform(0.5, 2.0, n_brain)
 
     # trial sequence (global trial t -> 10k-list position k -> 73k id)
-    trials_k = design["master"][: n_sess * n_trials]
-    stim_rows = trials_k - 1  # rows of `signal`
+    positions = design["master"][: n_sess * n_trials] - 1  # rows of the subject's image list
     fmt = cfg.format_of(subject)
     betas_dir = tree / f"nsddata_betas/ppdata/{label}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
     betas_dir.mkdir(parents=True)
-    zsum = np.zeros((len(subject_ids), n_brain))
-    zsq = np.zeros((len(subject_ids), n_brain))
-    counts = np.bincount(stim_rows, minlength=len(subject_ids))
+    zsum = np.zeros((n_brain, len(subject_ids)), dtype=np.float32)  # z-scored betas summed per image
+    zsq = np.zeros(n_brain)  # squares summed over trials of images shown three times
+    counts = np.bincount(positions, minlength=len(subject_ids))
+    varying = np.zeros(n_brain, dtype=bool)
+    baseline = sub.baseline.astype(np.float32)[:, None]
     for s in range(n_sess):
-        rows = stim_rows[s * n_trials:(s + 1) * n_trials]
-        gain = 1 + rng.normal(0, 0.1, n_brain)
-        offset = rng.normal(0, 0.5, n_brain)
-        resp = np.broadcast_to(baseline, (n_trials, n_brain)).copy()
-        resp[:, inf_cols] += signal[rows]
-        resp = resp * gain + offset + rng.normal(0, cfg.noise, (n_trials, n_brain))
-        stored = np.clip(np.rint(resp * NSD_BETA_SCALE), -32768, 32767).astype(np.int16)
-        _write_session(betas_dir, s + 1, stored, brain_ijk, shape, affine, fmt)
-        z = stored / NSD_BETA_SCALE
-        z = (z - z.mean(0)) / np.where(z.std(0) > 0, z.std(0), 1)
-        np.add.at(zsum, rows, z)
-        np.add.at(zsq, rows, z ** 2)
+        rows = positions[s * n_trials:(s + 1) * n_trials]
+        resp = np.repeat(baseline, n_trials, axis=1)  # (n_brain, n_trials), % signal change
+        resp[inf_cols] += sub.signal[subject_ids[rows] - 1].T
+        if noise_gen is not None:
+            resp *= 1 + noise_rng.normal(0, P.SESSION_GAIN_SD, (n_brain, 1)).astype(np.float32)
+            resp += noise_rng.normal(0, P.SESSION_OFFSET_SD, (n_brain, 1)).astype(np.float32)
+            resp += noise_gen.draw(n_trials, noise_rng) * sub.noise_sd.astype(np.float32)[:, None]
+        resp *= NSD_BETA_SCALE
+        stored = np.clip(np.rint(resp, out=resp), -32768, 32767).astype(np.int16)
+        _write_session(betas_dir, s + 1, stored, brain_ijk, anat.shape, anat.affine, fmt)
+        z = stored.astype(np.float32)
+        z -= z.mean(1, keepdims=True)
+        sd = np.sqrt((z ** 2).mean(1))
+        varying |= sd > 0
+        z /= np.where(sd > 0, sd, 1)[:, None]
+        onehot = sp.csr_matrix((np.ones(n_trials, np.float32), (np.arange(n_trials), rows)),
+                               shape=(n_trials, len(subject_ids)))
+        zsum += (onehot.T @ z.T).T
+        zsq += (z ** 2) @ (counts[rows] == 3).astype(np.float32)
 
     # ncsnr as NSD estimates it: images with 3 trials, betas z-scored per session
     three = counts == 3
-    noise_var = ((zsq[three] - zsum[three] ** 2 / 3) / 2).mean(0) if three.any() else np.ones(n_brain)
+    if three.any():
+        noise_var = (zsq - (zsum[:, three].astype(np.float64) ** 2).sum(1) / 3) / (2 * three.sum())
+    else:
+        noise_var = np.ones(n_brain)
     noise_sd = np.sqrt(np.maximum(noise_var, 1e-12))
     ncsnr = np.sqrt(np.maximum(0, 1 - noise_sd ** 2)) / noise_sd
-    ncsnr_vol = np.zeros(shape, dtype=np.float32)
+    ncsnr = np.where(varying, ncsnr, 0)  # a constant voxel (noise-free tree, no signal) has none
+    ncsnr_vol = np.zeros(anat.shape, dtype=np.float32)
     ncsnr_vol[tuple(brain_ijk.T)] = ncsnr
-    save_nifti(ncsnr_vol, affine, betas_dir / "ncsnr.nii.gz")
+    save_nifti(ncsnr_vol, anat.affine, betas_dir / "ncsnr.nii.gz")
 
-    _write_anatomy_and_rois(tree, subject, anat, layout)
-    _write_behaviour(tree, subject, design, n_sess, n_trials, cfg, rng)
+    _write_anatomy_and_rois(tree, subject, anat, sub.layout)
+    _write_behaviour(tree, subject, design, n_sess, n_trials, cfg, behaviour_rng)
+    _write_truth(tree, truth, label, anat, sub, _cortex_in_brain(anat), fmt, n_sess)
 
+
+def _write_truth(tree: Path, truth, label: str, anat: Anatomy, sub: _Subject, cortex_in_brain: np.ndarray,
+                 fmt: str, n_sess: int) -> None:
+    """The subject's group of ``simulation_truth.h5`` and its ``truth/`` volumes."""
+    layout, tuning = sub.layout, sub.tuning
     grp = truth.create_group(label)
-    vol = np.zeros(shape, dtype=bool)
-    vol[tuple(anat.cortex_ijk[informative].T)] = True
-    grp.create_dataset("informative_mask", data=vol, compression="gzip")
-    cls = np.zeros(shape, dtype=np.int8)
-    cls[tuple(anat.cortex_ijk.T)] = layout.vclass
-    grp.create_dataset("voxel_class", data=cls, compression="gzip")
-    early = np.nonzero(layout.vclass == 1)[0]
-    grp.create_dataset("prf/ijk", data=anat.cortex_ijk[early].astype(np.int32))
-    grp.create_dataset("prf/x_y_sigma", data=layout.prf[early])
-    grp.create_dataset("responses/ijk", data=anat.cortex_ijk[informative].astype(np.int32))
-    grp.create_dataset("responses/stim_id", data=(subject_ids - 1).astype(np.int64))
-    grp.create_dataset("responses/noise_free", data=signal.astype(np.float32))
-    true_snr = np.zeros(shape, dtype=np.float32)
-    true_snr[tuple(anat.cortex_ijk[informative].T)] = amplitude / cfg.noise if cfg.noise > 0 else np.inf
-    grp.create_dataset("ncsnr", data=true_snr, compression="gzip")
-    nc = true_snr.astype(np.float64) ** 2
-    grp.create_dataset("noise_ceiling", data=(100 * nc / (nc + 1 / 3)).astype(np.float32), compression="gzip")
+    ijk = anat.cortex_ijk[tuning.voxels]
+
+    def volume(values, dtype):
+        vol = np.zeros(anat.shape, dtype=dtype)
+        vol[tuple(anat.cortex_ijk.T)] = values
+        return vol
+
+    informative = np.zeros(len(layout.area), dtype=bool)
+    informative[tuning.voxels] = True
+    vols = {"informative_mask": volume(informative, bool), "voxel_class": volume(layout.voxel_class, np.int8),
+            "area": volume(layout.area, np.int8)}
+    noise_sd = sub.noise_sd[cortex_in_brain[tuning.voxels]]
+    snr = np.zeros(len(layout.area))
+    snr[tuning.voxels] = tuning.amplitude / noise_sd
+    nc = snr ** 2
+    vols["ncsnr"] = volume(snr, np.float32)
+    vols["noise_ceiling"] = volume(100 * nc / (nc + 1 / 3), np.float32)
+    for name, vol in vols.items():
+        grp.create_dataset(name, data=vol, compression="gzip")
+    prf = layout.prf[tuning.voxels]
+    grp.create_dataset("voxels/ijk", data=ijk.astype(np.int32))
+    grp.create_dataset("voxels/area", data=layout.area[tuning.voxels].astype(np.int8))
+    grp.create_dataset("voxels/class", data=layout.voxel_class[tuning.voxels].astype(np.int8))
+    grp.create_dataset("voxels/amplitude", data=tuning.amplitude)
+    grp.create_dataset("voxels/noise_sd", data=noise_sd)
+    grp.create_dataset("prf/x_y_sigma_exponent", data=prf)
+    grp.create_dataset("prf/size", data=prf[:, 2] / np.sqrt(prf[:, 3]))
+    grp.create_dataset("weights/terms", data=tuning.term_weights)
+    grp.create_dataset("weights/semantic", data=tuning.semantic.astype(np.float32))
+    grp.create_dataset("responses/noise_free", data=sub.signal, chunks=(1, sub.signal.shape[1]))
     grp.attrs.update({"noise_ceiling_trials": 3, "format": fmt, "sessions": n_sess})
-    # the same truth as NIfTI volumes, for viewers and `fmrikit evaluate mask/labels`
     nifti_dir = tree / "truth" / label
     nifti_dir.mkdir(parents=True)
-    save_nifti(vol.astype(np.uint8), affine, nifti_dir / "informative_mask.nii.gz")
-    save_nifti(cls, affine, nifti_dir / "voxel_class.nii.gz")
-    save_nifti(grp["noise_ceiling"][:], affine, nifti_dir / "noise_ceiling.nii.gz")
+    for name in ("informative_mask", "voxel_class", "area", "noise_ceiling"):
+        vol = vols[name]
+        save_nifti(vol.astype(np.uint8) if vol.dtype == bool else vol, anat.affine, nifti_dir / f"{name}.nii.gz")
 
 
 def _write_session(folder: Path, session: int, stored: np.ndarray, brain_ijk: np.ndarray,
                    shape: tuple[int, int, int], affine: np.ndarray, fmt: str) -> None:
-    """One session's betas: int16 (X, Y, Z, T) NIfTI and/or (T, Z, Y, X) HDF5, zero off-brain."""
-    n_trials = len(stored)
+    """One session's betas (``stored``: int16 (n_brain, n_trials)) as int16 (X, Y, Z, T) NIfTI and/or
+    (T, Z, Y, X) HDF5, zero off-brain."""
+    n_trials = stored.shape[1]
+    tzyx = np.zeros((n_trials,) + shape[::-1], dtype=np.int16)
+    tzyx[:, brain_ijk[:, 2], brain_ijk[:, 1], brain_ijk[:, 0]] = stored.T
     if fmt in ("nifti", "both"):
-        vol = np.zeros(shape + (n_trials,), dtype=np.int16)
-        vol[tuple(brain_ijk.T)] = stored.T
-        save_nifti(vol, affine, folder / f"betas_session{session:02d}.nii.gz")
+        save_nifti(tzyx.T, affine, folder / f"betas_session{session:02d}.nii.gz")  # Fortran order: no copy
     if fmt in ("hdf5", "both"):
         import h5py
 
-        tzyx = np.zeros((n_trials,) + shape[::-1], dtype=np.int16)
-        tzyx[:, brain_ijk[:, 2], brain_ijk[:, 1], brain_ijk[:, 0]] = stored
         with h5py.File(folder / f"betas_session{session:02d}.hdf5", "w") as f:
             f.create_dataset("betas", data=tzyx, chunks=(n_trials, 1, 1, shape[0]))
 
 
-def _write_anatomy_and_rois(tree: Path, subject: int, anat: Anatomy, layout: _Layout) -> None:
+def _write_anatomy_and_rois(tree: Path, subject: int, anat: Anatomy, layout: SubjectLayout) -> None:
     """brainmask and ROI volumes (-1 non-cortical, 0 unlabelled, 1..N) with their .ctab files."""
     folder = tree / f"nsddata/ppdata/subj{subject:02d}/func1pt8mm"
     (folder / "roi").mkdir(parents=True)
@@ -444,29 +348,23 @@ def _write_anatomy_and_rois(tree: Path, subject: int, anat: Anatomy, layout: _La
     labels_dir.mkdir(parents=True)
     save_nifti(anat.brainmask.astype(np.int16), anat.affine, folder / "brainmask.nii.gz")
 
-    informative = layout.vclass > 0
-    streams = np.where(layout.vclass == 1, 1, 0)
-    ring = (layout.vclass != 1) & (layout.dist < 2.6)
-    streams[ring & (layout.angle_rank < 0.5)] = 5
-    streams[ring & (layout.angle_rank >= 0.5)] = 6
-    atlases = {"nsdgeneral": (layout.roi.astype(np.int64), ["nsdgeneral"]),
+    names = np.array(P.AREAS)[layout.area]
+    atlases = {"nsdgeneral": (layout.nsdgeneral.astype(np.int64), ["nsdgeneral"]),
                "prf-visualrois": (layout.prf_label, PRF_ROIS),
-               "streams": (streams, ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral",
-                                     "parietal"])}
-    for cat, (atlas, lab, names) in FLOC_ATLASES.items():
-        k = CATEGORIES.index(cat)
-        atlases[atlas] = (np.where(layout.vclass == 2 + k, lab, 0), names)
-    assert informative[layout.roi].sum() == informative.sum()  # nsdgeneral covers every informative voxel
-    for name, (values, names) in atlases.items():
+               "streams": (layout.streams, STREAM_NAMES)}
+    for atlas, (regions, label_names) in FLOC_ATLASES.items():
+        values = np.zeros(len(names), dtype=np.int64)
+        for region, value in regions.items():
+            values[names == region] = value
+        atlases[atlas] = (values, label_names)
+    for name, (values, label_names) in atlases.items():
         for prefix, hemi in (("", None), ("lh.", 0), ("rh.", 1)):
             vol = np.full(anat.shape, -1, dtype=np.int16)
             vals = values.astype(np.int16) if hemi is None else np.where(anat.hemisphere == hemi, values, -1)
             vol[tuple(anat.cortex_ijk.T)] = vals
             save_nifti(vol, anat.affine, folder / "roi" / f"{prefix}{name}.nii.gz")
-        ctab = "0 Unknown\n" + "".join(f"{i} {n}\n" for i, n in enumerate(names, 1))
+        ctab = "0 Unknown\n" + "".join(f"{i} {n}\n" for i, n in enumerate(label_names, 1))
         (labels_dir / f"{name}.mgz.ctab").write_text(ctab)
-
-
 def _write_behaviour(tree: Path, subject: int, design: dict, n_sess: int, n_trials: int,
                      cfg: SimulationConfig, rng) -> None:
     """``responses.tsv`` and this subject's columns of ``nsd_stim_info_merged.csv``."""

@@ -17,6 +17,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CATEGORIES: tuple[str, ...] = ("face", "text", "scene", "food", "animal")
+#: Subtypes of each category, in the order of :attr:`StimulusSet.subtype`.
+SUBTYPES: dict[str, tuple[str, ...]] = {
+    "face": ("smiling", "surprised"), "text": ("white", "blue", "green", "grey"),
+    "scene": ("tree", "autumn tree", "house"), "food": ("white", "blue", "yellow"),
+    "animal": ("brown", "black", "grey", "white", "orange"),
+}
 
 _MIN_SIZE = 16
 _CANVAS = 256  # smallest supersampled canvas side (pixels); at least 2x supersampling
@@ -80,6 +86,14 @@ class StimulusSet:
         them this is the radius of the main landmark (a tree or a house).
     object_xy : ndarray of float64, shape (n_images, 2)
         Object centre (x, y) as fractions of the image width and height (0..1), y down.
+    subtype : ndarray of int64, shape (n_images,)
+        Index into ``SUBTYPES[CATEGORIES[category]]``: a face's expression, a sign's colour, a
+        scene's landmark, a plate's colour, an animal's colour.
+    count : ndarray of int64, shape (n_images,)
+        Things in the image: 1 face or animal, lines of text, trees of a scene (landmark
+        included), pieces of food.
+    colour : ndarray of float64, shape (n_images, 3)
+        Main colour, RGB in 0..1: skin, sign, sky, plate or body.
     """
 
     images: np.ndarray
@@ -87,6 +101,9 @@ class StimulusSet:
     captions: list[str]
     object_size: np.ndarray
     object_xy: np.ndarray
+    subtype: np.ndarray
+    count: np.ndarray
+    colour: np.ndarray
 
 
 def make_stimuli(n_images: int, size: int = 64, seed: int | np.random.Generator = 0) -> StimulusSet:
@@ -128,13 +145,16 @@ def make_stimuli(n_images: int, size: int = 64, seed: int | np.random.Generator 
 
     images = np.empty((n_images, size, size, 3), np.uint8)
     captions = []
-    object_size = np.empty(n_images)
-    object_xy = np.empty((n_images, 2))
+    object_size, object_xy = np.empty(n_images), np.empty((n_images, 2))
+    subtype, count, colour = np.empty(n_images, np.int64), np.empty(n_images, np.int64), np.empty((n_images, 3))
     for i, cat in enumerate(category):
-        canvas, caption, object_size[i], object_xy[i] = _draw_image(CATEGORIES[cat], side, rng)
-        images[i] = np.asarray(canvas.resize((size, size), Image.LANCZOS))
-        captions.append(caption)
-    return StimulusSet(images, category, captions, object_size, object_xy)
+        drawn = _draw_image(CATEGORIES[cat], side, rng)
+        images[i] = np.asarray(drawn.canvas.resize((size, size), Image.LANCZOS))
+        captions.append(drawn.caption)
+        object_size[i], object_xy[i] = drawn.radius, drawn.xy
+        subtype[i] = SUBTYPES[CATEGORIES[cat]].index(drawn.subtype)
+        count[i], colour[i] = drawn.count, np.asarray(drawn.colour) / 255.0
+    return StimulusSet(images, category, captions, object_size, object_xy, subtype, count, colour)
 
 
 # -- drawing helpers --------------------------------------------------------------------------
@@ -214,14 +234,38 @@ def _background(side: int, rng: np.random.Generator, avoid: tuple[int, ...]) -> 
     return small.resize((side, side), Image.BICUBIC), name
 
 
-def _draw_image(name: str, side: int, rng: np.random.Generator) -> tuple[Image.Image, str, float, np.ndarray]:
-    """One supersampled image of a category: (canvas, caption, object radius, object centre)."""
+@dataclass(frozen=True)
+class _Drawn:
+    """One supersampled image and what it shows."""
+
+    canvas: Image.Image
+    caption: str
+    radius: float
+    xy: np.ndarray
+    subtype: str
+    count: int
+    colour: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Object:
+    """What an object drawer drew: caption phrase, main colour (the background avoids it), subtype, count."""
+
+    phrase: str
+    rgb: tuple[int, ...]
+    subtype: str
+    count: int = 1
+
+
+def _draw_image(name: str, side: int, rng: np.random.Generator) -> _Drawn:
+    """One supersampled image of a category."""
     if name == "scene":
         return _draw_scene(side, rng)
     radius = rng.uniform(*_RADIUS)
     xy = rng.uniform(0.7 * radius, 1.0 - 0.7 * radius, 2)
     layer = Image.new("RGBA", (round(2 * radius * side),) * 2, (0, 0, 0, 0))
-    phrase, main_rgb = _OBJECTS[name](_Pen(layer, layer.width / 2, layer.width / 2), rng)
+    drawn = _OBJECTS[name](_Pen(layer, layer.width / 2, layer.width / 2), rng)
+    main_rgb = drawn.rgb
     canvas, bg = _background(side, rng, main_rgb)
     if name != "text" and rng.random() < 0.5:
         layer = layer.transpose(Image.FLIP_LEFT_RIGHT)
@@ -229,14 +273,14 @@ def _draw_image(name: str, side: int, rng: np.random.Generator) -> tuple[Image.I
     angle = rng.uniform(-_MAX_ROTATION, _MAX_ROTATION)
     layer = layer.convert("RGBa").rotate(angle, resample=Image.BILINEAR, expand=True).convert("RGBA")
     canvas.paste(layer, (round(xy[0] * side - layer.width / 2), round(xy[1] * side - layer.height / 2)), layer)
-    caption = f"{_article(_size_word(radius) + phrase).capitalize()} {_where(*xy)} of {_article(bg)} background."
-    return canvas, caption, radius, xy
+    caption = (f"{_article(_size_word(radius) + drawn.phrase).capitalize()} {_where(*xy)} of {_article(bg)} "
+               "background.")
+    return _Drawn(canvas, caption, radius, xy, drawn.subtype, drawn.count, drawn.rgb)
 
 
 # -- objects: drawn in a layer with coordinates in [-1, 1] (1 = object radius) -------------------
-# Each returns its caption phrase and its main RGB colour, which the background avoids.
 
-def _face(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
+def _face(pen: _Pen, rng: np.random.Generator) -> _Object:
     skin = _jitter(_SKIN[rng.integers(len(_SKIN))], rng)
     hair = _jitter(_HAIR[rng.integers(len(_HAIR))], rng)
     pen.ellipse(0, -0.12, 0.8, 0.86, hair)
@@ -258,10 +302,10 @@ def _face(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
     else:
         expression = "surprised"
         pen.ellipse(0, 0.5, 0.1, 0.13, lips)
-    return f"{expression} face", skin
+    return _Object(f"{expression} face", skin, expression)
 
 
-def _text(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
+def _text(pen: _Pen, rng: np.random.Generator) -> _Object:
     sign = str(rng.choice(list(_SIGNS)))
     half_h = rng.uniform(0.5, 0.8)
     pen.rectangle(-0.95, -half_h, 0.95, half_h, _jitter(_SIGNS[sign], rng, 6), _shade(_SIGNS[sign], 0.6),
@@ -284,10 +328,10 @@ def _text(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
                     pen.line([(x + gw * u, top + gh * v) for u, v in stroke], ink, 0.12 * gh)
                 x += gw + gap
             x += gw
-    return f"{sign} sign with {_NUMBERS[n_rows]} lines of text", _SIGNS[sign]
+    return _Object(f"{sign} sign with {_NUMBERS[n_rows]} lines of text", _SIGNS[sign], sign, n_rows)
 
 
-def _food(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
+def _food(pen: _Pen, rng: np.random.Generator) -> _Object:
     plate = str(rng.choice(list(_PLATES)))
     rgb = _jitter(_PLATES[plate], rng, 6)
     pen.ellipse(0, 0, 0.95, 0.95, _shade(rgb, 0.82))
@@ -301,10 +345,10 @@ def _food(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
         radius = rng.uniform(0.14, 0.26) * (1 + 0.25 * rng.uniform(-1, 1, angles.size))
         pen.polygon(list(zip(cx + radius * np.cos(angles), cy + radius * np.sin(angles))), _jitter(_FOODS[food], rng))
     distinct = list(dict.fromkeys(foods))[:2]
-    return f"{plate} plate of {' and '.join(distinct)} food", rgb
+    return _Object(f"{plate} plate of {' and '.join(distinct)} food", rgb, plate, len(foods))
 
 
-def _animal(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
+def _animal(pen: _Pen, rng: np.random.Generator) -> _Object:
     colour = str(rng.choice(_ANIMALS))
     body = _jitter(_COLOURS[colour], rng)
     dark = _shade(body, 0.75) if colour != "black" else (60, 60, 60)
@@ -321,7 +365,7 @@ def _animal(pen: _Pen, rng: np.random.Generator) -> tuple[str, tuple[int, ...]]:
     pen.ellipse(hx + 0.18, -0.35, 0.12, 0.09, body)
     pen.ellipse(hx + 0.28, -0.37, 0.035, 0.03, (15, 15, 15))
     pen.ellipse(hx + 0.05, -0.45, 0.035, 0.035, (15, 15, 15) if colour != "black" else (230, 230, 230))
-    return f"{colour} animal", body
+    return _Object(f"{colour} animal", body, colour)
 
 
 _OBJECTS = {"face": _face, "text": _text, "food": _food, "animal": _animal}
@@ -329,7 +373,7 @@ _OBJECTS = {"face": _face, "text": _text, "food": _food, "animal": _animal}
 
 # -- scenes: drawn on the whole canvas with coordinates in [0, 1] ------------------------------
 
-def _draw_scene(side: int, rng: np.random.Generator) -> tuple[Image.Image, str, float, np.ndarray]:
+def _draw_scene(side: int, rng: np.random.Generator) -> _Drawn:
     """A landscape filling the frame; the recorded object is its main landmark."""
     sky = str(rng.choice(list(_SKIES)))
     top, low = (np.asarray(c, float) for c in _SKIES[sky])
@@ -349,20 +393,20 @@ def _draw_scene(side: int, rng: np.random.Generator) -> tuple[Image.Image, str, 
         pen.ellipse(x, horizon + slope * (x - 0.5), rng.uniform(0.2, 0.45), rng.uniform(0.06, 0.18),
                     _shade(_jitter(ground, rng), 0.85))
     pen.polygon([(-0.1, horizon - 0.6 * slope), (1.1, horizon + 0.6 * slope), (1.1, 1.1), (-0.1, 1.1)], ground)
-    for x in rng.uniform(0, 1, int(rng.integers(0, 4))):
+    small_trees = rng.uniform(0, 1, int(rng.integers(0, 4)))
+    for x in small_trees:
         _tree(pen, x, horizon + slope * (x - 0.5) - 0.04, 0.05, rng)
 
     radius = rng.uniform(*_RADIUS)
     x = rng.uniform(0.7 * radius, 1.0 - 0.7 * radius)
     base = rng.uniform(max(horizon + slope * (x - 0.5) + 0.05, radius + 0.02), 1.0)
-    if rng.random() < 0.5:
-        landmark = _tree(pen, x, base - radius, radius, rng)
-    else:
-        landmark = _house(pen, x, base - radius, radius, rng)
+    house = rng.random() >= 0.5
+    landmark = _house(pen, x, base - radius, radius, rng) if house else _tree(pen, x, base - radius, radius, rng)
     xy = np.array([x, base - radius])
     caption = (f"An outdoor scene with {_article(landmark)} {_where(*xy)}, {ground_name} "
                f"and {_article(sky)} sky{' with a sun' if sun else ''}.")
-    return canvas, caption, radius, xy
+    sky_rgb = tuple(int(c) for c in (top + low) / 2)
+    return _Drawn(canvas, caption, radius, xy, "house" if house else landmark, len(small_trees) + (not house), sky_rgb)
 
 
 def _tree(pen: _Pen, x: float, y: float, r: float, rng: np.random.Generator) -> str:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fmrikit.data.stimuli import CATEGORIES, StimulusSet, make_stimuli
+from fmrikit.data.stimuli import CATEGORIES, SUBTYPES, StimulusSet, make_stimuli
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,26 @@ def test_captions_name_their_category(stimuli):
 def test_object_geometry_in_range(stimuli):
     assert np.all((stimuli.object_xy >= 0) & (stimuli.object_xy <= 1))
     assert np.all((stimuli.object_size >= 0.15) & (stimuli.object_size <= 0.45))
+
+
+def test_subtype_count_and_colour_agree_with_the_captions(stimuli):
+    """The annotations the simulated brain reads are the ones the caption states."""
+    numbers = {2: "two", 3: "three", 4: "four"}
+    assert stimuli.subtype.dtype == np.int64 and stimuli.count.dtype == np.int64
+    assert stimuli.colour.shape == (len(stimuli.images), 3) and (stimuli.colour >= 0).all() and (stimuli.colour <= 1).all()
+    for cat, sub, count, caption in zip(stimuli.category, stimuli.subtype, stimuli.count, stimuli.captions):
+        name = CATEGORIES[cat]
+        assert 0 <= sub < len(SUBTYPES[name])
+        words = caption.lower()
+        if name == "scene":
+            assert SUBTYPES[name][sub] in words and 0 <= count <= 4
+        elif name == "text":
+            assert words.startswith(f"a {SUBTYPES[name][sub]} sign") or f" {SUBTYPES[name][sub]} sign" in words
+            assert f"{numbers[count]} lines of text" in words
+        elif name == "food":
+            assert f"{SUBTYPES[name][sub]} plate" in words and 3 <= count <= 6
+        else:
+            assert f"{SUBTYPES[name][sub]} {'face' if name == 'face' else 'animal'}" in words and count == 1
 
 
 def test_images_not_constant(stimuli):

@@ -1,0 +1,228 @@
+"""Oracle results on a simulated world: the same scorers, run on the ground truth.
+
+A study reads each method's result as a fraction of its oracle. Oracles that need training are the
+same commands on the world's noise-free twin (``fmrikit simulate --noise-free``, same seed); the
+ones here need none:
+
+* :func:`oracle_encoding`: the noise-free responses as an encoder's prediction of the subject's
+  shared images, in the file layout ``fmrikit evaluate encoding`` reads;
+* :func:`informative_mask`: the true informative voxels, a mask for ``fmrikit evaluate mask`` or
+  ``fmrikit adapt-subject --mask``;
+* :func:`oracle_clusters`: k-means on the true tuning (each voxel's noise-free response profile),
+  written like ``fmrikit cluster-embeddings`` writes its labels.
+
+The tree is found from the preprocessed dataset (its ``nsd_root`` attribute) unless given. Run as
+``python -m fmrikit.analysis.oracle {encoding,clusters,mask} ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fmrikit.errors import FmrikitError, InputError, MissingInputError
+from fmrikit.io.atomic import staged_dir
+from fmrikit.io.provenance import new_run_id, write_sidecar
+from fmrikit.project import preproc_betas_path, subject_label
+
+#: Images whose noise-free responses make the tuning profiles that :func:`oracle_clusters` clusters.
+PROFILE_IMAGES = 1000
+
+
+def informative_mask(nsd_root: str | os.PathLike, subject: int) -> Path:
+    """The true informative voxels of a simulated subject (``truth/subjNN/informative_mask.nii.gz``)."""
+    path = Path(nsd_root) / "truth" / f"subj{subject:02d}" / "informative_mask.nii.gz"
+    if not path.is_file():
+        raise MissingInputError("no ground-truth mask: not a simulated NSD tree, or no such subject", path=path)
+    return path
+
+
+def oracle_encoding(subject: int, out: str | os.PathLike, *, root: str | os.PathLike | None = None,
+                    roi: str | None = None, nsd_root: str | os.PathLike | None = None, seed: int = 0,
+                    overwrite: bool = False) -> Path:
+    """Write the noise-free responses to the subject's shared images as an encoder's prediction.
+
+    Voxels of the dataset without signal get independent standard normal values (seeded): the
+    best a prediction can do there is chance, which is what any encoder scores on them.
+
+    Parameters
+    ----------
+    subject : int
+    out : path-like
+        Folder to create; receives ``sub-NN_pred.h5`` (``pred`` float32 (n_images, n_voxels),
+        ``stim_id``, ``image_name``, ``voxels/ijk``) and ``oracle.json``.
+    root : path-like, optional
+        Project folder with the subject's preprocessed dataset.
+    roi : str, optional
+        Voxel selection of the dataset (default nsdgeneral).
+    nsd_root : path-like, optional
+        The simulated tree (default: the dataset's ``nsd_root``).
+    seed : int
+    overwrite : bool
+
+    Returns
+    -------
+    Path
+        The prediction file.
+    """
+    import h5py
+
+    from fmrikit.data.dataset import read_info
+    from fmrikit.data.world.truth import read_noise_free
+
+    dataset = preproc_betas_path(root, subject, roi)
+    info = read_info(dataset)
+    tree = _tree(nsd_root, info, dataset)
+    stim = np.unique(info.stim_id[info.shared])
+    if not len(stim):
+        raise InputError("the dataset has no shared (test) images", path=dataset)
+    pred, has_signal = read_noise_free(tree, subject, stim, info.ijk)
+    rng = np.random.default_rng(seed)
+    pred[:, ~has_signal] = rng.standard_normal((len(stim), int((~has_signal).sum()))).astype(np.float32)
+    name = f"{subject_label(subject)}_pred.h5"
+    with staged_dir(out, overwrite=overwrite) as stage:
+        with h5py.File(stage / name, "w") as f:
+            f.create_dataset("pred", data=pred, chunks=(1, pred.shape[1]))
+            f.create_dataset("stim_id", data=stim.astype(np.int64))
+            f.create_dataset("image_name", data=np.array([f"stim-{s}" for s in stim], dtype=object),
+                             dtype=h5py.string_dtype())
+            f.create_dataset("voxels/ijk", data=info.ijk.astype(np.int32))
+            f.attrs.update({"subject": subject_label(subject),
+                            "units": "noise-free responses (% signal change); noise where a voxel has no signal"})
+        write_sidecar(stage / "oracle.json", command="oracle encoding", seed=seed, run_id=new_run_id(),
+                      parameters={"subject": subject, "roi": roi or "nsdgeneral", "nsd_root": str(tree)},
+                      inputs=[{"path": str(dataset.resolve())}], outputs=[name, "oracle.json"],
+                      extra={"n_images": len(stim), "n_voxels": len(info.ijk),
+                             "n_voxels_with_signal": int(has_signal.sum())})
+    return Path(out) / name
+
+
+def oracle_clusters(subjects: list[int], k: int, out: str | os.PathLike, *, root: str | os.PathLike | None = None,
+                    roi: str | None = None, nsd_root: str | os.PathLike | None = None,
+                    max_images: int = PROFILE_IMAGES, seed: int = 0, overwrite: bool = False) -> dict[int, np.ndarray]:
+    """Cluster the subjects' true tuning jointly, as ``fmrikit cluster-embeddings`` clusters embeddings.
+
+    A voxel's tuning is its noise-free response profile over up to ``max_images`` images
+    (z-scored, L2-normalised); voxels with signal form clusters 1..k-1 (k-means, 10
+    initialisations, ``seed``), voxels without signal cluster k.
+
+    Parameters
+    ----------
+    subjects : list of int
+    k : int
+        Number of clusters, >= 2.
+    out : path-like
+        Folder to create; receives ``sub-NN_desc-clusters_dseg.nii.gz`` (int16 labels 1..k on the
+        subject's grid, 0 elsewhere) per subject and ``oracle.json``.
+    root, roi, nsd_root, seed, overwrite
+        As :func:`oracle_encoding`.
+    max_images : int
+
+    Returns
+    -------
+    dict of int to ndarray
+        Labels 1..k per subject, in the dataset's voxel order.
+    """
+    from sklearn.cluster import KMeans
+
+    from fmrikit.data.dataset import read_info
+    from fmrikit.data.world.truth import read_noise_free, world_config
+    from fmrikit.io.nifti import save_nifti
+    from fmrikit.viz.flatmap import voxels_to_volume
+
+    if k < 2 or not subjects:
+        raise InputError("oracle clusters need k >= 2 and at least one subject", found=f"k={k}, {subjects}")
+    infos = {s: read_info(preproc_betas_path(root, s, roi)) for s in subjects}
+    trees = {s: _tree(nsd_root, infos[s], infos[s].path) for s in subjects}
+    n_images = _n_images(world_config(trees[subjects[0]]))
+    rng = np.random.default_rng(seed)
+    images = np.sort(rng.choice(n_images, min(max_images, n_images), replace=False))
+    profiles, signal = {}, {}
+    for s in subjects:
+        resp, signal[s] = read_noise_free(trees[s], s, images, infos[s].ijk)
+        x = resp[:, signal[s]].T.astype(np.float64)
+        x -= x.mean(1, keepdims=True)
+        profiles[s] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    joint = np.concatenate([profiles[s] for s in subjects])
+    found = KMeans(k - 1, n_init=10, random_state=seed).fit_predict(joint)
+    order = np.argsort(-np.bincount(found, minlength=k - 1), kind="stable")  # 1 = the largest cluster
+    rank = np.empty(k - 1, dtype=np.int64)
+    rank[order] = np.arange(1, k)
+    labels, start = {}, 0
+    with staged_dir(out, overwrite=overwrite) as stage:
+        files = []
+        for s in subjects:
+            lab = np.full(len(signal[s]), k, dtype=np.int64)
+            lab[signal[s]] = rank[found[start:start + signal[s].sum()]]
+            start += int(signal[s].sum())
+            labels[s] = lab
+            name = f"{subject_label(s)}_desc-clusters_dseg.nii.gz"
+            volume = voxels_to_volume(lab, infos[s].ijk, infos[s].volume_shape, fill=0).astype(np.int16)
+            save_nifti(volume, infos[s].affine, stage / name)
+            files.append(name)
+        write_sidecar(stage / "oracle.json", command="oracle clusters", seed=seed, run_id=new_run_id(),
+                      parameters={"subjects": subjects, "k": k, "roi": roi or "nsdgeneral", "n_images": len(images),
+                                  "tuning": "noise-free response profiles, z-scored and L2-normalised",
+                                  "labels": f"1..{k - 1} by decreasing size, {k} = voxels without signal"},
+                      inputs=[{"path": str(i.path.resolve())} for i in infos.values()], outputs=files + ["oracle.json"])
+    return labels
+
+
+def _tree(nsd_root, info, dataset: Path) -> Path:
+    tree = Path(nsd_root) if nsd_root is not None else Path(info.nsd_root) if info.nsd_root else None
+    if tree is None:
+        raise MissingInputError("the dataset names no NSD tree; give nsd_root", path=dataset)
+    return tree
+
+
+def _n_images(config: dict) -> int:
+    n_per = max(config["sessions"]) * config["trials_per_session"] // 3
+    return config["n_shared"] + config["n_subjects"] * (n_per - config["n_shared"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fmrikit.analysis.oracle``: write an oracle result; prints its path."""
+    parser = argparse.ArgumentParser(prog="python -m fmrikit.analysis.oracle", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="kind", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", help="project folder [default: $FMRIKIT_ROOT]")
+    common.add_argument("--roi", help="voxel selection of the datasets [default: nsdgeneral]")
+    common.add_argument("--nsd-root", help="simulated tree [default: the dataset's]")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--overwrite", action="store_true")
+    enc = sub.add_parser("encoding", parents=[common], help="noise-free responses as the encoder's prediction")
+    enc.add_argument("--subject", type=int, required=True)
+    enc.add_argument("--out", required=True)
+    clu = sub.add_parser("clusters", parents=[common], help="k-means on the true tuning")
+    clu.add_argument("--subjects", required=True, help="e.g. 1,2")
+    clu.add_argument("--k", type=int, required=True)
+    clu.add_argument("--out", required=True)
+    clu.add_argument("--max-images", type=int, default=PROFILE_IMAGES)
+    mask = sub.add_parser("mask", help="path of the true informative mask")
+    mask.add_argument("--nsd-root", required=True)
+    mask.add_argument("--subject", type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.kind == "encoding":
+            path = oracle_encoding(args.subject, args.out, root=args.root, roi=args.roi, nsd_root=args.nsd_root,
+                                   seed=args.seed, overwrite=args.overwrite)
+        elif args.kind == "clusters":
+            oracle_clusters([int(s) for s in args.subjects.split(",")], args.k, args.out, root=args.root,
+                            roi=args.roi, nsd_root=args.nsd_root, max_images=args.max_images, seed=args.seed,
+                            overwrite=args.overwrite)
+            path = Path(args.out)
+        else:
+            path = informative_mask(args.nsd_root, args.subject)
+    except FmrikitError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
