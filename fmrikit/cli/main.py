@@ -65,15 +65,15 @@ def sys_info(
 
 
 def _show_plan(name: str, batch_size: Optional[int], as_json: bool) -> None:
-    """Print :func:`fmrikit.methods.neuropictor.plan.make_plan` as a table or JSON."""
+    """Print :func:`fmrikit.pipelines.plans.make_plan` as a table or JSON."""
     import json
 
     from rich.markup import escape
     from rich.table import Table
 
-    from fmrikit.methods.neuropictor.plan import make_plan, plan_rows
+    from fmrikit.pipelines.plans import make_plan
 
-    result = call(make_plan, name, **({} if batch_size is None else {"batch_size": batch_size}))
+    result, rows = call(make_plan, name, batch_size)
     if as_json:
         out_console.print_json(json.dumps(result))
         return
@@ -81,7 +81,7 @@ def _show_plan(name: str, batch_size: Optional[int], as_json: bool) -> None:
     for column in ("", "item", "value"):
         table.add_column(column, overflow="fold")
     previous = None
-    for section, item, value in plan_rows(result):
+    for section, item, value in rows:
         table.add_row(f"[bold]{section}[/]" if section != previous else "", escape(item), escape(value))
         previous = section
     out_console.print(table)

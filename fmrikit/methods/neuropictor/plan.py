@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from fmrikit._logging import logger
 from fmrikit.errors import FmrikitError, InputError
 from fmrikit.checks import check_option
+from fmrikit.engine.memory import (ByteCounter, COMMON_GPUS_GIB, GIB, HEADROOM, PRECISIONS, count_parameters,
+                                   format_gib, format_millions, measure_no_grad_peak, mixed_precision_mode,
+                                   storage_key, tensors_of, verdict)
 
 if TYPE_CHECKING:  # torch stays out of ``import fmrikit``
-    import torch
     from torch import nn
 
-__all__ = ["PLANS", "SD21_TEXT_ENCODER_CONFIG", "SD21_UNET_CONFIG", "SD21_VAE_CONFIG", "COMMON_GPUS_GIB",
-           "count_parameters", "format_plan", "make_plan", "plan_neuropictor", "plan_rows"]
+__all__ = ["SD21_TEXT_ENCODER_CONFIG", "SD21_UNET_CONFIG", "SD21_VAE_CONFIG", "format_plan", "plan_neuropictor",
+           "plan_rows"]
 
-GIB = 1024 ** 3
 
 # Stable Diffusion 2.1 "base" (512 x 512 images, 64 x 64 latents). The 768 model differs only in
 # sample_size (96) and prediction type, which change no parameter.
@@ -91,15 +92,7 @@ PUBLISHED_PARAMETERS: dict[str, tuple[float, str]] = {
 }
 PAPER_INFERENCE_GB = 13.6  # paper Tab. 4: fp32, batch 1, 50 DDIM steps, RTX A6000 (GB as printed)
 
-COMMON_GPUS_GIB: dict[str, int] = {
-    "24 GiB (RTX 3090/4090, A5000)": 24,
-    "40 GiB (A100 40GB)": 40,
-    "48 GiB (RTX A6000, L40S)": 48,
-    "80 GiB (A100 80GB, H100)": 80,
-}
-HEADROOM = 0.9  # a plan "fits" under 90% of the card: the CUDA context and fragmentation take the rest
 
-_PRECISIONS = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -142,15 +135,6 @@ def _views(conditioner) -> tuple[nn.Module, nn.Module]:
             return self.to_control(tokens).reshape((len(tokens),) + conditioner.control_shape)
 
     return Guiding(), Transform()
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters of ``module`` (shared parameters once); works on ``meta`` modules."""
-    seen: dict[int, int] = {}
-    for p in module.parameters():
-        if not trainable_only or p.requires_grad:
-            seen[id(p)] = p.numel()
-    return sum(seen.values())
 
 
 def _build_models(image_size: int, flatmap_size: int, ae_width: int, ae_depth: int,
@@ -215,136 +199,6 @@ def _reference_counts() -> dict[str, int]:
 # measuring on the meta device
 
 
-def _storage_key(t: torch.Tensor) -> int:
-    from torch.multiprocessing.reductions import StorageWeakRef
-
-    return StorageWeakRef(t.untyped_storage()).cdata
-
-
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            yield from _tensors(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _tensors(o)
-
-
-class _ByteCounter:
-    """Bytes of distinct storages, each counted once; the keys of ``exclude`` (weights) never."""
-
-    def __init__(self, exclude: set[int]):
-        self.exclude = exclude
-        self.seen: set[int] = set()
-        self.bytes = 0
-        self.largest = 0
-
-    def add(self, t: torch.Tensor) -> None:
-        key = _storage_key(t)
-        if key in self.exclude or key in self.seen:
-            return
-        self.seen.add(key)
-        n = t.untyped_storage().nbytes()
-        self.bytes += n
-        self.largest = max(self.largest, n)
-
-
-def _mixed_precision_mode(low: torch.dtype | None, exclude: set[int]):
-    """A torch-function mode that stands in for CUDA on the meta device.
-
-    * ``scaled_dot_product_attention`` runs the flash-attention op, which saves q, k, v, the output and
-      the log-sum-exp as on a GPU, instead of the math fallback the meta device would pick (which saves
-      the full attention matrix in float32).
-    * With ``low`` set, it follows CUDA autocast's policy for the ops that matter for memory: matmuls and
-      convolutions in ``low``, normalisations, softmax and losses in float32. Casts of parameters are cached,
-      as autocast does, and their storages join ``exclude`` (they are weights, counted with the weights).
-    """
-    import torch
-    import torch.nn.functional as F
-    from torch.overrides import TorchFunctionMode
-
-    lower = {F.linear, F.conv1d, F.conv2d, torch.matmul, torch.bmm, torch.baddbmm, torch.addmm,
-             torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm}
-    upper = {F.layer_norm, F.group_norm, F.softmax, F.log_softmax, torch.softmax, torch.Tensor.softmax,
-             F.mse_loss, F.cross_entropy}
-    sdpa = F.scaled_dot_product_attention
-    cache: dict[tuple[int, torch.dtype], torch.Tensor] = {}
-
-    def cast(obj: Any, dtype: torch.dtype) -> Any:
-        if isinstance(obj, torch.Tensor):
-            if not obj.is_floating_point() or obj.dtype == dtype:
-                return obj
-            if isinstance(obj, torch.nn.Parameter):
-                key = (id(obj), dtype)
-                if key not in cache:
-                    cache[key] = obj.to(dtype)
-                    exclude.add(_storage_key(cache[key]))
-                return cache[key]
-            return obj.to(dtype)
-        if isinstance(obj, (list, tuple)):
-            return type(obj)(cast(o, dtype) for o in obj)
-        return obj
-
-    def flash(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-        if attn_mask is not None or enable_gqa or query.shape[-1] > 256:
-            return sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
-                        scale=scale, enable_gqa=enable_gqa)
-        if low is not None:
-            query, key, value = cast(query, low), cast(key, low), cast(value, low)
-        return torch.ops.aten._scaled_dot_product_flash_attention(query, key, value, dropout_p, is_causal, False,
-                                                                  scale=scale)[0]
-
-    def linear(x, weight, bias=None):
-        if low is not None:
-            x, weight, bias = cast(x, low), cast(weight, low), cast(bias, low)
-        return F.linear(x, weight, bias)
-
-    def self_attention(query, key, value, embed_dim_to_check, num_heads, in_proj_weight, in_proj_bias, bias_k,
-                       bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias, training=True,
-                       key_padding_mask=None, need_weights=True, attn_mask=None, use_separate_proj_weight=False,
-                       is_causal=False, **rest):
-        """``F.multi_head_attention_forward`` for plain self-attention, op for op as torch runs it (in-projection,
-        contiguous copy, fused attention, out-projection); None for any other use, which then runs as is
-        (its attention unfused, its projections in the input dtype: an over-count)."""
-        simple = (query is key and key is value and query.dim() == 3 and not need_weights and attn_mask is None
-                  and key_padding_mask is None and bias_k is None and bias_v is None and not add_zero_attn
-                  and not use_separate_proj_weight and not any(v is not None for v in rest.values()
-                                                               if not isinstance(v, bool)))
-        if not simple:
-            return None
-        length, batch, width = query.shape
-        head = width // num_heads
-        proj = linear(query, in_proj_weight, in_proj_bias)
-        proj = proj.unflatten(-1, (3, width)).unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous()
-        q, k, v = (p.view(length, batch, num_heads, head).permute(1, 2, 0, 3) for p in proj)
-        out = flash(q, k, v, dropout_p=dropout_p if training else 0.0, is_causal=is_causal)
-        out = out.permute(2, 0, 1, 3).contiguous().view(batch * length, width)
-        return linear(out, out_proj_weight, out_proj_bias).view(length, batch, width), None
-
-    class Mode(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if func is sdpa:
-                return flash(*args, **kwargs)
-            if func is F.multi_head_attention_forward:  # its inner ops run with this mode off: redo them here
-                out = self_attention(*args, **kwargs)
-                if out is not None:
-                    return out
-            if low is not None and func in lower:
-                return func(*cast(args, low), **{k: cast(v, low) for k, v in kwargs.items()})
-            if low is not None and func in upper:
-                return func(*cast(args, torch.float32), **{k: cast(v, torch.float32) for k, v in kwargs.items()})
-            return func(*args, **kwargs)
-
-    mode = Mode()
-    mode.cache = cache  # the parameters' casts, for the static memory
-    return mode
-
-
 def _checkpoint_units(models: dict[str, nn.Module]) -> list[nn.Module]:
     """The modules diffusers checkpoints (ResNet and transformer blocks), plus the fMRI encoder's blocks."""
     from diffusers.models.attention import BasicTransformerBlock
@@ -362,7 +216,7 @@ def _checkpoint_units(models: dict[str, nn.Module]) -> list[nn.Module]:
 
 
 @contextlib.contextmanager
-def _emulated_checkpointing(units: list[nn.Module], outer: _ByteCounter) -> Iterator[dict[str, int]]:
+def _emulated_checkpointing(units: list[nn.Module], outer: ByteCounter) -> Iterator[dict[str, int]]:
     """Count what activation checkpointing keeps: each unit's inputs, and the largest unit's own saved tensors.
 
     Inside a unit, the tensors autograd saves go to a per-unit counter instead of ``outer``: with
@@ -375,13 +229,13 @@ def _emulated_checkpointing(units: list[nn.Module], outer: _ByteCounter) -> Iter
 
     def pre(module, args, kwargs):
         needs_grad = torch.is_grad_enabled() and (
-            any(t.requires_grad for t in _tensors((args, kwargs))) or any(p.requires_grad for p in module.parameters()))
+            any(t.requires_grad for t in tensors_of((args, kwargs))) or any(p.requires_grad for p in module.parameters()))
         if not needs_grad or stack:  # only the outermost unit is a checkpoint region
             stack.append(None)
             return
-        for t in _tensors((args, kwargs)):
+        for t in tensors_of((args, kwargs)):
             outer.add(t)
-        inner = _ByteCounter(outer.exclude)
+        inner = ByteCounter(outer.exclude)
         hooks = torch.autograd.graph.saved_tensors_hooks(lambda t: (inner.add(t), t)[1], lambda t: t)
         hooks.__enter__()
         stack.append((inner, hooks))
@@ -404,14 +258,14 @@ def _emulated_checkpointing(units: list[nn.Module], outer: _ByteCounter) -> Iter
 
 
 def _weight_keys(models: dict[str, nn.Module]) -> set[int]:
-    return {_storage_key(t) for m in models.values() for t in (*m.parameters(), *m.buffers())}
+    return {storage_key(t) for m in models.values() for t in (*m.parameters(), *m.buffers())}
 
 
 def _set_training_dtypes(models: dict[str, nn.Module], precision: str) -> None:
     """Trainable parts: float32 masters with gradients; frozen parts: in the compute precision, no gradients."""
     import torch
 
-    compute = getattr(torch, _PRECISIONS[precision])
+    compute = getattr(torch, PRECISIONS[precision])
     for name, m in models.items():
         trainable = name in _TRAINABLE
         torch.nn.Module.to(m, torch.float32 if trainable else compute)  # ModelMixin.to warns about dtypes
@@ -431,15 +285,15 @@ def _measure_training(models: dict[str, nn.Module], batch_size: int, image_size:
 
     from fmrikit.diffusion import control_image
 
-    low = None if precision == "fp32" else getattr(torch, _PRECISIONS[precision])
+    low = None if precision == "fp32" else getattr(torch, PRECISIONS[precision])
     exclude = _weight_keys(models)
-    counter = _ByteCounter(exclude)
+    counter = ByteCounter(exclude)
     latent = image_size // VAE_SCALE
     text_width = SD21_UNET_CONFIG["cross_attention_dim"]
     meta = torch.device("meta")
     units = _checkpoint_units(models) if gradient_checkpointing else []
     with contextlib.ExitStack() as stack:
-        mode = stack.enter_context(_mixed_precision_mode(low, exclude))
+        mode = stack.enter_context(mixed_precision_mode(low, exclude))
         ckpt = stack.enter_context(_emulated_checkpointing(units, counter))
         stack.enter_context(torch.autograd.graph.saved_tensors_hooks(lambda t: (counter.add(t), t)[1],
                                                                      lambda t: t))
@@ -467,58 +321,12 @@ def _measure_training(models: dict[str, nn.Module], batch_size: int, image_size:
     return result
 
 
-class _LivePeak:
-    """Peak bytes of live tensors created by aten ops under it (weights excluded), via a dispatch mode."""
-
-    def __init__(self, exclude: set[int]):
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        tracker = self
-        self.exclude = exclude
-        self.live: dict[int, tuple[Any, int]] = {}
-        self.current = 0
-        self.peak = 0
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                tracker._update(out)
-                return out
-
-        self.mode = Mode()
-
-    def _update(self, out: Any) -> None:
-        from torch.multiprocessing.reductions import StorageWeakRef
-
-        for key in [k for k, (ref, _) in self.live.items() if ref.expired() or k in self.exclude]:
-            self.current -= self.live.pop(key)[1]
-        for t in _tensors(out):
-            ref = StorageWeakRef(t.untyped_storage())
-            if ref.cdata in self.exclude or ref.cdata in self.live:
-                continue
-            n = t.untyped_storage().nbytes()
-            self.live[ref.cdata] = (ref, n)
-            self.current += n
-        self.peak = max(self.peak, self.current)
-
-
-def _measure_no_grad_peak(fn: Callable[[], Any], exclude: set[int], low: torch.dtype | None) -> int:
-    """Peak bytes of live tensors (weights excluded) while ``fn`` runs without gradients on the meta device."""
-    import torch
-
-    live = _LivePeak(exclude)
-    with torch.no_grad(), _mixed_precision_mode(low, exclude), live.mode:
-        out = fn()
-        del out
-    return live.peak
-
-
 def _measure_inference(models: dict[str, nn.Module], batch_size: int, image_size: int, flatmap_size: int,
                        precision: str) -> dict[str, int]:
     """Peak live bytes of the inference stages, all modules in the compute dtype, on the meta device."""
     import torch
 
-    dtype = getattr(torch, _PRECISIONS[precision])
+    dtype = getattr(torch, PRECISIONS[precision])
     for m in models.values():
         torch.nn.Module.to(m, dtype).requires_grad_(False).eval()
     exclude = _weight_keys(models)
@@ -550,16 +358,16 @@ def _measure_inference(models: dict[str, nn.Module], batch_size: int, image_size
         z = torch.empty(batch_size, LATENT_CHANNELS, latent, latent, device=meta, dtype=dtype)
         return models["vae"].decode(z).sample
 
-    return {"condition_peak_bytes": _measure_no_grad_peak(condition, exclude, None),
-            "denoise_step_peak_bytes": _measure_no_grad_peak(denoise_step, exclude, None),
-            "vae_decode_peak_bytes": _measure_no_grad_peak(decode, exclude, None)}
+    return {"condition_peak_bytes": measure_no_grad_peak(condition, exclude, None),
+            "denoise_step_peak_bytes": measure_no_grad_peak(denoise_step, exclude, None),
+            "vae_decode_peak_bytes": measure_no_grad_peak(decode, exclude, None)}
 
 
 def _measure_targets(models: dict[str, nn.Module], batch_size: int, image_size: int, precision: str) -> int:
     """Peak live bytes of encoding the training targets (VAE latents, caption features) without gradients."""
     import torch
 
-    dtype = getattr(torch, _PRECISIONS[precision])
+    dtype = getattr(torch, PRECISIONS[precision])
     exclude = _weight_keys(models)
     meta = torch.device("meta")
 
@@ -569,15 +377,11 @@ def _measure_targets(models: dict[str, nn.Module], batch_size: int, image_size: 
         captions = models["text_encoder"](torch.zeros(batch_size, TEXT_TOKENS, dtype=torch.long, device=meta))[0]
         return latents, captions
 
-    return _measure_no_grad_peak(targets, exclude, None)
+    return measure_no_grad_peak(targets, exclude, None)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # the plan
-
-
-def _verdict(need: float, capacity: float) -> str:
-    return "fits" if need <= HEADROOM * capacity else "tight" if need <= capacity else "no"
 
 
 def plan_neuropictor(batch_size: int = 16, *, image_size: int = 512, flatmap_size: int = 256, ae_width: int = 1024,
@@ -625,7 +429,7 @@ def plan_neuropictor(batch_size: int = 16, *, image_size: int = 512, flatmap_siz
     if ae_width % ae_heads:
         raise InputError("ae_width must be divisible by ae_heads", expected=f"a multiple of {ae_heads}",
                          found=str(ae_width))
-    check_option("precision", precision, _PRECISIONS)
+    check_option("precision", precision, PRECISIONS)
     import torch
 
     t0 = time.process_time()
@@ -634,7 +438,7 @@ def plan_neuropictor(batch_size: int = 16, *, image_size: int = 512, flatmap_siz
     trainable = sum(counts[n] for n in _TRAINABLE)
     frozen = sum(counts.values()) - trainable
     reference = _reference_counts()
-    compute_bytes = torch.empty((), dtype=getattr(torch, _PRECISIONS[precision])).element_size()
+    compute_bytes = torch.empty((), dtype=getattr(torch, PRECISIONS[precision])).element_size()
 
     # training. Fixed: frozen weights in the compute precision; float32 weights, gradients and AdamW's two
     # moments of the trainable parts. Per sample: what autograd saves (measured at batch 1, scaled).
@@ -682,15 +486,15 @@ def plan_neuropictor(batch_size: int = 16, *, image_size: int = 512, flatmap_siz
         per = max(per_sample + transient, targets)
         return max(0, int((room - static - autocast_copies) // per))
 
-    gpus = [{"name": name, "memory_bytes": gib * GIB, "training": _verdict(training_total, gib * GIB),
-             "inference": _verdict(inference_total, gib * GIB), "max_training_batch": max_batch(gib * GIB)}
+    gpus = [{"name": name, "memory_bytes": gib * GIB, "training": verdict(training_total, gib * GIB),
+             "inference": verdict(inference_total, gib * GIB), "max_training_batch": max_batch(gib * GIB)}
             for name, gib in COMMON_GPUS_GIB.items()]
     current = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         current = {"name": props.name, "memory_bytes": int(props.total_memory),
-                   "training": _verdict(training_total, props.total_memory),
-                   "inference": _verdict(inference_total, props.total_memory),
+                   "training": verdict(training_total, props.total_memory),
+                   "inference": verdict(inference_total, props.total_memory),
                    "max_training_batch": max_batch(props.total_memory)}
     elapsed = time.process_time() - t0
     logger.debug("planned neuropictor in %.1f s of CPU time", elapsed)
@@ -766,25 +570,8 @@ _METHOD = [
 ]
 
 
-PLANS: dict[str, Callable[..., dict[str, Any]]] = {"neuropictor": plan_neuropictor}
-
-
-def make_plan(name: str, batch_size: int = 16, **kwargs: Any) -> dict[str, Any]:
-    """Run the plan called ``name`` (one of :data:`PLANS`); :class:`InputError` for an unknown one."""
-    check_option("plan", name, PLANS)
-    return PLANS[name](batch_size, **kwargs)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # formatting
-
-
-def _gib(n: float | None) -> str:
-    return "-" if n is None else f"{n / GIB:.2f} GiB"
-
-
-def _millions(n: float) -> str:
-    return f"{n / 1e9:.3f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
 
 
 def plan_rows(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -798,32 +585,32 @@ def plan_rows(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
             ("settings", "image / latent / flatmap",
              f"{s['image_size']}^2 / 4x{s['latent_size']}^2 / {s['flatmap_size']}^2 ({s['flatmap_tokens']} tokens)")]
     for c in plan["components"]:
-        rows.append(("parameters", c["name"], f"{c['parameters']:,} ({_millions(c['parameters'])}, "
+        rows.append(("parameters", c["name"], f"{c['parameters']:,} ({format_millions(c['parameters'])}, "
                      f"{'trainable' if c['trainable'] else 'frozen'})"))
     p = plan["parameters"]
     rows.append(("parameters", "total / trainable / frozen",
-                 f"{_millions(p['total'])} / {_millions(p['trainable'])} / {_millions(p['frozen'])}"))
+                 f"{format_millions(p['total'])} / {format_millions(p['trainable'])} / {format_millions(p['frozen'])}"))
     for c in plan["published_checks"]:
         if c["published"] is None:
-            rows.append(("check", c["name"], f"{_millions(c['computed'])} ({c['what']})"))
+            rows.append(("check", c["name"], f"{format_millions(c['computed'])} ({c['what']})"))
         else:
-            rows.append(("check", c["name"], f"computed {_millions(c['computed'])} vs published "
-                         f"{_millions(c['published'])} ({c['relative_difference']:+.1%}; {c['what']})"))
+            rows.append(("check", c["name"], f"computed {format_millions(c['computed'])} vs published "
+                         f"{format_millions(c['published'])} ({c['relative_difference']:+.1%}; {c['what']})"))
     phases = tr["phase_peak_bytes"]
-    rows += [("training", "frozen weights", _gib(tr["frozen_weight_bytes"])),
-             ("training", "trainable weights + grads + AdamW", _gib(tr["trainable_state_bytes"])),
-             ("training", "static total", _gib(tr["static_bytes"])),
-             ("training", "autocast weight copies", _gib(tr["autocast_weight_copy_bytes"])),
-             ("training", "activations per sample", _gib(tr["activation_bytes_per_sample"])),
-             ("training", "backward transient per sample", _gib(tr["backward_transient_bytes_per_sample"])),
-             ("training", f"activations + transient at batch {b}", _gib(tr["activation_bytes"])),
+    rows += [("training", "frozen weights", format_gib(tr["frozen_weight_bytes"])),
+             ("training", "trainable weights + grads + AdamW", format_gib(tr["trainable_state_bytes"])),
+             ("training", "static total", format_gib(tr["static_bytes"])),
+             ("training", "autocast weight copies", format_gib(tr["autocast_weight_copy_bytes"])),
+             ("training", "activations per sample", format_gib(tr["activation_bytes_per_sample"])),
+             ("training", "backward transient per sample", format_gib(tr["backward_transient_bytes_per_sample"])),
+             ("training", f"activations + transient at batch {b}", format_gib(tr["activation_bytes"])),
              ("training", "peak: encode targets / fwd+bwd / optimizer",
-              " / ".join(_gib(phases[k]) for k in ("encode_targets", "forward_backward", "optimizer_step"))),
-             ("training", f"TOTAL at batch {b}", _gib(tr["total_bytes"])),
-             ("inference", "weights (all modules)", _gib(inf["weight_bytes"])),
-             ("inference", "CFG step peak per image", _gib(inf["denoise_step_peak_bytes_per_sample"])),
-             ("inference", "VAE decode peak per image", _gib(inf["vae_decode_peak_bytes_per_sample"])),
-             ("inference", f"TOTAL at batch {b}", _gib(inf["total_bytes"])),
+              " / ".join(format_gib(phases[k]) for k in ("encode_targets", "forward_backward", "optimizer_step"))),
+             ("training", f"TOTAL at batch {b}", format_gib(tr["total_bytes"])),
+             ("inference", "weights (all modules)", format_gib(inf["weight_bytes"])),
+             ("inference", "CFG step peak per image", format_gib(inf["denoise_step_peak_bytes_per_sample"])),
+             ("inference", "VAE decode peak per image", format_gib(inf["vae_decode_peak_bytes_per_sample"])),
+             ("inference", f"TOTAL at batch {b}", format_gib(inf["total_bytes"])),
              ("inference", "fp32, batch 1 vs paper Tab. 4",
               f"{inf['fp32_batch1_bytes'] / 1e9:.1f} GB estimated (tensors only) vs "
               f"{inf['paper_fp32_batch1_gb']} GB measured by the authors")]
@@ -832,7 +619,7 @@ def plan_rows(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"inference {g['inference']}"))
     cur = plan["current_device"]
     rows.append(("fit", "this machine", "no CUDA device" if cur is None else
-                 f"{cur['name']} {_gib(cur['memory_bytes'])}: training {cur['training']} "
+                 f"{cur['name']} {format_gib(cur['memory_bytes'])}: training {cur['training']} "
                  f"(max batch {cur['max_training_batch']}), inference {cur['inference']}"))
     return rows
 

@@ -4,7 +4,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from fmrikit.engine import memory
 from fmrikit.methods.neuropictor import plan as planning
+from fmrikit.pipelines.plans import make_plan
 from fmrikit.cli.main import app
 from fmrikit.errors import InputError
 
@@ -64,8 +66,8 @@ def test_flash_emulation_saves_no_attention_matrix():
     import torch.nn.functional as F
 
     q = torch.empty(1, 2, 1024, 32, device="meta", requires_grad=True)
-    counter = planning._ByteCounter(set())
-    with planning._mixed_precision_mode(torch.bfloat16, set()), \
+    counter = memory.ByteCounter(set())
+    with memory.mixed_precision_mode(torch.bfloat16, set()), \
             torch.autograd.graph.saved_tensors_hooks(lambda t: (counter.add(t), t)[1], lambda t: t):
         F.scaled_dot_product_attention(q, q, q)
     assert 0 < counter.bytes < 1024 * 1024 * 2  # well under one (1024 x 1024) float matrix per head
@@ -99,9 +101,9 @@ def test_transformer_layer_emulation_matches_hand_written_block():
     saved = {}
     for name, block in blocks.items():
         exclude = planning._weight_keys({"b": block})
-        counter = planning._ByteCounter(exclude)
+        counter = memory.ByteCounter(exclude)
         x = torch.empty(2, 33, 64, device="meta", requires_grad=True)
-        with planning._mixed_precision_mode(torch.bfloat16, exclude), \
+        with memory.mixed_precision_mode(torch.bfloat16, exclude), \
                 torch.autograd.graph.saved_tensors_hooks(lambda t: (counter.add(t), t)[1], lambda t: t):
             block(x)
         saved[name] = counter.bytes
@@ -192,4 +194,4 @@ def test_bad_input(kwargs, match):
     with pytest.raises(InputError, match=match):
         planning.plan_neuropictor(**kwargs)
     with pytest.raises(InputError, match="unknown plan"):
-        planning.make_plan("neuropictr")
+        make_plan("neuropictr")
