@@ -29,6 +29,8 @@ def _check_device(value: str) -> str:
 Device = Annotated[str, typer.Option(callback=_check_device, help="auto, cpu, cuda or cuda:N.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last epoch checkpoint.")]
+Preset = Annotated[str, typer.Option(help="small (CPU-sized defaults) or paper (the published sizes and schedule, a "
+                                          "GPU model); options given explicitly override the preset.")]
 
 # -- data -------------------------------------------------------------------------------------------------------
 Subject = Annotated[int, typer.Option(min=1, help="The subject (1-based).")]
