@@ -320,6 +320,8 @@ class Route:
 
     ``predict`` maps z-scored betas (B, V) over ``ijk`` to (prediction (B, D), text embeddings or
     None); ``generate`` maps those and one seed per input to uint8 images (B, H, W, 3).
+    ``train_sessions``: the sessions of ``dataset`` whose non-shared trials trained the model (None: the model
+    saw none of this subject's trials, or does not say).
     """
 
     ijk: np.ndarray
@@ -332,6 +334,7 @@ class Route:
     predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
     generate: Callable[..., np.ndarray]
     deterministic: bool = False
+    train_sessions: list[int] | None = None
 
 
 def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:

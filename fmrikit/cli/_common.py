@@ -42,6 +42,11 @@ def error_line(text: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
 
+def warning_line(text: str) -> None:
+    """Print one yellow ``warning:`` line on stderr."""
+    err_console.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True)
+
+
 def call(fn: Callable[..., T], *args, **kwargs) -> T:
     """Run a library function; show an :class:`FmrikitError` as one red line and exit.
 

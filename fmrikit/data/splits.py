@@ -8,7 +8,7 @@ test image.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class SubjectData:
     test_x : Tensor, shape (n_test, V), float32
         Shared images, betas averaged over repeats.
     test_stim : ndarray of int64, shape (n_test,)
+    train_sessions : list of int
+        Sessions whose non-shared trials are the training trials (what ``reconstruct`` warns about).
     """
 
     key: str
@@ -43,6 +45,7 @@ class SubjectData:
     train_stim: np.ndarray
     test_x: torch.Tensor
     test_stim: np.ndarray
+    train_sessions: list[int] = field(default_factory=list)
 
     @property
     def ijk(self) -> np.ndarray:
@@ -97,7 +100,8 @@ def load_subject_data(path: str | os.PathLike, key: str, *, sessions: list[int] 
         test_stim, test_x = average_repeats(read_columns(path, shared, cols), info.stim_id[shared])
     return SubjectData(key=key, info=info, columns=cols, train_x=torch.from_numpy(train_x),
                        train_stim=info.stim_id[train].astype(np.int64), test_x=torch.from_numpy(test_x),
-                       test_stim=test_stim.astype(np.int64))
+                       test_stim=test_stim.astype(np.int64),
+                       train_sessions=sorted(int(v) for v in np.unique(info.session[train])))
 
 
 def average_repeats(betas: np.ndarray, stim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

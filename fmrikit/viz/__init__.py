@@ -1,1 +1,1 @@
-"""Figures: pycortex flatmaps and volume maps of per-voxel values."""
+"""Figures: per-voxel maps (NIfTI + pycortex flatmap or nilearn mosaic), flatmaps, montages."""

@@ -96,7 +96,7 @@ def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=
     return Route(deterministic=deterministic, ijk=ijk, affine=np.asarray(record["affine"]),
                  volume_shape=tuple(record["volume_shape"]), dataset=Path(record["dataset"]), model_path=folder,
                  record={"mapper": record["config"]["arch"], "text_mapper": text is not None, **route_record},
-                 inputs=inputs, predict=predict, generate=generate)
+                 inputs=inputs, predict=predict, generate=generate, train_sessions=record.get("train_sessions"))
 
 
 def union_voxels(image, text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -231,12 +231,14 @@ def write_subject_outputs(out_dir: Path, names: dict[str, str], model: MindEyeDe
         save_subject_model(tmp["model"], model.cpu(), data.key, subject=data.info.subject, affine=data.info.affine,
                            volume_shape=data.info.volume_shape, base=base, shared_trained=shared_trained,
                            extra={"features": read_config(base)["features"] if base else (extra or {}).get("features"),
-                                  "run_id": run_id, "dataset": str(data.info.path)})
+                                  "run_id": run_id, "dataset": str(data.info.path),
+                                  "train_sessions": data.train_sessions})
         write_log(tmp["log"], history)
         if write_extra is not None:
             write_extra(tmp)
         write_sidecar(tmp["sidecar"], command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=list(names.values()),
                       extra={"retrieval": scores, "n_voxels": data.n_voxels, "n_train_trials": len(data.train_x),
-                             "final_epoch": history[-1] if history else None, **(extra or {})})
+                             "final_epoch": history[-1] if history else None, "conventions": data.info.conventions,
+                             **(extra or {})})
     return {k: out_dir / v for k, v in names.items()}

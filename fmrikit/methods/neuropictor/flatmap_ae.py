@@ -217,9 +217,18 @@ def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, siz
     """The subjects' flatmap caches (:func:`fmrikit.data.flatmaps.flatmap_dataset`), built if missing or stale.
 
     Rank 0 builds what is missing first; the other ranks then find the caches up to date (no two
-    processes write the same HDF5).
+    processes write the same HDF5). Every subject without a cache is checked for a cortical surface before
+    any cache is built.
     """
+    from fmrikit.data.dataset import read_info
     from fmrikit.data.flatmaps.cache import flatmap_dataset
+    from fmrikit.data.flatmaps.operator import check_flatmap_source
+    from fmrikit.project import flatmap_path, preproc_betas_path
+
+    for s in subjects:
+        dataset = preproc_betas_path(root, s, roi)
+        if dataset.is_file() and not flatmap_path(root, s, roi, size).is_file():
+            check_flatmap_source(read_info(dataset))
 
     def caches() -> list[Path]:
         return [flatmap_dataset(s, root=root, roi=roi, size=size) for s in subjects]

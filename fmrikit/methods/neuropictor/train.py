@@ -392,7 +392,9 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
     scores = {subject_label(s): objective.test_scores(*t, settings.seed) for s, t in zip(subjects, test)}
     if ctx.is_main:
         record = {"subjects": subjects, "roi": roi, "flatmap_size": image_size, "image_size": sd.image_size,
-                  "pipeline": sd.record, **base}
+                  "pipeline": sd.record, **base,
+                  "train_sessions": {subject_label(s): sorted(int(v) for v in np.unique(fi.session[tr]))
+                                     for s, fi, (tr, _) in zip(subjects, flat_infos, splits)}}
         with staged_dir(out, overwrite=True) as stage:
             modules.conditioner.to("cpu").save_pretrained(stage, extra=record)
             with quiet_loading():

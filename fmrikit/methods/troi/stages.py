@@ -28,6 +28,7 @@ from fmrikit.methods.mindeye.adapt import (SubjectResult, check_desc, load_backb
                                     subject_output_names, train_input_layer, write_subject_outputs)
 from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
 from fmrikit.features.registry import feature_spec
+from fmrikit.data.dataset import read_info
 from fmrikit.data.splits import SubjectData, load_subject_data
 from fmrikit.engine.distributed import distributed
 from fmrikit.methods.mindeye.loop import fit
@@ -121,7 +122,8 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
     desc : str
         ``desc-`` entity of the outputs (``sub-01_desc-troi_mask.nii.gz``...).
     flatmap : bool
-        Render flatmap PNGs of the mask and weights (needs the dataset's pycortex subject).
+        Draw pictures of the mask and weights (their NIfTIs are always written): pycortex flatmaps when the
+        dataset names a pycortex subject, else nilearn mosaics (:mod:`fmrikit.viz.maps`).
 
     Returns
     -------
@@ -140,6 +142,7 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
     if flatmap:
         names.update(mask_png=f"{stem}_mask.png", weights_png=f"{stem}_weights.png")
     checkpoint = start_run([out_dir / n for n in names.values()], overwrite=overwrite)
+    target = read_info(dataset).map_target.check(pycortex=flatmap)  # what the pictures need, before the work
     if pretrained:
         model, record, backbone_path = load_backbone(backbone, root)
         spec = record["features"]
@@ -185,28 +188,31 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                           "training": settings_record(settings), "world_size": ctx.world_size}
             info = data.info
 
+            pictures: dict[str, dict] = {}
+
             def write_maps(tmp: dict[str, Path]) -> None:
                 from fmrikit.io.nifti import save_nifti
-                from fmrikit.viz.flatmap import save_voxel_map, voxels_to_volume
+                from fmrikit.viz.flatmap import voxels_to_volume
+                from fmrikit.viz.maps import save_voxel_map
 
                 binary = voxels_to_volume(np.ones(len(selected)), info.ijk[selected], info.volume_shape, fill=0)
                 save_nifti(binary.astype(np.uint8), info.affine, tmp["mask"])
                 save_nifti(voxels_to_volume(weights, info.ijk, info.volume_shape, fill=0).astype(np.float32),
                            info.affine, tmp["weights"])
                 if flatmap:
-                    cortex = dict(pycortex_subject=info.pycortex_subject, pycortex_xfm=info.pycortex_xfm)
-                    save_voxel_map(np.ones(len(selected)), info.ijk[selected], info.volume_shape, info.affine,
-                                   png_path=tmp["mask_png"], vmin=0, vmax=1, cmap="Reds",
-                                   title=f"{stem}: {len(selected)} voxels", **cortex)
-                    save_voxel_map(weights, info.ijk, info.volume_shape, info.affine, png_path=tmp["weights_png"],
-                                   vmin=0, cmap="viridis", title=f"{stem}: mask weights", **cortex)
+                    pictures[names["mask_png"]] = save_voxel_map(
+                        np.ones(len(selected)), info.ijk[selected], target, png_path=tmp["mask_png"], style="roi",
+                        vmin=0, vmax=1, cmap="Reds", title=f"{stem}: {len(selected)} voxels")["picture"]
+                    pictures[names["weights_png"]] = save_voxel_map(
+                        weights, info.ijk, target, png_path=tmp["weights_png"], vmin=0, cmap="viridis",
+                        title=f"{stem}: mask weights")["picture"]
 
             write_subject_outputs(out_dir, names, model, sub, base=backbone_path, shared_trained=train_shared,
                                   history=result.history, scores=scores, command="roi-train", parameters=parameters,
                                   inputs=[file_checksum(dataset)], seed=settings.seed, run_id=run_id,
                                   overwrite=overwrite, write_extra=write_maps,
                                   extra={"features": spec, "stage1_voxels_per_epoch": counts,
-                                         "n_coarse_voxels": data.n_voxels})
+                                         "n_coarse_voxels": data.n_voxels, "pictures": pictures})
             finish_run(checkpoint)
         ctx.barrier()
     return SubjectResult(model=out_dir / names["model"], outputs={k: out_dir / v for k, v in names.items()},
@@ -262,4 +268,5 @@ def _restrict(data: SubjectData, selected: np.ndarray) -> SubjectData:
     """The subject's data over a subset of its columns."""
     return SubjectData(key=data.key, info=data.info, columns=data.columns[selected],
                        train_x=data.train_x[:, selected].contiguous(), train_stim=data.train_stim,
-                       test_x=data.test_x[:, selected].contiguous(), test_stim=data.test_stim)
+                       test_x=data.test_x[:, selected].contiguous(), test_stim=data.test_stim,
+                       train_sessions=data.train_sessions)
