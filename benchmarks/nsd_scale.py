@@ -144,6 +144,27 @@ def _volumes(rng, index: np.ndarray, trials: int, block: int = 50):
 
 # -- children -------------------------------------------------------------------------------------------------
 
+def anon_mb() -> float:
+    """Anonymous resident memory of this process (MiB): what cannot be paged out on a machine without swap
+    (file-backed pages, such as a memory-mapped file's, can)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("RssAnon"))
+
+
+def step_times(module) -> list[float]:
+    """Time stamps of the end of each optimiser step of a training loop (``module`` is where the loop imported
+    ``optimizer_step``): steps are timed apart from the per-epoch work (selection, checkpoint)."""
+    stamps: list[float] = []
+    original = module.optimizer_step
+
+    def timed(*args, **kwargs):
+        original(*args, **kwargs)
+        stamps.append(time.perf_counter())
+
+    module.optimizer_step = timed
+    return stamps
+
+
 def session_file(root: Path, subject: int, session: int) -> Path:
     ext = "nii.gz" if subject == 1 else "hdf5"
     return root / f"nsddata_betas/ppdata/subj{subject:02d}/func1pt8mm/{BETAS}/betas_session{session:02d}.{ext}"
@@ -156,23 +177,25 @@ def child_floor_gzip(root: Path, sessions: int) -> dict:
     return {"seconds": time.perf_counter() - t0}
 
 
-def child_floor_zlib(root: Path, sessions: int) -> dict:
-    import zlib
+def child_floor_zlib(root: Path, sessions: int, module: str = "zlib") -> dict:
+    """Decompress the session files in 1 MiB blocks with ``zlib`` (the floor) or ISA-L (``isal``), no other work."""
+    from importlib import import_module
 
+    inflate = import_module("isal.isal_zlib" if module == "isal" else "zlib")
     t0 = time.perf_counter()
     for s in range(1, sessions + 1):
-        d = zlib.decompressobj(31)
+        d = inflate.decompressobj(31)
         with open(session_file(root, 1, s), "rb") as f:
             for block in iter(lambda: f.read(2 ** 20), b""):
                 d.decompress(block)
     return {"seconds": time.perf_counter() - t0}
 
 
-def child_floor_h5(root: Path, sessions: int) -> dict:
-    """Read exactly the chunks of the nsdgeneral voxels (one chunk per voxel), raw."""
+def child_floor_h5(root: Path, sessions: int, roi: str = "nsdgeneral") -> dict:
+    """Read exactly the chunks of the ROI's voxels (one chunk per voxel), raw."""
     import h5py
 
-    ijk = np.argwhere(masks()[1])
+    ijk = np.argwhere(masks()[1 if roi == "nsdgeneral" else 0])
     t0 = time.perf_counter()
     for s in range(1, sessions + 1):
         with h5py.File(session_file(root, 2, s), "r") as f:
@@ -208,10 +231,14 @@ def child_naive(root: Path, sessions: int) -> dict:
     return {"seconds": time.perf_counter() - t0}
 
 
-def child_troi(root: Path, hidden: int, fraction: float, steps: int) -> dict:
-    """TROI stage 1 over the brainmask dataset of session 1 (``fraction`` of its voxels): ``steps`` steps of 24."""
+def child_troi(root: Path, hidden: int, fraction: float, steps: int, sessions: int = 1,
+               in_memory_bytes: int | None = None) -> dict:
+    """TROI stage 1 over the brainmask dataset of the first ``sessions`` sessions (``fraction`` of its voxels):
+    ``steps`` steps of 24 trials; ``in_memory_bytes`` overrides where the training betas are memory-mapped."""
     import torch
 
+    import fmrikit.data.splits as splits
+    import fmrikit.methods.mindeye.loop as loop
     from fmrikit.data.splits import load_subject_data
     from fmrikit.engine.distributed import distributed
     from fmrikit.methods.mindeye.model import MindEyeDecoder
@@ -221,7 +248,12 @@ def child_troi(root: Path, hidden: int, fraction: float, steps: int) -> dict:
 
     torch.set_num_threads(2)
     dataset = next(Path(root, "troi-proj/sub-01").glob("*brainmask*_betas.h5"))
-    data = load_subject_data(dataset, "sub-01", sessions=[1])
+    if in_memory_bytes is not None:
+        splits.IN_MEMORY_BYTES = in_memory_bytes
+    t0 = time.perf_counter()
+    data = load_subject_data(dataset, "sub-01", sessions=list(range(1, sessions + 1)))
+    load_seconds = time.perf_counter() - t0
+    anon = [anon_mb()]
     n_train, n_all = len(data.train_x), data.n_voxels
     if fraction < 1:
         keep = np.sort(np.random.default_rng(0).choice(n_all, int(n_all * fraction), replace=False))
@@ -234,16 +266,19 @@ def child_troi(root: Path, hidden: int, fraction: float, steps: int) -> dict:
     model = MindEyeDecoder({}, embed_dim=embed, hidden=hidden, n_blocks=2, proj_hidden=hidden)
     targets = torch.randn(len(rows), embed)
     troi = TroiSettings(budget=3000, stage1_epochs=1, warmup_epochs=0)
+    stamps = step_times(loop)
     before = rss_mb()
     with tempfile.TemporaryDirectory(dir=root) as ckpt, distributed("cpu") as ctx:
-        t0 = time.perf_counter()
         _stage1(model, timed, targets, troi, TrainSettings(batch_size=24, epochs=1), ctx, False, Path(ckpt),
                 resume=False)
-        seconds = time.perf_counter() - t0
-    n_steps = -(-len(rows) // 24)
+        end = time.perf_counter()
+        anon.append(anon_mb())
+    per_step = float(np.median(np.diff(stamps)))
+    per_epoch_work = end - stamps[-1]  # the epoch's low-pass selection and checkpoint
     v = data.n_voxels
     return {"hidden": hidden, "n_voxels": v, "n_voxels_brainmask": n_all, "n_train": n_train,
-            "s_per_step": seconds / n_steps, "s_per_epoch": seconds / n_steps * -(-n_train // 24),
+            "load_seconds": load_seconds, "anon_mb": max(anon),
+            "s_per_step": per_step, "s_per_epoch": per_step * -(-n_train // 24) + per_epoch_work,
             "rss_before_mb": before, "data_mb": data_mb,
             "input_layer_mb": (v * hidden + hidden + 2 * v) * 4 * 4 / 2 ** 20}  # weights, grads, 2 AdamW states
 
@@ -252,6 +287,7 @@ def child_encoder(n_subjects: int, n_voxels: int, n_images: int, steps: int) -> 
     """``steps`` steps of the universal encoder over ``n_subjects`` subjects of ``n_voxels`` voxels."""
     import torch
 
+    import fmrikit.methods.encoder.fit as fit
     from fmrikit.data.dataset import DatasetInfo
     from fmrikit.engine.distributed import distributed
     from fmrikit.methods.encoder.fit import EncoderData, fit_encoder
@@ -279,12 +315,13 @@ def child_encoder(n_subjects: int, n_voxels: int, n_images: int, steps: int) -> 
     for d in data:  # one epoch = ``steps`` steps
         n = steps * batch // n_subjects
         d.train_y, d.train_features = d.train_y[:n], d.train_features[:n]
+    stamps = step_times(fit)
     before = rss_mb()
     with distributed("cpu") as ctx:
-        t0 = time.perf_counter()
         fit_encoder(model, data, settings, ctx)
-        seconds = time.perf_counter() - t0
-    return {"n_subjects": n_subjects, "n_voxels": n_voxels, "s_per_step": seconds / steps, "rss_before_mb": before,
+    state_mb = 4 * sum(p.numel() for p in model.parameters()) * 4 / 2 ** 20  # weights, gradients, 2 Adam states
+    return {"n_subjects": n_subjects, "n_voxels": n_voxels, "s_per_step": float(np.median(np.diff(stamps))),
+            "rss_before_mb": before, "state_mb": state_mb,
             "data_mb": n_subjects * n_images * (n_voxels * 4 + levels * patches * channels * 2) / 2 ** 20}
 
 
@@ -361,13 +398,16 @@ def part_preprocess(root: Path, sessions: int, trials: int) -> list[str]:
     lines = []
     gz = measure("floor_gzip", root=root, sessions=sessions)
     zl = measure("floor_zlib", root=root, sessions=sessions)
+    isal = measure("floor_zlib", root=root, sessions=sessions, module="isal")
     h5 = measure("floor_h5", root=root, sessions=sessions)
+    h5_brain = measure("floor_h5", root=root, sessions=1, roi="brainmask")
     nii1 = measure("preprocess", root=root, sessions=1, subject=1, roi="nsdgeneral")
     niin = measure("preprocess", root=root, sessions=sessions, subject=1, roi="nsdgeneral")
     h51 = measure("preprocess", root=root, sessions=1, subject=2, roi="nsdgeneral")
     h5n = measure("preprocess", root=root, sessions=sessions, subject=2, roi="nsdgeneral")
     naive = measure("naive", root=root, sessions=1)
     brain = measure("preprocess", root=root, sessions=1, subject=1, roi="brainmask")
+    brain_h5 = measure("preprocess", root=root, sessions=1, subject=2, roi="brainmask")
     floor_nii = min(gz["seconds"], zl["seconds"]) / sessions
     per = lambda r, n: r["seconds"] / n  # noqa: E731
     size = session_file(root, 1, 1).stat().st_size / 2 ** 20
@@ -376,6 +416,8 @@ def part_preprocess(root: Path, sessions: int, trials: int) -> list[str]:
     lines.append(f"  {'run':<46}{'s/session':>10}{'x floor':>9}{'peak RSS MiB':>14}")
     rows = [("floor NIfTI: gzip -dc > /dev/null", gz["seconds"] / sessions, None, None),
             ("floor NIfTI: zlib stream in Python", zl["seconds"] / sessions, None, zl["peak_rss_mb"]),
+            ("decompression alone with ISA-L (isal)", isal["seconds"] / sessions, isal["seconds"] / sessions / floor_nii,
+             isal["peak_rss_mb"]),
             (f"fmrikit NIfTI, 1 session", per(nii1, 1), per(nii1, 1) / floor_nii, nii1["peak_rss_mb"]),
             (f"fmrikit NIfTI, {sessions} sessions", per(niin, sessions), per(niin, sessions) / floor_nii,
              niin["peak_rss_mb"]),
@@ -385,7 +427,10 @@ def part_preprocess(root: Path, sessions: int, trials: int) -> list[str]:
             ("floor HDF5: the masked voxels' chunks", h5["seconds"] / sessions, None, h5["peak_rss_mb"]),
             ("fmrikit HDF5, 1 session", per(h51, 1), per(h51, 1) / (h5["seconds"] / sessions), h51["peak_rss_mb"]),
             (f"fmrikit HDF5, {sessions} sessions", per(h5n, sessions), per(h5n, sessions) / (h5["seconds"] / sessions),
-             h5n["peak_rss_mb"])]
+             h5n["peak_rss_mb"]),
+            ("floor HDF5 brainmask: its voxels' chunks", h5_brain["seconds"], None, h5_brain["peak_rss_mb"]),
+            ("fmrikit HDF5 brainmask, 1 session", per(brain_h5, 1), per(brain_h5, 1) / h5_brain["seconds"],
+             brain_h5["peak_rss_mb"])]
     for name, s, ratio, rss in rows:
         lines.append(f"  {name:<46}{s:>10.2f}{'' if ratio is None else f'{ratio:.2f}':>9}"
                      f"{'' if rss is None else f'{rss:.0f}':>14}")
@@ -395,9 +440,9 @@ def part_preprocess(root: Path, sessions: int, trials: int) -> list[str]:
     return lines
 
 
-def part_troi(root: Path, quick: bool) -> list[str]:
-    measure("preprocess", root=root, sessions=1, subject=1, roi="brainmask", keep=str(root / "troi-proj"))
-    steps = 2 if quick else 4
+def part_troi(root: Path, sessions: int, quick: bool) -> list[str]:
+    measure("preprocess", root=root, sessions=sessions, subject=1, roi="brainmask", keep=str(root / "troi-proj"))
+    steps = 3 if quick else 4
     runs = [measure("troi", root=root, hidden=256, fraction=1.0, steps=steps)]
     fractions = (1 / 32, 1 / 16) if quick else (1 / 16, 1 / 8)
     runs += [measure("troi", root=root, hidden=4096, fraction=f, steps=steps) for f in fractions]
@@ -413,23 +458,35 @@ def part_troi(root: Path, quick: bool) -> list[str]:
     full = {k: a[k] + slope(k) * (n - a["n_voxels"]) for k in ("s_per_epoch", "peak_rss_mb")}
     layer = (n * 4096 + 4096 + 2 * n) * 16 / 2 ** 20
     lines.append(f"  4096 over all {n} voxels (extrapolated, linear in voxels): {full['s_per_epoch']:.0f} s/epoch, "
-                 f"peak RSS {full['peak_rss_mb'] / 1024:.1f} GiB (input layer {layer / 1024:.1f} GiB)")
+                 f"peak RSS {full['peak_rss_mb'] / 1024:.1f} GiB (input layer + gate, gradients, AdamW: "
+                 f"{layer / 1024:.1f} GiB)")
+    ram, mapped = (measure("troi", root=root, hidden=256, fraction=1.0, steps=steps, sessions=sessions,
+                           in_memory_bytes=limit) for limit in (2 ** 40, 0))
+    lines.append(f"  all {sessions} sessions at hidden 256 ({ram['n_train']} training trials, {ram['data_mb']:.0f} MiB "
+                 f"of betas): in memory {ram['anon_mb']:.0f} MiB anonymous ({ram['peak_rss_mb']:.0f} peak RSS), "
+                 f"{ram['s_per_step']:.2f} s/step, loaded in {ram['load_seconds']:.0f} s; memory-mapped "
+                 f"{mapped['anon_mb']:.0f} MiB anonymous ({mapped['peak_rss_mb']:.0f} peak RSS, the rest page cache "
+                 f"the kernel may drop), {mapped['s_per_step']:.2f} s/step, loaded in {mapped['load_seconds']:.0f} s")
+    per_trial = ram["data_mb"] / ram["n_train"]
+    lines.append(f"  40 sessions (27,000 training trials): {27000 * per_trial / 1024:.1f} GiB of betas, memory-mapped "
+                 f"(above 4 GiB), so the run needs about {mapped['anon_mb'] / 1024:.1f} GiB of memory of its own")
     return lines
 
 
 def part_encoder(quick: bool) -> list[str]:
-    steps, images = (3, 200) if quick else (6, 400)
-    small = measure("encoder", n_subjects=8, n_voxels=1500, n_images=images, steps=steps)
-    big = measure("encoder", n_subjects=8, n_voxels=15000, n_images=images, steps=steps)
-    lines = [f"pretrain encoder: 8 subjects, 32 images x 5000 sampled voxels per step, {images} images per subject "
-             "(EfficientNet-Lite0 patches)", f"  {'voxels/subject':>15}{'s/step':>9}{'data MiB':>10}"
-             f"{'step MiB (peak - before)':>26}{'peak RSS MiB':>14}"]
-    for r in (small, big):
-        lines.append(f"  {r['n_voxels']:>15}{r['s_per_step']:>9.2f}{r['data_mb']:>10.0f}"
-                     f"{r['peak_rss_mb'] - r['rss_before_mb']:>26.0f}{r['peak_rss_mb']:>14.0f}")
+    steps, images = (4, 128) if quick else (6, 256)
+    runs = [measure("encoder", n_subjects=8, n_voxels=v, n_images=images, steps=steps) for v in (15000, 60000)]
+    lines = [f"pretrain encoder: 8 subjects, 32 images x 5000 sampled voxels per step (EfficientNet-Lite0 patches, "
+             "2 threads)", f"  {'voxels/subject':>15}{'s/step':>9}{'model+Adam MiB':>16}"
+             f"{'step MiB (peak - before - model+Adam)':>39}{'peak RSS MiB':>14}"]
+    step = [r["peak_rss_mb"] - r["rss_before_mb"] - r["state_mb"] for r in runs]
+    for r, m in zip(runs, step):
+        lines.append(f"  {r['n_voxels']:>15}{r['s_per_step']:>9.2f}{r['state_mb']:>16.0f}{m:>39.0f}"
+                     f"{r['peak_rss_mb']:>14.0f}")
     full = 8 * 9000 * (15000 * 4 + 5 * 49 * 192 * 2) / 2 ** 30
-    lines.append(f"  step memory 15k / 1.5k voxels: {(big['peak_rss_mb'] - big['rss_before_mb']) / max(1, small['peak_rss_mb'] - small['rss_before_mb']):.2f}"
-                 f" (flat: ~1); data of 8 x 9,000 images x 15k voxels: {full:.1f} GiB in RAM")
+    lines.append(f"  step memory at 60k / 15k voxels per subject: {step[1] / max(step[0], 1):.2f} (flat: ~1); one "
+                 f"epoch of 8 x 9,000 images: {8 * 9000 / 32 * runs[0]['s_per_step'] / 3600:.1f} h on this CPU; the "
+                 f"data (8 x 9,000 images x 15k voxels + patches) {full:.1f} GiB in RAM")
     return lines
 
 
@@ -469,7 +526,7 @@ def main() -> None:
         if "preprocess" in parts:
             lines += part_preprocess(root, sessions, trials)
         if "troi" in parts:
-            lines += part_troi(root, args.quick)
+            lines += part_troi(root, sessions, args.quick)
         if "encoder" in parts:
             lines += part_encoder(args.quick)
         if "flatmaps" in parts:

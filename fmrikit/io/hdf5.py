@@ -79,8 +79,9 @@ def read_masked_betas_h5(path: str | os.PathLike, ijk: np.ndarray,
                          dataset: str = "betas") -> np.ndarray:
     """Read the betas of the given voxels from an NSD HDF5 file.
 
-    Reads one z-slice's bounding box of selected voxels at a time, so memory stays at
-    one slab and chunks outside the mask's boxes are never touched.
+    NSD's layout (one voxel's trials per chunk, (T, 1, 1, 1), unfiltered) is read chunk by chunk: exactly the
+    voxels' chunks, nothing else. Other layouts are read one z-slice's bounding box of selected voxels at a time,
+    so memory stays at one slab and chunks outside the mask's boxes are never touched.
 
     Parameters
     ----------
@@ -99,14 +100,31 @@ def read_masked_betas_h5(path: str | os.PathLike, ijk: np.ndarray,
     ijk = np.asarray(ijk)
     with open_h5(path, dataset) as f:
         ds = f[dataset]
-        out = np.empty((ds.shape[0], len(ijk)), dtype=ds.dtype)
         try:
+            if ds.chunks == (ds.shape[0], 1, 1, 1) and ds.id.get_create_plist().get_nfilters() == 0:
+                return _read_voxel_chunks(ds, ijk)
+            out = np.empty((ds.shape[0], len(ijk)), dtype=ds.dtype)
             for z in np.unique(ijk[:, 2]):
                 cols = np.nonzero(ijk[:, 2] == z)[0]
                 x, y = ijk[cols, 0], ijk[cols, 1]
                 slab = ds[:, int(z), y.min():y.max() + 1, x.min():x.max() + 1]
                 out[:, cols] = slab[:, y - y.min(), x - x.min()]
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             raise CorruptFileError("cannot read data (truncated or corrupt?)", path=path,
                                    found=str(exc).splitlines()[0]) from exc
     return out
+
+
+def _read_voxel_chunks(ds, ijk: np.ndarray) -> np.ndarray:
+    """(T, n_voxels) of a dataset stored one unfiltered chunk per voxel, reading only those chunks (a chunk never
+    written holds the fill value)."""
+    out = np.empty((len(ijk), ds.shape[0]), dtype=ds.dtype)  # one chunk per row
+    dsid, fill = ds.id, ds.fillvalue
+    for row, (x, y, z) in enumerate(ijk.tolist()):
+        try:
+            out[row] = np.frombuffer(dsid.read_direct_chunk((0, z, y, x))[1], dtype=ds.dtype)
+        except RuntimeError as exc:
+            if "not allocated" not in str(exc):
+                raise
+            out[row] = fill
+    return out.T
