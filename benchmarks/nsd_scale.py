@@ -126,8 +126,7 @@ def make_tree(root: Path, sessions: int, trials: int, seed: int = 0) -> None:
             else:
                 with h5py.File(bdir / f"betas_session{s:02d}.hdf5", "w") as f:
                     ds = f.create_dataset("betas", (trials, *GRID[::-1]), np.int16, chunks=(trials, 1, 1, 1))
-                    data = np.concatenate([b.reshape(-1, b.shape[-1]) for b in _volumes(vol_rng, index, trials)],
-                                          axis=1).reshape(*GRID, trials, order="F")
+                    data = np.concatenate(list(_volumes(vol_rng, index, trials)), axis=3)  # (X, Y, Z, T)
                     for z in range(GRID[2]):  # (T, Z, Y, X) in h5py order
                         ds[:, z] = np.transpose(data[:, :, z], (2, 1, 0))
                     del data

@@ -26,7 +26,7 @@ from fmrikit._logging import logger
 from fmrikit._progress import track
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
 from fmrikit.io.atomic import staged_outputs
-from fmrikit.io.hdf5 import h5_betas_shape, open_h5, read_masked_betas_h5
+from fmrikit.io.hdf5 import as_float32_rows, h5_betas_shape, open_h5, read_masked_betas_h5
 from fmrikit.io.nifti import check_same_grid, iter_masked_volumes, load_image, load_mask
 from fmrikit.io.nsd import NSDLayout, TrialDesign
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
@@ -197,7 +197,8 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
     input_scale : float or "auto"
         Divide stored values by this; "auto" uses 300 for integer files (NSD's convention),
         1 for float files.
-    Other parameters are as in :func:`preprocess_nsd`.
+    Other parameters are as in :func:`preprocess_nsd`; without a pycortex subject the pictures are drawn
+    over ``mask``.
 
     Returns
     -------
@@ -277,7 +278,7 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
     import h5py
 
     from fmrikit.data.dataset import conventions
-    from fmrikit.viz.maps import MapTarget
+    from fmrikit.viz.maps import MapTarget, save_voxel_map
 
     label, stem = subject_label(subject), dataset_stem(subject, name)
     names = {k: f"{stem}_{k}" for k in ("betas.h5", "betas.json", "mask.nii.gz")}
@@ -317,9 +318,12 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                     raise DataValueError("too few trials to z-score a session", path=parts[session][0].path,
                                          expected=">= 2 trials" + (" not shared" if zscore_exclude_shared else ""),
                                          found=f"{len(fit)} in session {session}")
-                mean, std = fit.mean(0), fit.std(0)
+                mean = fit.mean(0)
+                fit -= mean  # x itself when every trial is fitted
+                std = np.sqrt(np.einsum("ij,ij->j", fit, fit) / len(fit))  # one pass, no temporaries
+                if fit is not x:
+                    x -= mean
                 constant |= std == 0
-                x -= mean
                 x /= np.where(std == 0, 1, std)
                 ds[row:row + len(x)] = x
                 row += len(x)
@@ -341,8 +345,6 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
         kept_mask = np.zeros(mask.shape, dtype=np.uint8)
         kept_mask[tuple(ijk.T)] = 1
         save_nifti(kept_mask, affine, tmp[names["mask.nii.gz"]])
-        from fmrikit.viz.maps import save_voxel_map
-
         if ncsnr_volume is not None:
             nc = ncsnr_volume[tuple(ijk.T)].astype(np.float64) ** 2
             values, title = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (%, 3 trials)"
@@ -353,12 +355,14 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
         extra = {"n_trials": n_trials, "n_voxels": int(len(ijk)), "n_dropped_constant": n_dropped,
                  "n_sessions": len(parts), "n_shared_trials": int(design.shared.sum()), "conventions": record,
                  "pictures": {names["map_png"]: drawn["picture"]} if flatmap else {}}
+        if flatmap and "png" not in drawn:
+            del names["map_png"]
         write_sidecar(tmp[names["betas.json"]], command=command, parameters=params, inputs=inputs,
                       run_id=run_id, outputs=sorted(names.values()), extra=extra)
     ensure_dataset_description(root)
     return PreprocessResult(betas=out_dir / names["betas.h5"], mask=out_dir / names["mask.nii.gz"],
                             sidecar=out_dir / names["betas.json"],
-                            picture=out_dir / names["map_png"] if "png" in drawn else None,
+                            picture=out_dir / names["map_png"] if "map_png" in names else None,
                             n_trials=n_trials, n_voxels=int(len(ijk)), n_dropped=n_dropped)
 
 
@@ -372,24 +376,27 @@ def _read_session(session_parts: list[SessionPart], ijk: np.ndarray, scale, inpu
     """Masked betas of one session, float32 (n_trials, n_voxels), scaled to % signal change."""
     blocks = []
     for part in session_parts:
+        in_order = np.array_equal(part.rows, np.arange(part.n_volumes))
         if part.path.suffix in (".hdf5", ".h5"):
-            values = read_masked_betas_h5(part.path, ijk)[part.rows]
+            values = read_masked_betas_h5(part.path, ijk)
             inputs.append(file_checksum(part.path))
+            x, dtype = as_float32_rows(values if in_order else values[part.rows]), values.dtype
         else:
             wanted = np.zeros(part.n_volumes, dtype=bool)
             wanted[part.rows] = True
             checksum: dict = {}
-            kept = [block[wanted[start:start + len(block)]]
-                    for start, block in iter_masked_volumes(part.path, ijk, checksum=checksum)]
+            x, filled, dtype = np.empty((int(wanted.sum()), len(ijk)), np.float32), 0, None
+            for start, block in iter_masked_volumes(part.path, ijk, checksum=checksum):
+                keep = wanted[start:start + len(block)]
+                kept = block if keep.all() else block[keep]
+                x[filled:filled + len(kept)] = kept  # file order, as float32
+                filled, dtype = filled + len(kept), block.dtype
             inputs.append(checksum)
-            values = np.concatenate(kept)
-            # rows may repeat or be out of order: map file order back to the part's order
-            order = np.searchsorted(np.nonzero(wanted)[0], part.rows)
-            values = values[order]
-        divisor = (NSD_BETA_SCALE if np.issubdtype(values.dtype, np.integer) else 1.0) if scale == "auto" \
-            else float(scale)
-        x = values.astype(np.float32)
-        if not np.issubdtype(values.dtype, np.integer) and not np.isfinite(x).all():
+            if not in_order:  # rows may repeat or be out of order: map file order back to the part's order
+                x = x[np.searchsorted(np.nonzero(wanted)[0], part.rows)]
+        integer = np.issubdtype(dtype, np.integer)
+        divisor = (NSD_BETA_SCALE if integer else 1.0) if scale == "auto" else float(scale)
+        if not integer and not np.isfinite(x).all():
             bad = int((~np.isfinite(x)).any(1).sum())
             raise DataValueError("betas contain NaN or Inf", path=part.path, expected="finite values",
                                  found=f"non-finite values in {bad} trial(s)")

@@ -100,17 +100,21 @@ def test_sidecars_record_the_nsd_conventions(chain):
         assert conv["betas_version"] == BETAS and "z-score" in conv["normalisation"]
     # subject 2 read 2 of the design's 3 sessions: not every shared image has its 3 repeats (NSD's 982 vs 1000)
     assert shared_repeats(chain.nsd, 2)[1].min() < 3
-    conv1 = json.loads((chain.sub1 / "sub-01_desc-preproc_betas.json").read_text())["conventions"]
+    conv = {f"sub-{k:02d}": json.loads((chain.root / f"sub-{k:02d}/sub-{k:02d}_desc-preproc_betas.json").read_text())
+            ["conventions"] for k in (1, 2)}
     with h5py.File(chain.sub1 / "sub-01_desc-preproc_betas.h5") as f:
-        assert f.attrs["test_stim_ids"].tolist() == conv1["test_stim_ids"]
-    # propagated to every model and output sidecar that reads the dataset
-    for path in (chain.sub1 / "sub-01_desc-masked.json", chain.sub1 / "sub-01_desc-cnn_latentmapper/run.json",
-                 chain.sub1 / "sub-01_desc-adapt_encoder/run.json", chain.recon / "reconstruct.json",
+        assert f.attrs["test_stim_ids"].tolist() == conv["sub-01"]["test_stim_ids"]
+    # propagated to every model and output sidecar that reads a dataset (per subject where several)
+    for path in (chain.root / "models/decoder/run.json", chain.sub1 / "sub-01_desc-masked.json",
+                 chain.sub1 / "sub-01_desc-troi.json", chain.root / "models/encoder/run.json",
+                 chain.sub1 / "sub-01_desc-adapt_encoder/run.json", chain.sub1 / "sub-01_encode-shared/encode.json",
+                 chain.root / "clusters/clusters.json", chain.root / "models/autoencoder/run.json",
+                 chain.sub1 / "sub-01_desc-cnn_latentmapper/run.json", chain.recon / "reconstruct.json",
                  chain.root / "eval-encoding/results.json", chain.root / "eval-recon-average/results.json"):
         record = json.loads(path.read_text())
-        found = (record.get("conventions") or record.get("protocol", {}).get("conventions"))
-        found = found.get("sub-01", found)
-        assert found["test_stim_ids"] == conv1["test_stim_ids"], path
+        found = record.get("conventions") or record["protocol"]["conventions"]
+        per_subject = found if "test_stim_ids" not in found else {"sub-01": found}
+        assert per_subject and all(found_k == conv[k] for k, found_k in per_subject.items()), path
 
 
 def test_roi_train_writes_its_mask_and_pictures_without_pycortex(chain):

@@ -34,3 +34,12 @@ def test_missing_dataset(tmp_path):
         f["other"] = np.zeros(3)
     with pytest.raises(CorruptFileError, match="betas"):
         h5_betas_shape(tmp_path / "x.hdf5")
+
+
+def test_float32_rows_of_a_transposed_read():
+    from fmrikit.io.hdf5 import as_float32_rows
+
+    chunks = np.random.default_rng(1).integers(-300, 300, (10, 7)).astype(np.int16)  # (V, T) as read
+    out = as_float32_rows(chunks.T, block=3)
+    assert out.flags.c_contiguous and out.dtype == np.float32
+    np.testing.assert_array_equal(out, chunks.T.astype(np.float32))

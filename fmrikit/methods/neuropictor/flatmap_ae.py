@@ -206,7 +206,7 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
                                  "n_train_images": int(len(images) - len(val_images)),
                                  "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
                                  "val_mse": min((r["val_loss"] for r in result.history), default=None),
-                                 "scores": scores})
+                                 "scores": scores, "conventions": dataset_conventions(subjects, root, roi)})
         finish_run(checkpoint)
     ctx.barrier()
     model.eval()
@@ -239,6 +239,14 @@ def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, siz
     if not ctx.is_main:
         paths = caches()
     return paths
+
+
+def dataset_conventions(subjects: list[int], root, roi: str) -> dict[str, dict]:
+    """The data conventions of the subjects' preprocessed datasets (for a model's sidecar)."""
+    from fmrikit.data.dataset import read_info
+    from fmrikit.project import preproc_betas_path
+
+    return {subject_label(s): read_info(preproc_betas_path(root, s, roi)).conventions for s in subjects}
 
 
 def mean_flatmaps(store, owner: np.ndarray, n_subjects: int, block: int = 256) -> np.ndarray:

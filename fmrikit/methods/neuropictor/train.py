@@ -335,7 +335,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
     from fmrikit.data.flatmaps.store import FlatmapStore
     from fmrikit.data.flatmaps.cache import read_flatmap_info, split_rows, test_flatmaps
     from fmrikit.diffusion import quiet_loading
-    from fmrikit.methods.neuropictor.flatmap_ae import flatmap_caches
+    from fmrikit.methods.neuropictor.flatmap_ae import dataset_conventions, flatmap_caches
     from fmrikit.diffusion import image_targets
 
     dev = ctx.device
@@ -407,7 +407,8 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
                                       "world_size": ctx.world_size},
                           outputs=["config.json", "model.safetensors", CONTROLNET_DIR, LOG_NAME],
                           extra={**record, "n_train_trials": int(len(train_rows)), "n_val_trials": int(len(val_rows)),
-                                 "best_epoch": fit.best_epoch, "scores": scores})
+                                 "best_epoch": fit.best_epoch, "scores": scores,
+                                 "conventions": dataset_conventions(subjects, root, roi)})
         finish_run(checkpoint)
     ctx.barrier()
     return NeuroPictorResult(model=out, scores=scores, history=fit.history)
