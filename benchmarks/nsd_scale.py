@@ -150,6 +150,17 @@ def anon_mb() -> float:
         return next(int(line.split()[1]) / 1024 for line in f if line.startswith("RssAnon"))
 
 
+def reset_peak() -> None:
+    """Start a new peak-RSS window (Linux: VmHWM, see proc(5) clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def window_peak_mb() -> float:
+    """Peak RSS since :func:`reset_peak` (MiB)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+
+
 def step_times(module) -> list[float]:
     """Time stamps of the end of each optimiser step of a training loop (``module`` is where the loop imported
     ``optimizer_step``): steps are timed apart from the per-epoch work (selection, checkpoint)."""
@@ -267,6 +278,7 @@ def child_troi(root: Path, hidden: int, fraction: float, steps: int, sessions: i
     troi = TroiSettings(budget=3000, stage1_epochs=1, warmup_epochs=0)
     stamps = step_times(loop)
     before = rss_mb()
+    reset_peak()  # the training's peak, not the loading's
     with tempfile.TemporaryDirectory(dir=root) as ckpt, distributed("cpu") as ctx:
         _stage1(model, timed, targets, troi, TrainSettings(batch_size=24, epochs=1), ctx, False, Path(ckpt),
                 resume=False)
@@ -276,7 +288,7 @@ def child_troi(root: Path, hidden: int, fraction: float, steps: int, sessions: i
     per_epoch_work = end - stamps[-1]  # the epoch's low-pass selection and checkpoint
     v = data.n_voxels
     return {"hidden": hidden, "n_voxels": v, "n_voxels_brainmask": n_all, "n_train": n_train,
-            "load_seconds": load_seconds, "anon_mb": max(anon),
+            "load_seconds": load_seconds, "anon_mb": max(anon), "train_peak_mb": window_peak_mb(),
             "s_per_step": per_step, "s_per_epoch": per_step * -(-n_train // 24) + per_epoch_work,
             "rss_before_mb": before, "data_mb": data_mb,
             "input_layer_mb": (v * hidden + hidden + 2 * v) * 4 * 4 / 2 ** 20}  # weights, grads, 2 AdamW states
@@ -408,7 +420,9 @@ def part_preprocess(root: Path, sessions: int, trials: int) -> list[str]:
     brain = measure("preprocess", root=root, sessions=1, subject=1, roi="brainmask")
     brain_h5 = measure("preprocess", root=root, sessions=1, subject=2, roi="brainmask")
     floor_nii = min(gz["seconds"], zl["seconds"]) / sessions
+    floor_h5 = h5["seconds"] / sessions
     per = lambda r, n: r["seconds"] / n  # noqa: E731
+    added = lambda one, many: (many["seconds"] - one["seconds"]) / max(1, sessions - 1)  # noqa: E731
     size = session_file(root, 1, 1).stat().st_size / 2 ** 20
     lines.append(f"preprocess (nsdgeneral {NSDGENERAL} voxels; {trials} trials/session; .nii.gz {size:.0f} MiB, "
                  f"HDF5 {session_file(root, 2, 1).stat().st_size / 2 ** 20:.0f} MiB per session)")
@@ -420,13 +434,15 @@ def part_preprocess(root: Path, sessions: int, trials: int) -> list[str]:
             (f"fmrikit NIfTI, 1 session", per(nii1, 1), per(nii1, 1) / floor_nii, nii1["peak_rss_mb"]),
             (f"fmrikit NIfTI, {sessions} sessions", per(niin, sessions), per(niin, sessions) / floor_nii,
              niin["peak_rss_mb"]),
+            ("fmrikit NIfTI, each session after the first", added(nii1, niin), added(nii1, niin) / floor_nii, None),
             ("naive nibabel script, 1 session", per(naive, 1), per(naive, 1) / floor_nii, naive["peak_rss_mb"]),
             (f"fmrikit NIfTI brainmask ({brain['n_voxels']} voxels), 1 session", per(brain, 1),
              per(brain, 1) / floor_nii, brain["peak_rss_mb"]),
             ("floor HDF5: the masked voxels' chunks", h5["seconds"] / sessions, None, h5["peak_rss_mb"]),
-            ("fmrikit HDF5, 1 session", per(h51, 1), per(h51, 1) / (h5["seconds"] / sessions), h51["peak_rss_mb"]),
-            (f"fmrikit HDF5, {sessions} sessions", per(h5n, sessions), per(h5n, sessions) / (h5["seconds"] / sessions),
+            ("fmrikit HDF5, 1 session", per(h51, 1), per(h51, 1) / floor_h5, h51["peak_rss_mb"]),
+            (f"fmrikit HDF5, {sessions} sessions", per(h5n, sessions), per(h5n, sessions) / floor_h5,
              h5n["peak_rss_mb"]),
+            ("fmrikit HDF5, each session after the first", added(h51, h5n), added(h51, h5n) / floor_h5, None),
             ("floor HDF5 brainmask: its voxels' chunks", h5_brain["seconds"], None, h5_brain["peak_rss_mb"]),
             ("fmrikit HDF5 brainmask, 1 session", per(brain_h5, 1), per(brain_h5, 1) / h5_brain["seconds"],
              brain_h5["peak_rss_mb"])]
@@ -443,28 +459,29 @@ def part_troi(root: Path, sessions: int, quick: bool) -> list[str]:
     measure("preprocess", root=root, sessions=sessions, subject=1, roi="brainmask", keep=str(root / "troi-proj"))
     steps = 3 if quick else 4
     runs = [measure("troi", root=root, hidden=256, fraction=1.0, steps=steps)]
-    fractions = (1 / 32, 1 / 16) if quick else (1 / 16, 1 / 8)
+    fractions = (1 / 32, 1 / 8) if quick else (1 / 16, 1 / 4)
     runs += [measure("troi", root=root, hidden=4096, fraction=f, steps=steps) for f in fractions]
     lines = ["TROI stage 1 over the brainmask (1 session of training trials, batch 24, frozen backbone, 2 threads)",
              f"  {'hidden':>6}{'voxels':>9}{'s/step':>9}{'s/epoch':>9}{'input layer MiB':>17}{'data MiB':>10}"
-             f"{'peak RSS MiB':>14}"]
+             f"{'training peak RSS MiB':>23}"]
     for r in runs:
         lines.append(f"  {r['hidden']:>6}{r['n_voxels']:>9}{r['s_per_step']:>9.2f}{r['s_per_epoch']:>9.1f}"
-                     f"{r['input_layer_mb']:>17.0f}{r['data_mb']:>10.0f}{r['peak_rss_mb']:>14.0f}")
+                     f"{r['input_layer_mb']:>17.0f}{r['data_mb']:>10.0f}{r['train_peak_mb']:>23.0f}")
     a, b = runs[1], runs[2]  # linear in voxels: extrapolate 4096 to the whole brainmask
     n = a["n_voxels_brainmask"]
     slope = lambda k: (b[k] - a[k]) / (b["n_voxels"] - a["n_voxels"])  # noqa: E731
-    full = {k: a[k] + slope(k) * (n - a["n_voxels"]) for k in ("s_per_epoch", "peak_rss_mb")}
+    full = {k: a[k] + slope(k) * (n - a["n_voxels"]) for k in ("s_per_epoch", "train_peak_mb")}
+    data = runs[0]["data_mb"]  # the 4096 runs hold a share of the voxels' betas: the whole session's here
     layer = (n * 4096 + 4096 + 2 * n) * 16 / 2 ** 20
     lines.append(f"  4096 over all {n} voxels (extrapolated, linear in voxels): {full['s_per_epoch']:.0f} s/epoch, "
-                 f"peak RSS {full['peak_rss_mb'] / 1024:.1f} GiB (input layer + gate, gradients, AdamW: "
-                 f"{layer / 1024:.1f} GiB)")
+                 f"training peak {(full['train_peak_mb'] + data * (1 - b['n_voxels'] / n)) / 1024:.1f} GiB (input "
+                 f"layer + gate with gradients and AdamW state: {layer / 1024:.1f} GiB)")
     ram, mapped = (measure("troi", root=root, hidden=256, fraction=1.0, steps=steps, sessions=sessions,
                            in_memory_bytes=limit) for limit in (2 ** 40, 0))
     lines.append(f"  all {sessions} sessions at hidden 256 ({ram['n_train']} training trials, {ram['data_mb']:.0f} MiB "
-                 f"of betas): in memory {ram['anon_mb']:.0f} MiB anonymous ({ram['peak_rss_mb']:.0f} peak RSS), "
+                 f"of betas): in memory {ram['anon_mb']:.0f} MiB anonymous ({ram['train_peak_mb']:.0f} peak RSS), "
                  f"{ram['s_per_step']:.2f} s/step, loaded in {ram['load_seconds']:.0f} s; memory-mapped "
-                 f"{mapped['anon_mb']:.0f} MiB anonymous ({mapped['peak_rss_mb']:.0f} peak RSS, the rest page cache "
+                 f"{mapped['anon_mb']:.0f} MiB anonymous ({mapped['train_peak_mb']:.0f} peak RSS, the rest page cache "
                  f"the kernel may drop), {mapped['s_per_step']:.2f} s/step, loaded in {mapped['load_seconds']:.0f} s")
     per_trial = ram["data_mb"] / ram["n_train"]
     lines.append(f"  40 sessions (27,000 training trials): {27000 * per_trial / 1024:.1f} GiB of betas, memory-mapped "

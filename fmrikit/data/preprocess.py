@@ -327,6 +327,7 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                 x /= np.where(std == 0, 1, std)
                 ds[row:row + len(x)] = x
                 row += len(x)
+                del x, fit  # before the next session is read: one session in memory at a time
             _write_tables(out, design, ijk, subject, affine, mask.shape, stimuli, pycortex, ncsnr_volume)
             out.attrs.update(attrs)
             out.attrs.update({"anatomy": target.anatomy, "sessions": np.asarray(record["sessions"], np.int64),
