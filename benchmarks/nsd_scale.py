@@ -407,30 +407,33 @@ def _child(name: str, kwargs: dict) -> None:
 
 def part_preprocess(root: Path, sessions: int, trials: int) -> list[str]:
     lines = []
-    gz = measure("floor_gzip", root=root, sessions=sessions)
-    zl = measure("floor_zlib", root=root, sessions=sessions)
-    isal = measure("floor_zlib", root=root, sessions=sessions, module="isal")
-    h5 = measure("floor_h5", root=root, sessions=sessions)
-    h5_brain = measure("floor_h5", root=root, sessions=1, roi="brainmask")
-    nii1 = measure("preprocess", root=root, sessions=1, subject=1, roi="nsdgeneral")
-    niin = measure("preprocess", root=root, sessions=sessions, subject=1, roi="nsdgeneral")
-    h51 = measure("preprocess", root=root, sessions=1, subject=2, roi="nsdgeneral")
-    h5n = measure("preprocess", root=root, sessions=sessions, subject=2, roi="nsdgeneral")
+    r = 2  # best of two rounds, each running every measurement once (interleaved: the machine is shared)
+    specs = {"gz": ("floor_gzip", dict(sessions=sessions)), "zl": ("floor_zlib", dict(sessions=sessions)),
+             "isal": ("floor_zlib", dict(sessions=sessions, module="isal")),
+             "h5": ("floor_h5", dict(sessions=sessions)), "h5_brain": ("floor_h5", dict(sessions=1, roi="brainmask")),
+             "nii1": ("preprocess", dict(sessions=1, subject=1, roi="nsdgeneral")),
+             "niin": ("preprocess", dict(sessions=sessions, subject=1, roi="nsdgeneral")),
+             "h51": ("preprocess", dict(sessions=1, subject=2, roi="nsdgeneral")),
+             "h5n": ("preprocess", dict(sessions=sessions, subject=2, roi="nsdgeneral")),
+             "brain": ("preprocess", dict(sessions=1, subject=1, roi="brainmask")),
+             "brain_h5": ("preprocess", dict(sessions=1, subject=2, roi="brainmask"))}
+    rounds = [{k: measure(name, root=root, **kw) for k, (name, kw) in specs.items()} for _ in range(r)]
+    best = {k: {**min((run[k] for run in rounds), key=lambda x: x["seconds"]),
+                "peak_rss_mb": max(run[k]["peak_rss_mb"] for run in rounds)} for k in specs}
+    gz, zl, isal, h5, h5_brain, nii1, niin, h51, h5n, brain, brain_h5 = (best[k] for k in specs)
     naive = measure("naive", root=root, sessions=1)
-    brain = measure("preprocess", root=root, sessions=1, subject=1, roi="brainmask")
-    brain_h5 = measure("preprocess", root=root, sessions=1, subject=2, roi="brainmask")
     floor_nii = min(gz["seconds"], zl["seconds"]) / sessions
     floor_h5 = h5["seconds"] / sessions
     per = lambda r, n: r["seconds"] / n  # noqa: E731
     added = lambda one, many: (many["seconds"] - one["seconds"]) / max(1, sessions - 1)  # noqa: E731
     size = session_file(root, 1, 1).stat().st_size / 2 ** 20
-    lines.append(f"preprocess (nsdgeneral {NSDGENERAL} voxels; {trials} trials/session; .nii.gz {size:.0f} MiB, "
-                 f"HDF5 {session_file(root, 2, 1).stat().st_size / 2 ** 20:.0f} MiB per session)")
+    lines.append(f"preprocess, best of {r} runs (nsdgeneral {NSDGENERAL} voxels; {trials} trials/session; .nii.gz "
+                 f"{size:.0f} MiB, HDF5 {session_file(root, 2, 1).stat().st_size / 2 ** 20:.0f} MiB per session)")
     lines.append(f"  {'run':<46}{'s/session':>10}{'x floor':>9}{'peak RSS MiB':>14}")
     rows = [("floor NIfTI: gzip -dc > /dev/null", gz["seconds"] / sessions, None, None),
             ("floor NIfTI: zlib stream in Python", zl["seconds"] / sessions, None, zl["peak_rss_mb"]),
-            ("decompression alone with ISA-L (isal)", isal["seconds"] / sessions, isal["seconds"] / sessions / floor_nii,
-             isal["peak_rss_mb"]),
+            ("decompression alone with ISA-L (isal)", isal["seconds"] / sessions,
+             isal["seconds"] / sessions / floor_nii, isal["peak_rss_mb"]),
             (f"fmrikit NIfTI, 1 session", per(nii1, 1), per(nii1, 1) / floor_nii, nii1["peak_rss_mb"]),
             (f"fmrikit NIfTI, {sessions} sessions", per(niin, sessions), per(niin, sessions) / floor_nii,
              niin["peak_rss_mb"]),
@@ -511,7 +514,8 @@ def part_flatmaps(root: Path, quick: bool) -> list[str]:
     r = measure("flatmaps", root=root, trials=trials, size=256)
     return [f"flatmap cache, {trials} trials x {NSDGENERAL} voxels at 256 px: {r['bytes'] / 2 ** 30:.2f} GiB "
             f"({r['bytes'] / trials / 1024:.0f} KiB per trial; the dataset is {r['dataset_bytes'] / 2 ** 30:.2f} GiB), "
-            f"{r['seconds']:.0f} s ({r['seconds'] / trials * 1000:.1f} ms per trial), peak RSS {r['peak_rss_mb']:.0f} MiB"
+            f"{r['seconds']:.0f} s ({r['seconds'] / trials * 1000:.1f} ms per trial), "
+            f"peak RSS {r['peak_rss_mb']:.0f} MiB"
             + ("" if not quick else f"; 30,000 trials: {r['bytes'] / trials * 30000 / 2 ** 30:.1f} GiB")]
 
 
