@@ -1,10 +1,50 @@
-"""The compute device of a run: ``--device auto|cpu|cuda|cuda:N`` resolved once."""
+"""The compute device of a run (``--device auto|cpu|cuda|cuda:N`` resolved once) and its CPU threads."""
 
 from __future__ import annotations
 
-import torch
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fmrikit.errors import InputError
+
+if TYPE_CHECKING:  # torch is imported on use, so that limit_threads runs before it starts its threads
+    import torch
+
+#: Environment variables that already choose the CPU threads (then :func:`limit_threads` leaves them alone).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def usable_cpus(cgroup: str | os.PathLike = "/sys/fs/cgroup/cpu.max") -> int:
+    """CPUs this process may run on: its affinity mask (``taskset``), capped by a cgroup v2 CPU quota
+    (``docker --cpus``), at least 1.
+
+    torch and OpenBLAS start one thread per core of the machine and see neither limit; more threads than usable
+    CPUs make every parallel section wait for a descheduled thread.
+    """
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path(cgroup).read_text().split()[:2]
+        if quota != "max":
+            n = min(n, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def limit_threads() -> None:
+    """Cap the CPU threads of torch, MKL and OpenBLAS at :func:`usable_cpus`, unless ``OMP_NUM_THREADS`` (or
+    ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) already says how many.
+
+    Sets the environment variables, so it must run before torch or numpy start their thread pools (the command
+    line calls it first); child processes (``torchrun`` ranks) inherit the choice.
+    """
+    if any(os.environ.get(name) for name in THREAD_VARIABLES):
+        return
+    n = str(usable_cpus())
+    for name in THREAD_VARIABLES:
+        os.environ[name] = n
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -24,6 +64,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     InputError
         An unknown device, or a CUDA device this machine does not have.
     """
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -34,6 +34,8 @@ class FeatureExtractor(ABC):
     name: str = ""
     #: (L, P, C) of :meth:`patches`.
     patch_shape: tuple[int, int, int] = (0, 0, 0)
+    #: :meth:`pooled_and_patches` costs one pass, not two (the feature cache then stores both kinds at once).
+    one_pass: bool = False
 
     @abstractmethod
     def config(self) -> dict:
@@ -82,6 +84,17 @@ class FeatureExtractor(ABC):
         """
         feats = self._cached_network("patches").extract(images, batch_size=batch_size, device=device)
         return feats.reshape(len(feats), *self.patch_shape)
+
+    def pooled_and_patches(self, images, batch_size: int = 32, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`pooled` and :meth:`patches` of the same images; one network pass where :attr:`one_pass`.
+
+        Returns
+        -------
+        pooled : ndarray, shape (N, D), float32
+        patches : ndarray, shape (N, L, P, C), float32
+        """
+        return (self.pooled(images, batch_size=batch_size, device=device),
+                self.patches(images, batch_size=batch_size, device=device))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({json.dumps(self.config())})"

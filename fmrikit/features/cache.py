@@ -12,7 +12,9 @@ attributes    ``kind``, ``config`` and ``source`` (JSON)
 
 A call computes only the ids not cached yet, then replaces the file atomically (written under a
 temporary name in the same folder, then renamed), so concurrent readers (DDP ranks) never see a partial
-file.
+file. An extractor whose two kinds come from one network pass (:attr:`FeatureExtractor.one_pass`) fills both
+kinds' files whenever it computes either, so the decoder's pooled targets and the encoder's patches cost
+one pass over the images, whichever command runs first.
 """
 
 from __future__ import annotations
@@ -81,11 +83,11 @@ def dataset_features(info: DatasetInfo, stim_ids: np.ndarray, extractor: Feature
     source = _source_record(info)
     config = json.dumps(extractor.config(), sort_keys=True)
     path = cache_path(info, extractor, kind, root=root, source=source)
-    cached = _cached_ids(path, kind, config)
-    missing = np.setdiff1d(unique, cached)
+    missing = np.setdiff1d(unique, _cached_ids(path, kind, config))
     if missing.size:
-        _extend(path, info, extractor, kind, cached, missing, json.dumps(source, sort_keys=True), config,
-                batch_size, device)
+        kinds = list(KINDS) if extractor.one_pass else [kind]
+        files = {k: cache_path(info, extractor, k, root=root, source=source) for k in kinds}
+        _extend(files, info, extractor, missing, json.dumps(source, sort_keys=True), config, batch_size, device)
     with open_h5(path, kind) as f:
         rows = np.searchsorted(f["stim_id"][:], unique)
         return f[kind][rows][inverse]
@@ -129,32 +131,48 @@ def _cached_ids(path: Path, kind: str, config: str) -> np.ndarray:
         return f["stim_id"][:]
 
 
-def _extend(path: Path, info: DatasetInfo, extractor: FeatureExtractor, kind: str, cached: np.ndarray,
-            missing: np.ndarray, source: str, config: str, batch_size: int, device: str) -> None:
-    """Rewrite the cache file with the features of ``missing`` ids added."""
+def _extend(files: dict[str, Path], info: DatasetInfo, extractor: FeatureExtractor, missing: np.ndarray, source: str,
+            config: str, batch_size: int, device: str) -> None:
+    """Compute the features of ``missing`` ids (every kind of ``files`` from the same images) and rewrite each
+    kind's cache file with them added."""
+    import contextlib
+
     import h5py
 
     from fmrikit._progress import track
     from fmrikit.io.atomic import staged_outputs
 
-    ids = np.union1d(cached, missing)
-    new_rows = np.searchsorted(ids, missing)
-    with staged_outputs(path.parent, [path.name], overwrite=True) as staged, \
-            h5py.File(staged[path.name], "w") as out:
-        out.create_dataset("stim_id", data=ids)
-        out.attrs.update({"kind": kind, "config": config, "source": source})
-        ds = None
-        for start in track(range(0, len(missing), CHUNK), f"{extractor.name} {kind} features",
+    kinds = list(files)
+    with contextlib.ExitStack() as stack:
+        outputs = {}
+        for kind, path in files.items():
+            cached = _cached_ids(path, kind, config)
+            ids = np.union1d(cached, missing)
+            staged = stack.enter_context(staged_outputs(path.parent, [path.name], overwrite=True))
+            out = stack.enter_context(h5py.File(staged[path.name], "w"))
+            out.create_dataset("stim_id", data=ids)
+            out.attrs.update({"kind": kind, "config": config, "source": source})
+            outputs[kind] = {"file": out, "ids": ids, "cached": cached, "rows": np.searchsorted(ids, missing),
+                             "ds": None}
+        for start in track(range(0, len(missing), CHUNK), f"{extractor.name} {' and '.join(kinds)} features",
                            total=-(-len(missing) // CHUNK)):
             block = slice(start, start + CHUNK)
-            feats = getattr(extractor, kind)(read_stimuli(info, missing[block]), batch_size=batch_size,
-                                             device=device)
-            if ds is None:
-                ds = out.create_dataset(kind, shape=(len(ids),) + feats.shape[1:], dtype=KINDS[kind],
-                                        chunks=(1 if kind == "patches" else min(64, len(ids)),) + feats.shape[1:])
-            ds[new_rows[block]] = _stored(feats, kind)
-        if cached.size:
-            _copy_rows(path, kind, ds, np.searchsorted(ids, cached))
+            images = read_stimuli(info, missing[block])
+            if len(kinds) == 2:
+                feats = dict(zip(("pooled", "patches"), extractor.pooled_and_patches(
+                    images, batch_size=batch_size, device=device)))
+            else:
+                feats = {kinds[0]: getattr(extractor, kinds[0])(images, batch_size=batch_size, device=device)}
+            for kind, o in outputs.items():
+                if o["ds"] is None:
+                    shape = feats[kind].shape[1:]
+                    o["ds"] = o["file"].create_dataset(
+                        kind, shape=(len(o["ids"]),) + shape, dtype=KINDS[kind],
+                        chunks=(1 if kind == "patches" else min(64, len(o["ids"])),) + shape)
+                o["ds"][o["rows"][block]] = _stored(feats[kind], kind)
+        for kind, o in outputs.items():
+            if o["cached"].size:
+                _copy_rows(files[kind], kind, o["ds"], np.searchsorted(o["ids"], o["cached"]))
 
 
 def _stored(feats: np.ndarray, kind: str) -> np.ndarray:

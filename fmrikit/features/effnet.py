@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from fmrikit.errors import InputError
 from fmrikit.features.base import FeatureExtractor, weights_record
 from fmrikit.features.networks import FeatureNetwork
@@ -29,10 +31,11 @@ class EffnetLite0Extractor(FeatureExtractor):
     -----
     ``pooled``: the 1280-d global average of the head, as ``effnet_lite0("pooled")``.
     ``patches``: (N, L, grid**2, max(level_channels)); default (N, 5, 49, 192). One forward pass per
-    batch gives every level.
+    batch gives every level, and the pooled head too (:meth:`pooled_and_patches`).
     """
 
     name = "effnet-lite0"
+    one_pass = True
     DEFAULT_LAYERS = ("block2", "block4", "block7", "block10", "block14")
 
     def __init__(self, layers: Sequence[str | int] | None = None, grid: int = 7):
@@ -53,7 +56,15 @@ class EffnetLite0Extractor(FeatureExtractor):
         return {"name": self.name, "layers": list(self.layers), "level_channels": list(self.level_channels),
                 "grid": self.grid, "resize": 224, "interpolation": "bilinear", "weights": self._weights}
 
+    def pooled_and_patches(self, images, batch_size: int = 32, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """Both kinds from one forward pass per batch (see :meth:`FeatureExtractor.pooled_and_patches`)."""
+        both = self._cached_network("both").extract(images, batch_size=batch_size, device=device)
+        n_patch = int(np.prod(self.patch_shape))
+        return np.ascontiguousarray(both[:, n_patch:]), both[:, :n_patch].reshape(len(both), *self.patch_shape)
+
     def _network(self, kind: str) -> FeatureNetwork:
         from fmrikit.features.networks import effnet_lite0, effnet_lite0_levels
 
-        return effnet_lite0("pooled") if kind == "pooled" else effnet_lite0_levels(self.layers, self.grid)
+        if kind == "pooled":
+            return effnet_lite0("pooled")
+        return effnet_lite0_levels(self.layers, self.grid, with_pooled=kind == "both")

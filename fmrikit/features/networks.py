@@ -258,7 +258,7 @@ def effnet_lite0_channels(layer: str) -> int:
     return table[layer]
 
 
-def effnet_lite0_levels(layers: Sequence[str], grid: int = 7) -> FeatureNetwork:
+def effnet_lite0_levels(layers: Sequence[str], grid: int = 7, with_pooled: bool = False) -> FeatureNetwork:
     """Several EfficientNet-Lite0 layers from one forward pass, pooled to a common grid.
 
     Parameters
@@ -269,6 +269,8 @@ def effnet_lite0_levels(layers: Sequence[str], grid: int = 7) -> FeatureNetwork:
     grid : int
         Each layer's map is average-pooled (:func:`torch.nn.functional.adaptive_avg_pool2d`) to
         ``grid x grid`` cells, row-major.
+    with_pooled : bool
+        Append the 1280 values of ``effnet_lite0("pooled")`` (the head's global average, same pass) to each row.
 
     Returns
     -------
@@ -276,6 +278,7 @@ def effnet_lite0_levels(layers: Sequence[str], grid: int = 7) -> FeatureNetwork:
         224 px bilinear, ImageNet mean/std, like :func:`effnet_lite0`; output shape
         (N, L * grid**2 * C) that reshapes to (N, L, grid**2, C), with C the largest channel count of
         the layers (:func:`effnet_lite0_channels`); smaller layers are zero-padded after their channels.
+        With ``with_pooled``: (N, L * grid**2 * C + 1280).
 
     Raises
     ------
@@ -309,9 +312,13 @@ def effnet_lite0_levels(layers: Sequence[str], grid: int = 7) -> FeatureNetwork:
         for layer in layers:
             pooled = torch.nn.functional.adaptive_avg_pool2d(captured[layer], grid).flatten(2).transpose(1, 2)
             levels.append(torch.nn.functional.pad(pooled, (0, channels - pooled.shape[2])))
-        return torch.stack(levels, dim=1)  # (B, L, grid**2, C)
+        stacked = torch.stack(levels, dim=1)  # (B, L, grid**2, C)
+        if not with_pooled:
+            return stacked
+        return torch.cat([stacked.flatten(1), captured["head"].mean(dim=(2, 3))], dim=1)
 
-    return FeatureNetwork(f"effnet-lite0:{'+'.join(layers)}", model, forward, 224, IMAGENET_MEAN, IMAGENET_STD)
+    name = f"effnet-lite0:{'+'.join(layers)}" + ("+pooled" if with_pooled else "")
+    return FeatureNetwork(name, model, forward, 224, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def clip_vision(model: str | os.PathLike) -> FeatureNetwork:

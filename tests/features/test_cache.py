@@ -74,6 +74,35 @@ def test_patches_float16_and_other_configs_get_other_files(tmp_path):
     assert len(list((root / "features").glob("gabor-*.h5"))) == 3
 
 
+class OnePass(Counting):
+    """Both kinds from one call, as EfficientNet-Lite0 gives them."""
+
+    one_pass = True
+
+    def pooled_and_patches(self, images, batch_size=32, device="auto"):
+        self.seen.append(("both", len(images)))
+        plain = GaborExtractor(scales=(0, 1), side=32, grid=2, pooled_grid=1)
+        return plain.pooled(images), plain.patches(images)
+
+
+def test_one_pass_extractor_fills_both_kinds_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("fmrikit.features.cache.CHUNK", 2)
+    info, ext, root = brick_dataset(tmp_path), OnePass(), tmp_path / "proj"
+    plain = GaborExtractor(scales=(0, 1), side=32, grid=2, pooled_grid=1)
+    dataset_features(info, np.array([4, 1]), ext, "patches", root=root)  # patches of 1 and 4 only
+    pooled = dataset_features(info, np.array([9, 1, 6]), ext, "pooled", root=root)
+    assert ext.seen == [("both", 2), ("both", 2)]  # 1 and 4 (pooled rows too); then 6 and 9 only
+    np.testing.assert_array_equal(pooled, plain.pooled(read_stimuli(info, np.array([9, 1, 6]))))
+    ids = np.array([6, 4, 9, 1])
+    patches = dataset_features(info, ids, ext, "patches", root=root)
+    assert len(ext.seen) == 2  # the pooled call filled the patches of 6 and 9 and kept those of 1 and 4
+    np.testing.assert_allclose(patches, plain.patches(read_stimuli(info, ids)), rtol=1e-3, atol=1e-4)
+    with h5py.File(cache_path(info, ext, "patches", root=root)) as f:
+        np.testing.assert_array_equal(f["stim_id"][:], [1, 4, 6, 9])
+    assert sorted(p.name for p in (root / "features").iterdir()) == sorted(
+        cache_path(info, ext, k, root=root).name for k in ("pooled", "patches"))  # no temporary leftovers
+
+
 def test_changed_source_is_a_new_cache(tmp_path):
     info, ext, root = brick_dataset(tmp_path), Counting(), tmp_path / "proj"
     before = cache_path(info, ext, root=root)
