@@ -20,8 +20,8 @@ def usable_cpus(cgroup: str | os.PathLike = "/sys/fs/cgroup/cpu.max") -> int:
     """CPUs this process may run on: its affinity mask (``taskset``), capped by a cgroup v2 CPU quota
     (``docker --cpus``), at least 1.
 
-    torch and OpenBLAS start one thread per core of the machine and see neither limit; more threads than usable
-    CPUs make every parallel section wait for a descheduled thread.
+    torch and OpenBLAS follow the affinity mask but not the quota: in a container limited to 2 CPUs of a 64-core
+    machine they would start 64 threads, and every parallel section would wait for a descheduled one.
     """
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
