@@ -8,8 +8,8 @@
 # subjects); last, one HTML report of all of it. Each step's wall and CPU seconds are printed at the end.
 #
 # Speed: the models are tiny, so each process runs on one thread (OMP_NUM_THREADS=1 unless set: threads would
-# only wait on each other) and two independent chains run at once, decoding + encoding in the foreground and
-# reconstruction + NeuroPictor in the background (its output is shown when it ends). QUICKSTART_LANES=1 runs
+# only wait on each other) and two independent chains run at once, decoding + NeuroPictor in the foreground and
+# reconstruction + encoding in the background (its output is shown when it ends). QUICKSTART_LANES=1 runs
 # everything in order.
 set -euo pipefail
 export HF_HUB_OFFLINE=1
@@ -50,7 +50,8 @@ together() {  # together A B: run functions A (output kept, shown when it ends) 
     "$2"
     return
   fi
-  local log="$WORK/$1.log" pid status=0
+  local log="$WORK/logs/$1.log" pid status=0
+  mkdir -p "$WORK/logs"
   "$1" > "$log" 2>&1 &
   pid=$!
   "$2"
@@ -89,13 +90,24 @@ step "evaluate mask (annotated ROIs)" together evaluate_rois_34 evaluate_rois_12
 results=()
 for subject in 1 2 3 4; do results+=("$RESULTS/nsdgeneral/$(printf "sub-%02d" "$subject")/results.json"); done
 
-# reconstruction on the embedded default: the image autoencoder, subject 1's ridge latent mapper (the best of
-# the four in examples/recon_mappers.sh) trained on sessions 2-4, then images from the raw betas file of
-# session 1 and from the held-out shared images; then NeuroPictor's calibrated encoding: each subject's trials as
-# cortical flatmaps (cached beside the dataset), one flatmap autoencoder shared by the four subjects, scored on
-# their held-out shared images against the mean training flatmap (the diffusion stages need Stable Diffusion 2.1
-# weights: examples/neuropictor.sh)
-reconstruction() {
+# Two chains at once. In the foreground: the cross-subject decoder (ImageNet EfficientNet-Lite0 image embeddings;
+# the encoder's patch features come from the same pass and wait in the feature cache), TROI on subject 1's first
+# session, then NeuroPictor's calibrated encoding: each subject's trials as cortical flatmaps (cached beside the
+# dataset), one flatmap autoencoder shared by the four subjects, scored on their held-out shared images against
+# the mean training flatmap (the diffusion stages need Stable Diffusion 2.1 weights: examples/neuropictor.sh).
+decoding() {
+  step "pretrain decoder" fmrikit pretrain decoder --subjects 2,3,4 --features effnet-lite0 --overwrite
+  step "roi-train" fmrikit roi-train --subject 1 --sessions 1 --budget 4000 --overwrite
+  step "evaluate mask (TROI)" fmrikit evaluate mask --mask "$FMRIKIT_ROOT/sub-01/sub-01_desc-troi_mask.nii.gz" \
+    --reference "$WORK/nsd/truth/subj01/informative_mask.nii.gz" --out "$RESULTS/troi/sub-01" --overwrite > /dev/null
+  echo
+  step "pretrain flatmap-ae" fmrikit pretrain flatmap-ae --subjects 1,2,3,4 --preset small --overwrite
+}
+# In the background: reconstruction on the embedded default (the image autoencoder, subject 1's ridge latent
+# mapper, the best of the four in examples/recon_mappers.sh, trained on sessions 2-4, then images from the raw
+# betas file of session 1 and from the held-out shared images), then the universal encoder on all subjects
+# (EfficientNet-Lite0 patch features) and its functional clusters.
+reconstruction_and_encoding() {
   echo
   step "pretrain autoencoder" fmrikit pretrain autoencoder --subjects 1,2 --epochs 8 --overwrite
   step "pretrain latent-mapper" fmrikit pretrain latent-mapper --subject 1 --mapper ridge --sessions 2-4 --overwrite
@@ -107,23 +119,11 @@ reconstruction() {
     --pred "$FMRIKIT_ROOT/sub-01/sub-01_recon-latent-ridge_trials-shared/images" \
     --truth "$WORK/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" --out "$RESULTS/recon/sub-01" --overwrite
   echo
-  step "pretrain flatmap-ae" fmrikit pretrain flatmap-ae --subjects 1,2,3,4 --preset small --overwrite
-}
-
-# cross-subject decoder (ImageNet EfficientNet-Lite0 image embeddings; the patch features of the encoder come
-# from the same pass), then TROI on subject 1's first session; universal encoder on all subjects
-# (EfficientNet-Lite0 patch features), then its functional clusters
-decoding() {
-  step "pretrain decoder" fmrikit pretrain decoder --subjects 2,3,4 --features effnet-lite0 --overwrite
-  step "roi-train" fmrikit roi-train --subject 1 --sessions 1 --budget 4000 --overwrite
-  step "evaluate mask (TROI)" fmrikit evaluate mask --mask "$FMRIKIT_ROOT/sub-01/sub-01_desc-troi_mask.nii.gz" \
-    --reference "$WORK/nsd/truth/subj01/informative_mask.nii.gz" --out "$RESULTS/troi/sub-01" --overwrite > /dev/null
-  echo
   step "pretrain encoder" fmrikit pretrain encoder --subjects 1,2,3,4 --features effnet-lite0 --epochs 10 \
-    --lr 3e-3 --voxels-per-image 2000 --overwrite
+    --lr 3e-3 --voxels-per-image 1000 --overwrite
   step "cluster-embeddings" fmrikit cluster-embeddings --k 20 --subjects 1,2 --max-images 120 --overwrite
 }
-together reconstruction decoding
+together reconstruction_and_encoding decoding
 
 echo
 echo "Voxel selections against the ground-truth informative voxels: the annotated ROI (nsdgeneral) of sub-01 to"

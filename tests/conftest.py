@@ -1,10 +1,16 @@
 import os
 
-import pytest
-import torch
+# Every model in the suite is tiny: one thread per process (a second one only adds waits, which stall badly on
+# shared cores); set before numpy and torch start their thread pools, and inherited by the commands tests start.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture
@@ -41,7 +47,8 @@ def project(sim_world, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_thread():
-    """Tiny models: threads only add synchronisation, which stalls badly on shared cores."""
+    """Tiny models: threads only add synchronisation, which stalls badly on shared cores (the suite's default
+    already; kept for a run with OMP_NUM_THREADS above 1)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
