@@ -24,10 +24,10 @@ TIMES="$WORK/step_seconds.tsv"
 trap 'kill $(jobs -p) 2> /dev/null || true' EXIT
 
 cpu_seconds() {  # CPU=user + system seconds of this shell's finished children (in this shell: not in $(...))
-  times > "$WORK/.times.$BASHPID"
-  CPU=$(awk 'NR == 2 {split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2]}' \
-    "$WORK/.times.$BASHPID")
-  rm "$WORK/.times.$BASHPID"
+  local file="$WORK/.times.$BASHPID"
+  times > "$file"
+  CPU=$(awk 'NR == 2 {split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2]}' "$file")
+  rm "$file"
 }
 
 step() {  # step NAME COMMAND...: run it, note its wall and CPU seconds in $TIMES
