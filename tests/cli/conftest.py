@@ -9,7 +9,6 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 
@@ -43,8 +42,6 @@ def world(sim_world, tmp_path_factory) -> World:
     from fmrikit.methods.mindeye.pretrain import pretrain_decoder
     from fmrikit.methods.mindeye.settings import ModelSize, TrainSettings
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add synchronisation
     base = tmp_path_factory.mktemp("battery")
     w = World(root=base / "proj", nsd=sim_world, files=base / "files")
     for s in (1, 2):
@@ -89,7 +86,6 @@ def world(sim_world, tmp_path_factory) -> World:
     (files / "folder").mkdir()
     (files / "folder" / "data.csv").write_text("1,2\n")
     (files / "pipeline").mkdir()
-    torch.set_num_threads(threads)
     return w
 
 
