@@ -46,19 +46,28 @@ def voxels_to_volume(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[in
 
 def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject: str, xfm: str, *,
                    vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis",
-                   title: str | None = None) -> Path:
-    """Render a volume on a pycortex subject's flatmap and save it as PNG.
+                   title: str | None = None, units: str | None = None, categories: list | None = None,
+                   numbered: bool = False) -> Path:
+    """Render a volume on a pycortex subject's flatmap and save it as PNG, its key (colour bar or legend) below it.
 
     Parameters
     ----------
     volume_xyz : ndarray, shape (X, Y, Z)
-        Values in the transform's reference grid; NaN is transparent.
+        Values in the transform's reference grid; NaN is transparent. With ``categories``: labels 1..n (0 and NaN
+        transparent).
     png_path : path-like
     subject, xfm : str
         pycortex subject and transform names.
     vmin, vmax : float, optional
+        Colour range of a continuous map.
     cmap : str
     title : str, optional
+    units : str, optional
+        The colour bar's label.
+    categories : list of :class:`~fmrikit.viz.keys.Category`, optional
+        A label map: one colour and legend entry per label 1..n, sampled at mid-depth without averaging.
+    numbered : bool
+        Write each label's number on its largest patch (label maps).
 
     Returns
     -------
@@ -68,19 +77,62 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    from fmrikit.viz.keys import append_key, draw_colorbar, draw_legend
 
     cortex = check_flatmap_target(subject, xfm, volume_xyz.shape)
-    zyx = np.swapaxes(np.asarray(volume_xyz, dtype=np.float32), 0, 2)
-    vol = cortex.Volume(np.ascontiguousarray(zyx), subject, xfm, vmin=vmin, vmax=vmax, cmap=cmap)
+    zyx = np.ascontiguousarray(np.swapaxes(np.asarray(volume_xyz, dtype=np.float32), 0, 2))
+    sampling = {}
+    if categories:
+        zyx = np.where(zyx > 0, zyx, np.nan)
+        cmap = ListedColormap([c.color for c in categories])
+        vmin, vmax = 0.5, len(categories) + 0.5
+        sampling = dict(thick=1, depth=0.5, sampler="nearest")  # a label is never averaged with its neighbour
+    vol = cortex.Volume(zyx, subject, xfm, vmin=vmin, vmax=vmax, cmap=cmap)
     png_path = Path(png_path)
     tmp = png_path.with_name(f".{png_path.name}.part.png")
     with quiet_pycortex():
         fig = cortex.quickflat.make_figure(vol, height=FLATMAP_HEIGHT, with_rois=shutil.which("inkscape") is not None,
-                                           with_labels=False, with_curvature=True, with_colorbar=True,
-                                           with_sulci=False)
+                                           with_labels=False, with_curvature=True, with_colorbar=False,
+                                           with_sulci=False, **sampling)
+        if numbered and categories:
+            _number_labels(cortex, vol, fig.axes[0], len(categories), sampling)
         if title:
-            fig.suptitle(title)
+            fig.suptitle(title, fontsize=14)
         fig.savefig(tmp, dpi=100, facecolor="white", bbox_inches="tight")
         plt.close(fig)
+    from PIL import Image
+
+    with Image.open(tmp) as img:
+        width = img.width
+    if categories:
+        append_key(tmp, draw_legend(width, categories))
+    elif vmin is not None and vmax is not None:
+        finite = zyx[np.isfinite(zyx)]
+        extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[
+            (bool(finite.size and finite.min() < vmin), bool(finite.size and finite.max() > vmax))]
+        append_key(tmp, draw_colorbar(width, vmin=vmin, vmax=vmax, cmap=cmap, units=units, extend=extend))
     os.replace(tmp, png_path)
     return png_path
+
+
+def _number_labels(cortex, vol, ax, n: int, sampling: dict) -> None:
+    """Write label c's number at the most interior pixel of its largest patch on the flatmap."""
+    from scipy import ndimage
+
+    img, extents = cortex.quickflat.utils.make_flatmap_image(vol, height=FLATMAP_HEIGHT, **sampling)
+    img = np.asarray(img, dtype=np.float64)
+    h, w = img.shape[:2]
+    left, right, bottom, top = extents
+    for c in range(1, n + 1):
+        patches, count = ndimage.label(np.isclose(img, c))
+        if not count:
+            continue
+        largest = 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(img), patches, range(1, count + 1))))
+        depth = ndimage.distance_transform_edt(patches == largest)
+        row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        x = left + (col + 0.5) * (right - left) / w
+        y = top + (row + 0.5) * (bottom - top) / h  # imshow's default origin: row 0 at the top
+        ax.text(x, y, str(c), ha="center", va="center", fontsize=9, weight="bold", color="black", zorder=10,
+                bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))

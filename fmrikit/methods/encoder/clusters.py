@@ -172,10 +172,11 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
             if entries[key].get("mesh"):
                 files += _surface_maps(stage, key, labels[key], ijk, entries[key]["volume_shape"][1], k, flatmap)
             else:
-                files.append(_subject_maps(stage, key, labels[key], ijk, targets[key], k, flatmap, pictures))
+                files.append(_subject_maps(stage, key, labels[key], ijk, targets[key], k, flatmap, pictures,
+                                           reliability=_reliability(record, key, path, ijk) if flatmap else None))
         for c in range(k):
             name = f"cluster-{c + 1:02d}_top-images.png"
-            _montage(candidates.images(best[c]), stage / name, f"cluster {c + 1}: top {n_top} images")
+            _montage(candidates.images(best[c]), stage / name, c + 1, k, n_top)
             files.append(name)
         _sizes_csv(stage / "cluster_sizes.csv", sizes, k)
         _write_h5(stage / "clusters.h5", labels, encoder, keys, response, candidates, k)
@@ -216,11 +217,37 @@ def cluster_responses(encoder, labels: dict[str, np.ndarray], k: int, candidates
         return np.where(counts > 0, total / counts, np.nan)
 
 
+#: Voxels whose noise ceiling (%, 3 trials) is below this are not coloured in the cluster maps: their embeddings
+#: are clustered too, but a cluster label of a voxel that barely responds says little.
+RELIABLE_NC = 10.0
+
+
+def _reliability(record: dict, key: str, path: Path, ijk: np.ndarray) -> np.ndarray | None:
+    """Noise ceiling (%, 3 trials, from the dataset's ncsnr) of each voxel at ``ijk``, or None when the subject's
+    dataset has no ncsnr (or is not readable: the map is then drawn without it)."""
+    from fmrikit.data.dataset import read_info
+    from fmrikit.errors import FmrikitError
+    from fmrikit.methods.encoder.runs import encoder_dataset
+
+    try:
+        info = read_info(encoder_dataset(record, key, path))
+    except FmrikitError:
+        return None
+    if info.ncsnr is None:
+        return None
+    nc = np.full(tuple(info.volume_shape), np.nan)
+    nc[tuple(info.ijk.T)] = 100 * info.ncsnr.astype(np.float64) ** 2 / (info.ncsnr.astype(np.float64) ** 2 + 1 / 3)
+    return nc[tuple(np.asarray(ijk).T)]
+
+
 def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, target: MapTarget, k: int,
-                  flatmap: bool, pictures: dict[str, dict]) -> str:
-    """Write a subject's label NIfTI (returned) and its picture (recorded in ``pictures``)."""
+                  flatmap: bool, pictures: dict[str, dict], reliability: np.ndarray | None = None) -> str:
+    """Write a subject's label NIfTI (returned) and its picture (recorded in ``pictures``): one colour per cluster
+    (the montages' colours), each cluster's number on its largest patch, voxels with a noise ceiling below
+    :data:`RELIABLE_NC` in white."""
     from fmrikit.io.nifti import save_nifti
     from fmrikit.viz.flatmap import voxels_to_volume
+    from fmrikit.viz.keys import Category, label_palette
     from fmrikit.viz.maps import save_voxel_map
 
     name = f"{key}_desc-clusters_dseg.nii.gz"
@@ -228,10 +255,16 @@ def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, ta
                stage / name)
     if flatmap:
         png = f"{key}_desc-clusters.png"
-        pictures[png] = save_voxel_map((labels + 1).astype(np.float32), ijk, target, png_path=stage / png,
-                                       style="roi", vmin=0.5, vmax=k + 0.5,
-                                       cmap="tab20" if k <= 20 else "nipy_spectral",
-                                       title=f"{key}: {k} clusters")["picture"]
+        shown = (labels + 1).astype(np.float32)
+        categories = [Category(str(c), color) for c, color in enumerate(label_palette(k), 1)]
+        title = f"{key}: {k} clusters of voxel embeddings"
+        if reliability is not None:
+            shown[~(reliability >= RELIABLE_NC)] = k + 1
+            categories.append(Category(f"noise ceiling < {RELIABLE_NC:g}%", "#ffffff"))
+            title += f" (white: {int((shown == k + 1).sum())} of {len(shown)} voxels with noise ceiling < " \
+                     f"{RELIABLE_NC:g}%)"
+        pictures[png] = save_voxel_map(shown, ijk, target, png_path=stage / png, style="roi", categories=categories,
+                                       numbered=True, title=title)["picture"]
     return name
 
 
@@ -250,15 +283,24 @@ def _surface_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, n_
     return files
 
 
-def _montage(images: list[np.ndarray], path: Path, title: str, size: int = 128) -> None:
-    """One row of images, each resized to ``size`` x ``size``."""
+def _montage(images: list[np.ndarray], path: Path, cluster: int, k: int, n_top: int, size: int = 128) -> None:
+    """One row of images, each resized to ``size`` x ``size``, under a band of the cluster's map colour that names
+    it (``cluster 3 of 20``) in a readable font."""
     from PIL import Image, ImageDraw
 
+    from fmrikit.viz.keys import label_palette, title_font
+
+    color = label_palette(k)[cluster - 1]
     tiles = [np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images]
     canvas = Image.fromarray(np.concatenate(tiles, axis=1))
-    sheet = Image.new("RGB", (canvas.width, canvas.height + 16), "white")
-    sheet.paste(canvas, (0, 16))
-    ImageDraw.Draw(sheet).text((4, 2), title, fill="black")
+    band = 30
+    sheet = Image.new("RGB", (max(canvas.width, 360), canvas.height + band), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.rectangle([0, 0, sheet.width, band - 4], fill=color)
+    rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)])
+    ink = "black" if rgb @ [0.299, 0.587, 0.114] > 140 else "white"
+    draw.text((8, 3), f"cluster {cluster} of {k}: its top {n_top} images", fill=ink, font=title_font(18))
+    sheet.paste(canvas, (0, band))
     sheet.save(path)
 
 

@@ -1,0 +1,173 @@
+"""The key under every map picture: a labelled colour bar for a continuous map, a legend of colour patches for a
+mask or label map, and the palette of label maps.
+
+A key is drawn as its own strip and pasted below the map (:func:`append_key`), so it never sits on the cortex.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Label colours: tab20's hues without its two greys (a grey reads as cortex on a flatmap), strong ones first,
+#: then Set1's without its grey; beyond these the list repeats.
+_TAB20_STRONG = (0, 2, 4, 6, 8, 10, 12, 16, 18)
+_TAB20_LIGHT = (1, 3, 5, 7, 9, 11, 13, 17, 19)
+_SET1 = (0, 1, 2, 3, 4, 5, 6, 7)
+
+
+def label_palette(k: int) -> list[str]:
+    """``k`` distinct hex colours for labels 1..k, none of them grey.
+
+    Parameters
+    ----------
+    k : int
+
+    Returns
+    -------
+    list of str
+        ``#rrggbb`` colours.
+    """
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    tab20, set1 = matplotlib.colormaps["tab20"], matplotlib.colormaps["Set1"]
+    base = [to_hex(tab20(i)) for i in _TAB20_STRONG + _TAB20_LIGHT] + [to_hex(set1(i)) for i in _SET1]
+    return [base[i % len(base)] for i in range(k)]
+
+
+@dataclass(frozen=True)
+class Category:
+    """One entry of a label map's legend: its name and colour (``#rrggbb`` or a matplotlib colour name)."""
+
+    name: str
+    color: str
+
+
+def colorbar_ticks(vmin: float, vmax: float, n: int = 5) -> np.ndarray:
+    """Round ticks inside [vmin, vmax] plus both ends, so the maximum (and minimum) is always labelled.
+
+    Round ticks closer than 8 % of the range to an end are dropped so that labels never overlap.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    inner = [t for t in MaxNLocator(n).tick_values(vmin, vmax)
+             if vmin + 0.08 * (vmax - vmin) < t < vmax - 0.08 * (vmax - vmin)]
+    return np.array([vmin, *inner, vmax], dtype=np.float64)
+
+
+def tick_label(value: float, span: float) -> str:
+    """A tick's text with as many decimals as the colour range needs."""
+    digits = 0 if span >= 20 else 1 if span >= 2 else 2 if span >= 0.2 else 3
+    return f"{value:.{digits}f}"
+
+
+def draw_colorbar(width_px: int, *, vmin: float, vmax: float, cmap, units: str | None,
+                  extend: str = "neither", dpi: int = 100) -> np.ndarray:
+    """A horizontal colour bar strip with its units below it.
+
+    Parameters
+    ----------
+    width_px : int
+        Width of the picture the strip goes under.
+    vmin, vmax : float
+    cmap : str or Colormap
+    units : str, optional
+        The bar's label (what the colour means, with its unit).
+    extend : {"neither", "min", "max", "both"}
+        Arrows at the ends whose values lie beyond the colour range.
+    dpi : int
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, width_px, 3)
+    """
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    plt = _pyplot()
+    fig = plt.figure(figsize=(width_px / dpi, 0.95 if units else 0.7), dpi=dpi)
+    bar_width = min(0.6, 420 / max(width_px, 1))
+    cax = fig.add_axes([(1 - bar_width) / 2, 0.62 if units else 0.5, bar_width, 0.22 if units else 0.3])
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(Normalize(vmin, vmax), matplotlib.colormaps[cmap]
+                                                    if isinstance(cmap, str) else cmap),
+                       cax=cax, orientation="horizontal", extend=extend)
+    ticks = colorbar_ticks(vmin, vmax)
+    bar.set_ticks(ticks)
+    bar.set_ticklabels([tick_label(t, vmax - vmin) for t in ticks])
+    bar.ax.tick_params(labelsize=9)
+    if units:
+        bar.set_label(units, fontsize=10)
+    return _to_array(fig, dpi)
+
+
+def draw_legend(width_px: int, categories: list[Category], *, dpi: int = 100) -> np.ndarray:
+    """A legend strip of colour patches and names (several per row).
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, width_px, 3)
+    """
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
+    longest = max(len(c.name) for c in categories)
+    ncol = max(1, min(len(categories), int(width_px / dpi / (0.45 + 0.075 * longest))))
+    rows = -(-len(categories) // ncol)
+    fig = plt.figure(figsize=(width_px / dpi, 0.12 + 0.26 * rows), dpi=dpi)
+    fig.legend(handles=[Patch(facecolor=c.color, edgecolor="#333333", linewidth=0.5, label=c.name)
+                        for c in categories], loc="center", ncol=ncol, frameon=False, fontsize=9,
+               handlelength=1.4, columnspacing=1.2)
+    return _to_array(fig, dpi)
+
+
+def append_key(png_path: str | os.PathLike, key: np.ndarray) -> Path:
+    """Paste a key strip (colour bar or legend) below the picture in ``png_path``, in place."""
+    from PIL import Image
+
+    png_path = Path(png_path)
+    with Image.open(png_path) as img:
+        top = np.asarray(img.convert("RGB"))
+    width = max(top.shape[1], key.shape[1])
+    canvas = np.full((top.shape[0] + key.shape[0], width, 3), 255, np.uint8)
+    canvas[:top.shape[0], (width - top.shape[1]) // 2:(width - top.shape[1]) // 2 + top.shape[1]] = top
+    canvas[top.shape[0]:, (width - key.shape[1]) // 2:(width - key.shape[1]) // 2 + key.shape[1]] = key
+    Image.fromarray(canvas).save(png_path, format="PNG")
+    return png_path
+
+
+def _to_array(fig, dpi: int) -> np.ndarray:
+    from PIL import Image
+
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    plt.close(fig)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def title_font(size: int):
+    """A PIL font of ``size`` px for titles drawn on montages: matplotlib's bundled DejaVu Sans (always installed
+    with matplotlib), else PIL's default font."""
+    from PIL import ImageFont
+
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (OSError, ValueError):
+        return ImageFont.load_default()
