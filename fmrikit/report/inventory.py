@@ -43,6 +43,8 @@ class Output:
         Its per-epoch training log.
     subject : str or None
         ``sub-NN`` when the output belongs to one subject.
+    mask : Path or None
+        The binary voxel mask of a dataset or voxel selection (NIfTI), when it exists.
     """
 
     kind: str
@@ -53,6 +55,7 @@ class Output:
     numbers: list[tuple[str, str]] = field(default_factory=list)
     log: Path | None = None
     subject: str | None = None
+    mask: Path | None = None
 
 
 @dataclass
@@ -124,8 +127,9 @@ def _dataset(sidecar_path: Path, subject: str) -> Output:
         numbers.append(("constant voxels dropped", _fmt(sidecar["n_dropped_constant"])))
     images = [(png, "noise ceiling (%)" if "noiseceiling" in png.name else png.stem)
               for png in _pngs(sidecar_path.parent, f"{stem}_*.png")]
+    mask = sidecar_path.with_name(f"{stem}_mask.nii.gz")
     return Output("dataset", f"{stem} (voxel selection {p.get('roi', '?')})", sidecar_path.with_name(f"{stem}_betas.h5"),
-                  sidecar, images, numbers, subject=subject)
+                  sidecar, images, numbers, subject=subject, mask=mask if mask.is_file() else None)
 
 
 def _subject_run(sidecar_path: Path, subject: str) -> Output | None:
@@ -141,9 +145,9 @@ def _subject_run(sidecar_path: Path, subject: str) -> Output | None:
         numbers.append(("coarse-region voxels", _fmt(sidecar.get("n_coarse_voxels"))))
     numbers += _retrieval_numbers(sidecar.get("retrieval"))
     images = [(png, _caption(png.name)) for png in _pngs(sidecar_path.parent, f"{stem}_*.png")]
-    log = sidecar_path.with_name(f"{stem}_log.tsv")
+    log, mask = sidecar_path.with_name(f"{stem}_log.tsv"), sidecar_path.with_name(f"{stem}_mask.nii.gz")
     return Output(kind, f"{stem} ({command})", sidecar_path.with_name(f"{stem}_decoder"), sidecar, images, numbers,
-                  log=log if log.is_file() else None, subject=subject)
+                  log=log if log.is_file() else None, subject=subject, mask=mask if mask.is_file() else None)
 
 
 def _caption(name: str) -> str:
@@ -274,4 +278,40 @@ def inventory(root: str | os.PathLike | None = None, *, extra: list[str | os.Pat
                 item = _evaluation(path)
                 if item is not None:
                     outputs.append(item)
+    _link_mask_evaluations(outputs)
     return Inventory(root=root, description=_json(root / "dataset_description.json"), outputs=outputs)
+
+
+def mask_evaluation_inputs(record: dict[str, Any]) -> tuple[Path | None, Path | None]:
+    """The mask and reference files an ``evaluate mask`` record scored (resolved paths, None when unrecorded)."""
+    inputs = record.get("provenance", {}).get("inputs") or []
+    paths = [Path(i["path"]).resolve() if isinstance(i, dict) and i.get("path") else None for i in inputs[:2]]
+    return tuple(paths + [None] * (2 - len(paths)))
+
+
+def _reference_name(path: Path | None) -> str:
+    if path is None:
+        return "reference"
+    name = path.name[:-7] if path.name.endswith(".nii.gz") else path.stem
+    return f"{path.parent.name}/{name}" if path.parent.name else name
+
+
+def _link_mask_evaluations(outputs: list[Output]) -> None:
+    """Show each ``evaluate mask`` result on the card of the mask it scored: its overlap numbers and figure."""
+    by_mask: dict[Path, list[Output]] = {}
+    for item in outputs:
+        if item.kind == "evaluation" and item.sidecar.get("kind") == "mask":
+            mask, _ = mask_evaluation_inputs(item.sidecar)
+            if mask is not None:
+                by_mask.setdefault(mask, []).append(item)
+    for item in outputs:
+        if item.mask is None:
+            continue
+        for evaluation in by_mask.get(item.mask.resolve(), []):
+            _, reference = mask_evaluation_inputs(evaluation.sidecar)
+            name = _reference_name(reference)
+            metrics = evaluation.sidecar.get("metrics", {})
+            item.numbers += [(f"vs {name}: {metrics[k]['label']}", _fmt(metrics[k]["value"]))
+                             for k in ("dice", "precision", "recall")
+                             if metrics.get(k, {}).get("status") == "ok"]
+            item.images += [(path, f"overlap with {name} (yellow: both)") for path, _ in evaluation.images]

@@ -135,15 +135,20 @@ def project_rows(inv: Inventory) -> list[tuple[str, str]]:
     return rows
 
 
+def _section(key: str, body: str) -> str:
+    return f"<section id='{key}'>{body}</section>"
+
+
 def render(inv: Inventory, assets: Assets, curves: dict[Path, Path], steps: list[str]) -> str:
     """The whole page as HTML text (the pictures are copied by ``assets`` while rendering)."""
     from fmrikit._version import __version__
     from fmrikit.analysis.results import compare_rows
 
     parts = [f"<h1>fmrikit report</h1><div class='where'>{_e(inv.root)} &middot; fmrikit {__version__}</div>"]
-    parts.append("<h2 id='project'>Project</h2>" + _table(project_rows(inv)))
+    project = "<h2>Project</h2>" + _table(project_rows(inv))
     if steps:
-        parts.append("<h3>Next steps</h3><ul>" + "".join(f"<li class='missing'>{_e(s)}</li>" for s in steps) + "</ul>")
+        project += "<h3>Next steps</h3><ul>" + "".join(f"<li class='missing'>{_e(s)}</li>" for s in steps) + "</ul>"
+    parts.append(_section("project", project))
     present = {"project"}
     sub_html = []
     for subject in inv.subjects:
@@ -153,32 +158,33 @@ def render(inv: Inventory, assets: Assets, curves: dict[Path, Path], steps: list
             sub_html.append(f"<h3 id='{subject}'>{subject}</h3>" + "".join(_card(o, assets, curves) for o in items))
     if sub_html:
         present.add("subjects")
-        parts.append("<h2 id='subjects'>Subjects</h2>" + "".join(sub_html))
+        parts.append(_section("subjects", "<h2>Subjects</h2>" + "".join(sub_html)))
     models = [o for o in inv.of("model") if o.subject is None]
     if models:
         present.add("models")
-        parts.append("<h2 id='models'>Models</h2>" + "".join(_card(o, assets, curves) for o in models))
+        parts.append(_section("models", "<h2>Models</h2>" + "".join(_card(o, assets, curves) for o in models)))
     recon = inv.of("reconstruction")
     if recon:
         present.add("reconstructions")
         evals = [e for e in inv.of("evaluation") if e.sidecar.get("kind") == "recon"]
-        parts.append("<h2 id='reconstructions'>Reconstructions</h2>" + "".join(_card(o, assets, curves) for o in recon)
-                     + "".join(_card(e, assets, curves) for e in evals))
+        parts.append(_section("reconstructions", "<h2>Reconstructions</h2>"
+                              + "".join(_card(o, assets, curves) for o in recon)
+                              + "".join(_card(e, assets, curves) for e in evals)))
     encoder = inv.of("encoding") + inv.of("clusters")
     if encoder:
         present.add("encoder")
-        parts.append("<h2 id='encoder'>Encoder</h2>" + "".join(_card(o, assets, curves) for o in encoder))
+        parts.append(_section("encoder", "<h2>Encoder</h2>" + "".join(_card(o, assets, curves) for o in encoder)))
     evaluations = inv.of("evaluation")
     if evaluations:
         present.add("evaluations")
-        block = ["<h2 id='evaluations'>Evaluations</h2>"]
+        block = ["<h2>Evaluations</h2>"]
         for kind in sorted({e.sidecar["kind"] for e in evaluations}):
             like = [e for e in evaluations if e.sidecar["kind"] == kind]
             if len(like) > 1:
                 header = ["metric"] + [e.path.parent.name for e in like]
                 block.append(f"<h3>{_e(kind)}: side by side</h3>" + _grid(header, compare_rows([e.sidecar for e in like])))
             block += [_card(e, assets, curves) for e in like]
-        parts.append("".join(block))
+        parts.append(_section("evaluations", "".join(block)))
     nav = "".join(f"<a href='#{key}'>{label}</a>" for key, label in SECTIONS if key in present)
     nav += "".join(f"<a href='#{s}'>{s}</a>" for s in inv.subjects if "subjects" in present)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>fmrikit report: {_e(inv.root.name)}"

@@ -218,7 +218,7 @@ def render_mosaic(volume_xyz: np.ndarray, affine: np.ndarray, png_path: str | os
     with warnings.catch_warnings():  # nilearn warns about NaN replaced, empty slices and the like
         warnings.simplefilter("ignore")
         if categories:
-            display = plotting.plot_roi(img, alpha=0.9, cmap=ListedColormap([c.color for c in categories]),
+            display = plotting.plot_roi(img, alpha=1.0, cmap=ListedColormap([c.color for c in categories]),
                                         vmin=0.5, vmax=len(categories) + 0.5, **common)
         else:
             display = plotting.plot_stat_map(img, resampling_interpolation="nearest", symmetric_cbar=False,
