@@ -282,3 +282,39 @@ def save_overlay(mask: np.ndarray, reference: np.ndarray, target: MapTarget, png
     categories = [Category(n, c) for n, c in zip(names, OVERLAY_COLORS)]
     return save_voxel_map(labels[tuple(ijk.T)].astype(np.float32), ijk, target, png_path=png_path, style="roi",
                           categories=categories, title=title)
+
+
+def save_label_map(labels: np.ndarray, ijk: np.ndarray, target: MapTarget, png_path: str | os.PathLike, k: int, *,
+                   faint: np.ndarray | None = None, faint_name: str = "not shown", title: str | None = None
+                   ) -> dict[str, Any]:
+    """Draw labels 1..k in :func:`~fmrikit.viz.keys.label_palette`'s colours, each label's number on the map
+    (flatmaps) and a legend; voxels marked ``faint`` are drawn white whatever their label.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n_voxels,)
+        1..k.
+    ijk : ndarray of int, shape (n_voxels, 3)
+    target : MapTarget
+    png_path : path-like
+    k : int
+    faint : ndarray of bool, shape (n_voxels,), optional
+        Voxels whose label is not to be read (e.g. a noise ceiling below a threshold).
+    faint_name : str
+        Their legend entry (with their count).
+    title : str, optional
+
+    Returns
+    -------
+    dict
+        As :func:`save_voxel_map`.
+    """
+    from fmrikit.viz.keys import label_palette
+
+    shown = np.asarray(labels, dtype=np.float32).copy()
+    categories = [Category(str(c), color) for c, color in enumerate(label_palette(k), 1)]
+    if faint is not None and np.any(faint):
+        shown[np.asarray(faint, bool)] = k + 1
+        categories.append(Category(f"{faint_name} ({int(np.sum(faint))} of {len(shown)} voxels)", "#ffffff"))
+    return save_voxel_map(shown, ijk, target, png_path=png_path, style="roi", categories=categories, numbered=True,
+                          title=title)

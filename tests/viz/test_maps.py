@@ -103,3 +103,23 @@ def test_a_mask_is_drawn_in_one_colour_with_its_legend(tmp_path):
     assert red.sum() > 100
     # the legend's patch sits in the strip below the slices
     assert red[-40:].any()
+
+
+def test_label_map_colours_match_the_montage_and_faint_voxels_are_white(tmp_path):
+    from fmrikit.viz.keys import label_palette
+    from fmrikit.viz.montage import label_montage
+
+    ijk = np.argwhere(np.ones(SHAPE, bool))
+    labels = 1 + (ijk[:, 0] >= 4).astype(int) + 2 * (ijk[:, 2] >= 5)  # four blocks, labels 1..4
+    faint = labels == 4
+    out = maps.save_label_map(labels, ijk, MapTarget(SHAPE, AFFINE), tmp_path / "c.png", 4, faint=faint,
+                              faint_name="noise ceiling < 10%", title="clusters")
+    palette = label_palette(4)
+    for colour in palette[:3]:
+        assert _colour_pixels(out["png"], colour) > 100
+    # label 4 only appears as its legend patch: its voxels are drawn white
+    assert _colour_pixels(out["png"], palette[3]) < 200 < _colour_pixels(out["png"], palette[0])
+    label_montage([np.zeros((20, 30, 3), np.uint8)] * 3, tmp_path / "m.png", 2, 4, "its top 3 images")
+    montage = np.asarray(Image.open(tmp_path / "m.png").convert("RGB"), int)
+    band = montage[:20, -25:]  # right of the title text
+    np.testing.assert_array_equal(band, np.broadcast_to([int(palette[1][i:i + 2], 16) for i in (1, 3, 5)], band.shape))

@@ -165,6 +165,8 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     best = np.argsort(-response, axis=0, kind="stable")[:n_top].T  # (k, n_top)
     top_images = {c + 1: [candidates.names[r] for r in best[c]] for c in range(k)}
 
+    from fmrikit.viz.montage import label_montage
+
     with staged_dir(out, overwrite=overwrite, kind="cluster-embeddings") as stage:
         files, pictures = [], {}
         for key in keys:
@@ -176,7 +178,7 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
                                            reliability=_reliability(record, key, path, ijk) if flatmap else None))
         for c in range(k):
             name = f"cluster-{c + 1:02d}_top-images.png"
-            _montage(candidates.images(best[c]), stage / name, c + 1, k, n_top)
+            label_montage(candidates.images(best[c]), stage / name, c + 1, k, f"its top {n_top} images")
             files.append(name)
         _sizes_csv(stage / "cluster_sizes.csv", sizes, k)
         _write_h5(stage / "clusters.h5", labels, encoder, keys, response, candidates, k)
@@ -247,24 +249,17 @@ def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, ta
     :data:`RELIABLE_NC` in white."""
     from fmrikit.io.nifti import save_nifti
     from fmrikit.viz.flatmap import voxels_to_volume
-    from fmrikit.viz.keys import Category, label_palette
-    from fmrikit.viz.maps import save_voxel_map
+    from fmrikit.viz.maps import save_label_map
 
     name = f"{key}_desc-clusters_dseg.nii.gz"
     save_nifti(voxels_to_volume(labels + 1, ijk, target.volume_shape, fill=0).astype(np.int16), target.affine,
                stage / name)
     if flatmap:
         png = f"{key}_desc-clusters.png"
-        shown = (labels + 1).astype(np.float32)
-        categories = [Category(str(c), color) for c, color in enumerate(label_palette(k), 1)]
-        title = f"{key}: {k} clusters of voxel embeddings"
-        if reliability is not None:
-            shown[~(reliability >= RELIABLE_NC)] = k + 1
-            categories.append(Category(f"noise ceiling < {RELIABLE_NC:g}%", "#ffffff"))
-            title += f" (white: {int((shown == k + 1).sum())} of {len(shown)} voxels with noise ceiling < " \
-                     f"{RELIABLE_NC:g}%)"
-        pictures[png] = save_voxel_map(shown, ijk, target, png_path=stage / png, style="roi", categories=categories,
-                                       numbered=True, title=title)["picture"]
+        faint = None if reliability is None else ~(reliability >= RELIABLE_NC)
+        pictures[png] = save_label_map(labels + 1, ijk, target, stage / png, k, faint=faint,
+                                       faint_name=f"noise ceiling < {RELIABLE_NC:g}%",
+                                       title=f"{key}: {k} clusters of voxel embeddings")["picture"]
     return name
 
 
@@ -281,27 +276,6 @@ def _surface_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, n_
                     inflated_png=stage / names["inflated"] if flatmap else None,
                     label_names={c: f"cluster-{c:02d}" for c in range(1, k + 1)}, title=f"{key}: {k} clusters")
     return files
-
-
-def _montage(images: list[np.ndarray], path: Path, cluster: int, k: int, n_top: int, size: int = 128) -> None:
-    """One row of images, each resized to ``size`` x ``size``, under a band of the cluster's map colour that names
-    it (``cluster 3 of 20``) in a readable font."""
-    from PIL import Image, ImageDraw
-
-    from fmrikit.viz.keys import label_palette, title_font
-
-    color = label_palette(k)[cluster - 1]
-    tiles = [np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images]
-    canvas = Image.fromarray(np.concatenate(tiles, axis=1))
-    band = 30
-    sheet = Image.new("RGB", (max(canvas.width, 360), canvas.height + band), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.rectangle([0, 0, sheet.width, band - 4], fill=color)
-    rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)])
-    ink = "black" if rgb @ [0.299, 0.587, 0.114] > 140 else "white"
-    draw.text((8, 3), f"cluster {cluster} of {k}: its top {n_top} images", fill=ink, font=title_font(18))
-    sheet.paste(canvas, (0, band))
-    sheet.save(path)
 
 
 def _sizes_csv(path: Path, sizes: dict[str, list[int]], k: int) -> None:
