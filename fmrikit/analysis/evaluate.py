@@ -374,7 +374,8 @@ def evaluate_mask(mask: str | os.PathLike, reference: str | os.PathLike, out: st
     def figure(path: Path) -> None:
         from fmrikit.viz.maps import save_overlay
 
-        save_overlay(in_mask, in_reference, target, path, mask_name=_mask_name(mask), reference_name="reference",
+        save_overlay(in_mask, in_reference, target, path, mask_name=_mask_name(mask),
+                     reference_name=_mask_name(reference),
                      title=f"{_mask_name(mask)} vs {_mask_name(reference)}: Dice {res['dice']:.3f}, "
                            f"precision {res['precision']:.3f}, recall {res['recall']:.3f}")
 

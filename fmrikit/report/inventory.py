@@ -144,10 +144,15 @@ def _subject_run(sidecar_path: Path, subject: str) -> Output | None:
     if command == "roi-train":
         numbers.append(("coarse-region voxels", _fmt(sidecar.get("n_coarse_voxels"))))
     numbers += _retrieval_numbers(sidecar.get("retrieval"))
-    images = [(png, _caption(png.name)) for png in _pngs(sidecar_path.parent, f"{stem}_*.png")]
+    images = sorted(((png, _caption(png.name)) for png in _pngs(sidecar_path.parent, f"{stem}_*.png")),
+                    key=lambda item: _ORDER.get(item[1], len(_ORDER)))
     log, mask = sidecar_path.with_name(f"{stem}_log.tsv"), sidecar_path.with_name(f"{stem}_mask.nii.gz")
     return Output(kind, f"{stem} ({command})", sidecar_path.with_name(f"{stem}_decoder"), sidecar, images, numbers,
                   log=log if log.is_file() else None, subject=subject, mask=mask if mask.is_file() else None)
+
+
+#: Order of a subject run's pictures: the mask first (the report adds its overlays after it), training curves last.
+_ORDER = {"selected voxels": 0, "mask weights": 2, "training curves": 9}
 
 
 def _caption(name: str) -> str:
@@ -207,6 +212,19 @@ def _clusters(folder: Path) -> Output:
     return Output("clusters", folder.name, folder, sidecar, images, numbers)
 
 
+_EVALUATION_CAPTIONS = {
+    ("mask", "figure.png"): "the mask over its reference (yellow: both; red: mask only; blue: reference only)",
+    ("recon", "figure.png"): "ground truth (top) and reconstruction (bottom), with the computed metrics",
+    ("retrieval", "figure.png"): "top-1 retrieval accuracy with 95% intervals",
+    ("encoding", "figure.png"): "voxel r histogram"}
+
+
+def result_name(path: Path) -> str:
+    """A results file's short name: its folder and that folder's parent (``troi/sub-01``)."""
+    path = Path(path)
+    return f"{path.parent.parent.name}/{path.parent.name}" if path.parent.parent.name else path.parent.name
+
+
 def _evaluation(path: Path) -> Output | None:
     record = _json(path)
     if record.get("schema") != "fmrikit.evaluate/1":
@@ -221,9 +239,9 @@ def _evaluation(path: Path) -> Output | None:
             skipped.append(m["label"])
     if skipped:
         numbers.append(("skipped (no weights or network here)", ", ".join(skipped)))
-    images = [(path.parent / name, f"{record['kind']} evaluation")
+    images = [(path.parent / name, _EVALUATION_CAPTIONS.get((record["kind"], name), f"{record['kind']} evaluation"))
               for name in record.get("outputs", []) if name.endswith(".png") and (path.parent / name).is_file()]
-    title = f"{record['kind']}: {path.parent.name} (n = {record.get('n')})"
+    title = f"{record['kind']}: {result_name(path)} (n = {record.get('n')})"
     return Output("evaluation", title, path, record, images, numbers)
 
 
@@ -314,4 +332,5 @@ def _link_mask_evaluations(outputs: list[Output]) -> None:
             item.numbers += [(f"vs {name}: {metrics[k]['label']}", _fmt(metrics[k]["value"]))
                              for k in ("dice", "precision", "recall")
                              if metrics.get(k, {}).get("status") == "ok"]
-            item.images += [(path, f"overlap with {name} (yellow: both)") for path, _ in evaluation.images]
+            at = 1 if item.kind == "selection" else len(item.images)  # beside the selection's mask
+            item.images[at:at] = [(path, f"overlap with {name} (yellow: both)") for path, _ in evaluation.images]

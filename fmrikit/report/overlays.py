@@ -52,6 +52,6 @@ def draw_selection_overlays(inv: Inventory, folder: Path) -> list[Path]:
             logger.warning("%s: overlay not drawn (%s)", item.mask.name, exc.one_line())
             continue
         if "png" in result:
-            item.images.append((png, f"TROI mask over the annotated ROI ({roi}; yellow: both)"))
+            item.images.insert(1, (png, f"TROI mask over the annotated ROI ({roi}; yellow: both)"))
             drawn.append(png)
     return drawn

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fmrikit.report.inventory import Inventory, Output
+from fmrikit.report.inventory import Inventory, Output, result_name
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1d1d1f; }
@@ -21,8 +21,9 @@ table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
 td, th { border: 1px solid #ccd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #eef1f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .figures { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; } figure img { max-width: 560px; max-height: 460px; border: 1px solid #dde; }
-figcaption { font-size: 12px; color: #444; max-width: 560px; }
+figure { margin: 0; } figure img { max-width: 600px; max-height: 520px; border: 1px solid #dde; }
+figcaption { font-size: 13px; color: #333; max-width: 600px; }
+section { scroll-margin-top: 40px; }
 .card { border: 1px solid #dde; border-radius: 6px; padding: 6px 14px 10px; margin: 10px 0; background: #fcfcfe; }
 .missing { color: #8a5a00; }
 """
@@ -181,7 +182,7 @@ def render(inv: Inventory, assets: Assets, curves: dict[Path, Path], steps: list
         for kind in sorted({e.sidecar["kind"] for e in evaluations}):
             like = [e for e in evaluations if e.sidecar["kind"] == kind]
             if len(like) > 1:
-                header = ["metric"] + [e.path.parent.name for e in like]
+                header = ["metric"] + [result_name(e.path) for e in like]
                 block.append(f"<h3>{_e(kind)}: side by side</h3>" + _grid(header, compare_rows([e.sidecar for e in like])))
             block += [_card(e, assets, curves) for e in like]
         parts.append(_section("evaluations", "".join(block)))

@@ -90,18 +90,18 @@ def draw_colorbar(width_px: int, *, vmin: float, vmax: float, cmap, units: str |
     from matplotlib.colors import Normalize
 
     plt = _pyplot()
-    fig = plt.figure(figsize=(width_px / dpi, 0.95 if units else 0.7), dpi=dpi)
+    fig = plt.figure(figsize=(width_px / dpi, 1.1 if units else 0.75), dpi=dpi)
     bar_width = min(0.6, 420 / max(width_px, 1))
-    cax = fig.add_axes([(1 - bar_width) / 2, 0.62 if units else 0.5, bar_width, 0.22 if units else 0.3])
+    cax = fig.add_axes([(1 - bar_width) / 2, 0.62 if units else 0.5, bar_width, 0.2 if units else 0.3])
     bar = fig.colorbar(matplotlib.cm.ScalarMappable(Normalize(vmin, vmax), matplotlib.colormaps[cmap]
                                                     if isinstance(cmap, str) else cmap),
                        cax=cax, orientation="horizontal", extend=extend)
     ticks = colorbar_ticks(vmin, vmax)
     bar.set_ticks(ticks)
     bar.set_ticklabels([tick_label(t, vmax - vmin) for t in ticks])
-    bar.ax.tick_params(labelsize=9)
+    bar.ax.tick_params(labelsize=12)
     if units:
-        bar.set_label(units, fontsize=10)
+        bar.set_label(units, fontsize=13)
     return _to_array(fig, dpi)
 
 
@@ -116,11 +116,11 @@ def draw_legend(width_px: int, categories: list[Category], *, dpi: int = 100) ->
 
     plt = _pyplot()
     longest = max(len(c.name) for c in categories)
-    ncol = max(1, min(len(categories), int(width_px / dpi / (0.45 + 0.075 * longest))))
+    ncol = max(1, min(len(categories), int(width_px / dpi / (0.55 + 0.1 * longest))))
     rows = -(-len(categories) // ncol)
-    fig = plt.figure(figsize=(width_px / dpi, 0.12 + 0.26 * rows), dpi=dpi)
+    fig = plt.figure(figsize=(width_px / dpi, 0.15 + 0.32 * rows), dpi=dpi)
     fig.legend(handles=[Patch(facecolor=c.color, edgecolor="#333333", linewidth=0.5, label=c.name)
-                        for c in categories], loc="center", ncol=ncol, frameon=False, fontsize=9,
+                        for c in categories], loc="center", ncol=ncol, frameon=False, fontsize=12,
                handlelength=1.4, columnspacing=1.2)
     return _to_array(fig, dpi)
 

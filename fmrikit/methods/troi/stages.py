@@ -258,8 +258,8 @@ MASK_COLOR, WEIGHTS_CMAP = "#d62728", "YlOrRd"
 
 def _volume_pictures(tmp: dict[str, Path], names: dict[str, str], info, selected: np.ndarray, weights: np.ndarray,
                      target, stem: str) -> dict[str, dict]:
-    """The mask (one colour, a legend with its voxel count) and the weights of the selected voxels (a colour bar from
-    0 to the largest weight; unselected voxels, weight 0, are not drawn)."""
+    """The mask (one colour, a legend with its voxel count) and the weights of the selected voxels (colours over their
+    1st to 99th percentile; unselected voxels, weight 0, are not drawn)."""
     from fmrikit.viz.keys import Category
     from fmrikit.viz.maps import save_voxel_map
 
@@ -267,8 +267,7 @@ def _volume_pictures(tmp: dict[str, Path], names: dict[str, str], info, selected
                           categories=[Category(f"selected by TROI ({len(selected)} of {info.n_voxels} voxels)",
                                                MASK_COLOR)], title=f"{stem}: TROI mask")
     chosen = weights[selected]
-    weights_map = save_voxel_map(chosen, info.ijk[selected], target, png_path=tmp["weights_png"], vmin=0.0,
-                                 vmax=float(chosen.max()) if len(chosen) else 1.0, cmap=WEIGHTS_CMAP,
+    weights_map = save_voxel_map(chosen, info.ijk[selected], target, png_path=tmp["weights_png"], cmap=WEIGHTS_CMAP,
                                  title=f"{stem}: mask weights of the {len(selected)} selected voxels",
                                  units="mask weight (gate value, no unit)")
     return {names["mask_png"]: mask["picture"], names["weights_png"]: weights_map["picture"]}
@@ -301,7 +300,7 @@ def _write_surface_maps(tmp: dict[str, Path], info, selected: np.ndarray, weight
              dict(label_names={1: f"selected ({len(selected)} of {len(everywhere)})"},
                   title=f"{stem}: TROI mask")),
             ("weights", chosen, selected, None,
-             dict(vmin=0.0, vmax=float(chosen.max()) if len(chosen) else 1.0, cmap=WEIGHTS_CMAP,
+             dict(cmap=WEIGHTS_CMAP, units="mask weight (gate value, no unit)",
                   title=f"{stem}: mask weights of the {len(selected)} selected vertices"))):
         save_vertex_map(values, info.hemi[cols], info.vertex[cols], info.n_mesh_vertices, gifti=gifti,
                         flat_png=tmp[f"{kind}_png"] if flatmap else None,
