@@ -97,7 +97,7 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
                                            with_labels=False, with_curvature=True, with_colorbar=False,
                                            with_sulci=False, **sampling)
         if numbered and categories:
-            _number_labels(cortex, vol, fig.axes[0], len(categories), sampling)
+            _number_labels(fig.axes[0], len(categories))
         if title:
             fig.suptitle(title, fontsize=14)
         fig.savefig(tmp, dpi=100, facecolor="white", bbox_inches="tight")
@@ -117,14 +117,15 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
     return png_path
 
 
-def _number_labels(cortex, vol, ax, n: int, sampling: dict) -> None:
-    """Write label c's number at the most interior pixel of its largest patch on the flatmap."""
+def _number_labels(ax, n: int) -> None:
+    """Write label c's number at the most interior pixel of its largest patch on the flatmap (the data image that
+    pycortex drew, labelled ``data``)."""
     from scipy import ndimage
 
-    img, extents = cortex.quickflat.utils.make_flatmap_image(vol, height=FLATMAP_HEIGHT, **sampling)
-    img = np.asarray(img, dtype=np.float64)
+    image = next(i for i in ax.get_images() if i.get_label() == "data")
+    img = np.ma.filled(np.ma.asarray(image.get_array(), dtype=np.float64), np.nan)
     h, w = img.shape[:2]
-    left, right, bottom, top = extents
+    left, right, bottom, top = image.get_extent()
     for c in range(1, n + 1):
         patches, count = ndimage.label(np.isclose(img, c))
         if not count:
@@ -134,5 +135,5 @@ def _number_labels(cortex, vol, ax, n: int, sampling: dict) -> None:
         row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
         x = left + (col + 0.5) * (right - left) / w
         y = top + (row + 0.5) * (bottom - top) / h  # imshow's default origin: row 0 at the top
-        ax.text(x, y, str(c), ha="center", va="center", fontsize=9, weight="bold", color="black", zorder=10,
+        ax.text(x, y, str(c), ha="center", va="center", fontsize=11, weight="bold", color="black", zorder=10,
                 bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
