@@ -607,7 +607,10 @@ def recon_title(metrics: dict[str, Metric], n: int) -> str:
     """The recon figure's title: what is shown and the computed metrics (chance in brackets), two lines."""
     shown = [f"{m.label.split(' (')[0]} {m.value:.3f}" + ("" if m.chance is None else f" (chance {m.chance:g})")
              for m in metrics.values() if m.status == "ok"]
-    return f"reconstructions (bottom) vs ground truth (top), {n} pairs scored\n" + ", ".join(shown)
+    import textwrap
+
+    return "\n".join([f"reconstructions (bottom) vs ground truth (top), {n} pairs scored",
+                      *textwrap.wrap(", ".join(shown), 110)])
 
 
 def _recon_figure(gt: np.ndarray, rec: np.ndarray, keys: list, path: Path, metrics: dict[str, Metric],

@@ -190,3 +190,14 @@ def test_mask_evaluation_draws_the_overlay(tmp_path):
     assert min(counts) > 30  # overlap, mask only and reference only are all drawn
     # more reference-only voxels than overlap voxels: the picture shows more of the third colour than the first
     assert ((~a & b).sum() > (a & b).sum()) == (counts[2] > counts[0])
+
+
+def test_recon_figure_title_names_the_computed_metrics_only():
+    from fmrikit.analysis.evaluate import recon_title
+    from fmrikit.analysis.results import Metric
+
+    metrics = {"pixcorr": Metric("PixCorr", 0.1234, chance=0.0), "ssim": Metric("SSIM", 0.3456),
+               "clip": Metric.skipped("CLIP", "no weights")}
+    title = recon_title(metrics, 12)
+    assert "12 pairs" in title and "PixCorr 0.123 (chance 0)" in title and "SSIM 0.346" in title
+    assert "CLIP" not in title  # a skipped metric has no number to show
