@@ -99,7 +99,7 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
         if numbered and categories:
             _number_labels(fig.axes[0], len(categories))
         if title:
-            fig.suptitle(title, fontsize=14)
+            fig.suptitle(title, fontsize=14, y=1.0, va="bottom")  # above the cortex, not on it
         fig.savefig(tmp, dpi=100, facecolor="white", bbox_inches="tight")
         plt.close(fig)
     from PIL import Image
