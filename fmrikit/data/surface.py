@@ -326,7 +326,7 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
     ensure_dataset_description(root)
     return PreprocessResult(betas=out_dir / names["betas.h5"], mask=out_dir / mask_names["lh"],
                             sidecar=out_dir / names["betas.json"],
-                            flatmap=out_dir / map_names["flat"] if flatmap else None,
+                            picture=out_dir / map_names["flat"] if flatmap else None,
                             n_trials=n_trials, n_voxels=int(keep.sum()), n_dropped=n_dropped)
 
 
