@@ -45,6 +45,8 @@ class Output:
         ``sub-NN`` when the output belongs to one subject.
     mask : Path or None
         The binary voxel mask of a dataset or voxel selection (NIfTI), when it exists.
+    linked : list of Output
+        Evaluations shown on this output's card.
     """
 
     kind: str
@@ -56,6 +58,7 @@ class Output:
     log: Path | None = None
     subject: str | None = None
     mask: Path | None = None
+    linked: list[Output] = field(default_factory=list)
 
 
 @dataclass
@@ -297,11 +300,13 @@ def inventory(root: str | os.PathLike | None = None, *, extra: list[str | os.Pat
                 if item is not None:
                     outputs.append(item)
     _link_mask_evaluations(outputs)
+    _link_recon_evaluations(outputs)
     return Inventory(root=root, description=_json(root / "dataset_description.json"), outputs=outputs)
 
 
-def mask_evaluation_inputs(record: dict[str, Any]) -> tuple[Path | None, Path | None]:
-    """The mask and reference files an ``evaluate mask`` record scored (resolved paths, None when unrecorded)."""
+def evaluation_inputs(record: dict[str, Any]) -> tuple[Path | None, Path | None]:
+    """The first two inputs an evaluation scored (``evaluate mask``: the mask and the reference; ``evaluate recon``:
+    the reconstructions and the truth), resolved, None when unrecorded."""
     inputs = record.get("provenance", {}).get("inputs") or []
     paths = [Path(i["path"]).resolve() if isinstance(i, dict) and i.get("path") else None for i in inputs[:2]]
     return tuple(paths + [None] * (2 - len(paths)))
@@ -319,14 +324,14 @@ def _link_mask_evaluations(outputs: list[Output]) -> None:
     by_mask: dict[Path, list[Output]] = {}
     for item in outputs:
         if item.kind == "evaluation" and item.sidecar.get("kind") == "mask":
-            mask, _ = mask_evaluation_inputs(item.sidecar)
+            mask, _ = evaluation_inputs(item.sidecar)
             if mask is not None:
                 by_mask.setdefault(mask, []).append(item)
     for item in outputs:
         if item.mask is None:
             continue
         for evaluation in by_mask.get(item.mask.resolve(), []):
-            _, reference = mask_evaluation_inputs(evaluation.sidecar)
+            _, reference = evaluation_inputs(evaluation.sidecar)
             name = _reference_name(reference)
             metrics = evaluation.sidecar.get("metrics", {})
             item.numbers += [(f"vs {name}: {metrics[k]['label']}", _fmt(metrics[k]["value"]))
@@ -334,3 +339,21 @@ def _link_mask_evaluations(outputs: list[Output]) -> None:
                              if metrics.get(k, {}).get("status") == "ok"]
             at = 1 if item.kind == "selection" else len(item.images)  # beside the selection's mask
             item.images[at:at] = [(path, f"overlap with {name} (yellow: both)") for path, _ in evaluation.images]
+
+
+def _link_recon_evaluations(outputs: list[Output]) -> None:
+    """Show each ``evaluate recon`` result beside the reconstruction it scored (its ``images/`` folder): the
+    metrics as its table has them and its figure."""
+    by_folder: dict[Path, list[Output]] = {}
+    for item in outputs:
+        if item.kind == "evaluation" and item.sidecar.get("kind") == "recon":
+            pred, _ = evaluation_inputs(item.sidecar)
+            if pred is not None:
+                by_folder.setdefault(pred.parent if pred.name == "images" else pred, []).append(item)
+    for item in outputs:
+        if item.kind != "reconstruction":
+            continue
+        for evaluation in by_folder.get(item.path.resolve(), []):
+            item.numbers += [(f"{result_name(evaluation.path)}: {label}", value) for label, value in evaluation.numbers]
+            item.images += evaluation.images
+            item.linked.append(evaluation)

@@ -167,7 +167,8 @@ def render(inv: Inventory, assets: Assets, curves: dict[Path, Path], steps: list
     recon = inv.of("reconstruction")
     if recon:
         present.add("reconstructions")
-        evals = [e for e in inv.of("evaluation") if e.sidecar.get("kind") == "recon"]
+        linked = {id(e) for o in recon for e in o.linked}
+        evals = [e for e in inv.of("evaluation") if e.sidecar.get("kind") == "recon" and id(e) not in linked]
         parts.append(_section("reconstructions", "<h2>Reconstructions</h2>"
                               + "".join(_card(o, assets, curves) for o in recon)
                               + "".join(_card(e, assets, curves) for e in evals)))
