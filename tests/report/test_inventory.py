@@ -1,0 +1,48 @@
+"""What the report links: an evaluation is shown beside the output it scored, with the numbers of its file."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from fmrikit.report import build_report
+from fmrikit.report.inventory import inventory
+
+
+def _recon_project(tmp_path):
+    root = tmp_path / "proj"
+    recon = root / "sub-01/sub-01_recon-latent-ridge_trials-shared"
+    (recon / "images").mkdir(parents=True)
+    (recon / "reconstruct.json").write_text(json.dumps({"n_inputs": 2, "parameters": {"method": "latent-ridge"}}))
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(recon / "contact_sheet.png")
+    out = tmp_path / "results/recon/sub-01"
+    out.mkdir(parents=True)
+    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(out / "figure.png")
+    record = {"schema": "fmrikit.evaluate/1", "kind": "recon", "n": 2, "outputs": ["results.json", "figure.png"],
+              "metrics": {"pixcorr": {"label": "PixCorr", "value": 0.123456, "status": "ok", "chance": 0.0},
+                          "clip": {"label": "CLIP", "value": None, "status": "skipped", "chance": 0.5}},
+              "provenance": {"inputs": [{"path": str((recon / "images").resolve())}, {"path": "stimuli.h5"}]}}
+    (out / "results.json").write_text(json.dumps(record))
+    return root, recon, out
+
+
+def test_a_recon_evaluation_sits_beside_its_reconstruction(tmp_path):
+    root, recon, out = _recon_project(tmp_path)
+    inv = inventory(root, extra=[tmp_path / "results"])
+    card = inv.of("reconstruction")[0]
+    assert ("recon/sub-01: PixCorr", "0.1235 (chance 0.0000)") in card.numbers
+    assert ("recon/sub-01: skipped (no weights or network here)", "CLIP") in card.numbers
+    assert [p for p, _ in card.images] == [recon / "contact_sheet.png", out / "figure.png"]
+    html = build_report(root, extra=[tmp_path / "results"]).page.read_text()
+    section = html.split("<section id='reconstructions'>")[1].split("</section>")[0]
+    assert section.count("class='card'") == 1  # the evaluation is not repeated as a card of its own there
+    assert "evaluations" in html and html.count("PixCorr") >= 2  # ... but still listed with all evaluations
+
+
+def test_an_evaluation_of_something_else_is_not_linked(tmp_path):
+    root, recon, out = _recon_project(tmp_path)
+    record = json.loads((out / "results.json").read_text())
+    record["provenance"]["inputs"][0]["path"] = str(tmp_path / "elsewhere/images")
+    (out / "results.json").write_text(json.dumps(record))
+    card = inventory(root, extra=[tmp_path / "results"]).of("reconstruction")[0]
+    assert not any("PixCorr" in label for label, _ in card.numbers) and len(card.images) == 1
