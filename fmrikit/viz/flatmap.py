@@ -47,7 +47,7 @@ def voxels_to_volume(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[in
 def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject: str, xfm: str, *,
                    vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis",
                    title: str | None = None, units: str | None = None, categories: list | None = None,
-                   numbered: bool = False) -> Path:
+                   numbered: int = 0) -> Path:
     """Render a volume on a pycortex subject's flatmap and save it as PNG, its key (colour bar or legend) below it.
 
     Parameters
@@ -66,8 +66,8 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
         The colour bar's label.
     categories : list of :class:`~fmrikit.viz.keys.Category`, optional
         A label map: one colour and legend entry per label 1..n, sampled at mid-depth without averaging.
-    numbered : bool
-        Write each label's number on its largest patch (label maps).
+    numbered : int
+        Write the numbers of labels 1..``numbered`` on their largest patches (label maps; 0: none).
 
     Returns
     -------
@@ -97,7 +97,7 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
                                            with_labels=False, with_curvature=True, with_colorbar=False,
                                            with_sulci=False, **sampling)
         if numbered and categories:
-            _number_labels(fig.axes[0], len(categories))
+            _number_labels(fig.axes[0], min(numbered, len(categories)))
         if title:
             fig.suptitle(title, fontsize=14, y=1.0, va="bottom")  # above the cortex, not on it
         fig.savefig(tmp, dpi=100, facecolor="white", bbox_inches="tight")

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 #: Label colours: tab20's hues without its two greys (a grey reads as cortex on a flatmap), strong ones first,
-#: then Set1's without its grey; beyond these the list repeats.
+#: then hues tab20 lacks (from Trubetskoy's list of 20 distinct colours); beyond these the list repeats.
 _TAB20_STRONG = (0, 2, 4, 6, 8, 10, 12, 16, 18)
 _TAB20_LIGHT = (1, 3, 5, 7, 9, 11, 13, 17, 19)
-_SET1 = (0, 1, 2, 3, 4, 5, 6, 7)
+_EXTRA = ("#ffe119", "#000075", "#911eb4", "#f032e6", "#800000", "#bcf60c", "#aaffc3", "#808000")
 
 
 def label_palette(k: int) -> list[str]:
@@ -35,8 +35,8 @@ def label_palette(k: int) -> list[str]:
     import matplotlib
     from matplotlib.colors import to_hex
 
-    tab20, set1 = matplotlib.colormaps["tab20"], matplotlib.colormaps["Set1"]
-    base = [to_hex(tab20(i)) for i in _TAB20_STRONG + _TAB20_LIGHT] + [to_hex(set1(i)) for i in _SET1]
+    tab20 = matplotlib.colormaps["tab20"]
+    base = [to_hex(tab20(i)) for i in _TAB20_STRONG + _TAB20_LIGHT] + list(_EXTRA)
     return [base[i % len(base)] for i in range(k)]
 
 
@@ -106,7 +106,8 @@ def draw_colorbar(width_px: int, *, vmin: float, vmax: float, cmap, units: str |
 
 
 def draw_legend(width_px: int, categories: list[Category], *, dpi: int = 100) -> np.ndarray:
-    """A legend strip of colour patches and names (several per row).
+    """A legend strip of colour patches and names, several per row; entries with long names (more than 8
+    characters, e.g. beside numbered labels) get rows of their own so that short ones stay compact.
 
     Returns
     -------
@@ -115,13 +116,26 @@ def draw_legend(width_px: int, categories: list[Category], *, dpi: int = 100) ->
     from matplotlib.patches import Patch
 
     plt = _pyplot()
-    longest = max(len(c.name) for c in categories)
-    ncol = max(1, min(len(categories), int(width_px / dpi / (0.55 + 0.1 * longest))))
-    rows = -(-len(categories) // ncol)
-    fig = plt.figure(figsize=(width_px / dpi, 0.15 + 0.32 * rows), dpi=dpi)
-    fig.legend(handles=[Patch(facecolor=c.color, edgecolor="#333333", linewidth=0.5, label=c.name)
-                        for c in categories], loc="center", ncol=ncol, frameon=False, fontsize=12,
-               handlelength=1.4, columnspacing=1.2)
+    groups = [g for g in ([c for c in categories if len(c.name) <= 8], [c for c in categories if len(c.name) > 8])
+              if g]
+    layout = []
+    for group in groups:
+        longest = max(len(c.name) for c in group)
+        fits = max(1, min(len(group), int(width_px / dpi / (0.55 + 0.1 * longest))))
+        rows = -(-len(group) // fits)
+        layout.append((group, -(-len(group) // rows), rows))  # as few columns as the rows need: even rows
+    heights = [0.32 * rows for _, _, rows in layout]
+    fig = plt.figure(figsize=(width_px / dpi, 0.15 + sum(heights)), dpi=dpi)
+    top = 1.0
+    for (group, ncol, rows), height in zip(layout, heights):
+        share = height / (0.15 + sum(heights))
+        handles = [Patch(facecolor=c.color, edgecolor="#333333", linewidth=0.5, label=c.name) for c in group]
+        handles += [Patch(visible=False, label="") for _ in range(rows * ncol - len(group))]
+        # matplotlib fills a legend column by column: hand it the grid transposed so that rows read 1, 2, 3, ...
+        handles = [handles[r * ncol + c] for c in range(ncol) for r in range(rows)]
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, top), ncol=ncol, frameon=False,
+                   fontsize=12, handlelength=1.4, columnspacing=1.2, borderaxespad=0.2)
+        top -= share
     return _to_array(fig, dpi)
 
 

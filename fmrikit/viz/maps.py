@@ -110,7 +110,7 @@ def save_voxel_map(values: np.ndarray, ijk: np.ndarray, target: MapTarget, *,
                    nifti_path: str | os.PathLike | None = None, png_path: str | os.PathLike | None = None,
                    style: str = "stat", vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis",
                    title: str | None = None, units: str | None = None, categories: list[Category] | None = None,
-                   numbered: bool = False) -> dict[str, Any]:
+                   numbered: int = 0) -> dict[str, Any]:
     """Write a per-voxel vector as a NIfTI volume, then draw its picture.
 
     Parameters
@@ -133,8 +133,8 @@ def save_voxel_map(values: np.ndarray, ijk: np.ndarray, target: MapTarget, *,
         The colour bar's label: what the values are, with their unit.
     categories : list of Category, optional
         Legend of a label map, one per label 1..n (default: one entry, "selected", for a mask).
-    numbered : bool
-        Write each label's number on the map (flatmaps).
+    numbered : int
+        Write the numbers of labels 1..``numbered`` on the map (flatmaps; 0: none).
 
     Returns
     -------
@@ -316,5 +316,5 @@ def save_label_map(labels: np.ndarray, ijk: np.ndarray, target: MapTarget, png_p
     if faint is not None and np.any(faint):
         shown[np.asarray(faint, bool)] = k + 1
         categories.append(Category(f"{faint_name} ({int(np.sum(faint))} of {len(shown)} voxels)", "#ffffff"))
-    return save_voxel_map(shown, ijk, target, png_path=png_path, style="roi", categories=categories, numbered=True,
+    return save_voxel_map(shown, ijk, target, png_path=png_path, style="roi", categories=categories, numbered=k,
                           title=title)
