@@ -119,20 +119,29 @@ def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject:
 
 def _number_labels(ax, n: int) -> None:
     """Write label c's number at the most interior pixel of its largest patch on the flatmap (the data image that
-    pycortex drew, labelled ``data``)."""
+    pycortex drew, labelled ``data``), or of another of its patches when the largest one is next to a number
+    already written."""
     from scipy import ndimage
 
     image = next(i for i in ax.get_images() if i.get_label() == "data")
     img = np.ma.filled(np.ma.asarray(image.get_array(), dtype=np.float64), np.nan)
     h, w = img.shape[:2]
     left, right, bottom, top = image.get_extent()
+    rows, cols = np.indices((h, w))
+    free = np.ones((h, w), bool)  # away from the numbers already written
+    spacing = 0.05 * h  # about the width of a two-digit number
     for c in range(1, n + 1):
         patches, count = ndimage.label(np.isclose(img, c))
         if not count:
             continue
         largest = 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(img), patches, range(1, count + 1))))
         depth = ndimage.distance_transform_edt(patches == largest)
+        for candidate in (depth * free, ndimage.distance_transform_edt(patches > 0) * free):
+            if candidate.max() > 0:  # else every patch is next to another number: write it there anyway
+                depth = candidate
+                break
         row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        free &= (rows - row) ** 2 + (cols - col) ** 2 > spacing ** 2
         x = left + (col + 0.5) * (right - left) / w
         y = top + (row + 0.5) * (bottom - top) / h  # imshow's default origin: row 0 at the top
         ax.text(x, y, str(c), ha="center", va="center", fontsize=11, weight="bold", color="black", zorder=10,
