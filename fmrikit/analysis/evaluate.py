@@ -603,14 +603,15 @@ def _pyplot():
     return plt
 
 
-def recon_title(metrics: dict[str, Metric], n: int) -> str:
-    """The recon figure's title: what is shown and the computed metrics (chance in brackets), two lines."""
+def recon_title(metrics: dict[str, Metric], n: int, width: int = 110) -> str:
+    """The recon figure's title: what is shown, then the computed metrics (chance in brackets) wrapped at ``width``
+    characters."""
     shown = [f"{m.label.split(' (')[0]} {m.value:.3f}" + ("" if m.chance is None else f" (chance {m.chance:g})")
              for m in metrics.values() if m.status == "ok"]
     import textwrap
 
     return "\n".join([f"reconstructions (bottom) vs ground truth (top), {n} pairs scored",
-                      *textwrap.wrap(", ".join(shown), 110)])
+                      *textwrap.wrap(", ".join(shown), width)])
 
 
 def _recon_figure(gt: np.ndarray, rec: np.ndarray, keys: list, path: Path, metrics: dict[str, Metric],
@@ -626,7 +627,7 @@ def _recon_figure(gt: np.ndarray, rec: np.ndarray, keys: list, path: Path, metri
             if j == 0:
                 ax.set_ylabel(title)
         axes[0, j].set_title(f"stimulus {keys[j]}", fontsize=8)
-    fig.suptitle(recon_title(metrics, len(gt)), fontsize=9)
+    fig.suptitle(recon_title(metrics, len(gt), width=int(fig.get_figwidth() * 14)), fontsize=9)  # 9 pt: ~14 chars/in
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
