@@ -21,7 +21,7 @@ table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
 td, th { border: 1px solid #ccd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #eef1f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .figures { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; } figure img { max-width: 560px; max-height: 520px; border: 1px solid #dde; }
+figure { margin: 0; } figure img { max-width: 560px; border: 1px solid #dde; }
 figcaption { font-size: 13px; color: #333; max-width: 560px; }
 section { scroll-margin-top: 40px; }
 .card { border: 1px solid #dde; border-radius: 6px; padding: 6px 14px 10px; margin: 10px 0; background: #fcfcfe; }
