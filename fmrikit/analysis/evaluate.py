@@ -547,7 +547,8 @@ def _surface_r_maps(r: np.ndarray, ijk: np.ndarray, n_vertices: int, label: str,
 
     names = vertex_map_names(label, "r")
     lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0
-    style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
+    style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding accuracy",
+                 units="Pearson r, predicted vs measured")
     out = {names[h]: (lambda p, h=h: save_vertex_map(r, ijk[:, 0], ijk[:, 1], n_vertices, gifti={h: p}))
            for h in ("lh", "rh")}
     if pictures:

@@ -219,7 +219,8 @@ _EVALUATION_CAPTIONS = {
     ("mask", "figure.png"): "the mask over its reference (yellow: both; red: mask only; blue: reference only)",
     ("recon", "figure.png"): "ground truth (top) and reconstruction (bottom), with the computed metrics",
     ("retrieval", "figure.png"): "top-1 retrieval accuracy with 95% intervals",
-    ("encoding", "figure.png"): "voxel r histogram"}
+    ("encoding", "figure.png"): "voxel r histogram",
+    ("encoding", "r.png"): "encoding accuracy per voxel (Pearson r, predicted vs measured)"}
 
 
 def result_name(path: Path) -> str:
@@ -242,7 +243,8 @@ def _evaluation(path: Path) -> Output | None:
             skipped.append(m["label"])
     if skipped:
         numbers.append(("skipped (no weights or network here)", ", ".join(skipped)))
-    images = [(path.parent / name, _EVALUATION_CAPTIONS.get((record["kind"], name), f"{record['kind']} evaluation"))
+    images = [(path.parent / name, _EVALUATION_CAPTIONS.get((record["kind"], name.split("_")[-1]),
+                                                          f"{record['kind']} evaluation"))
               for name in record.get("outputs", []) if name.endswith(".png") and (path.parent / name).is_file()]
     title = f"{record['kind']}: {result_name(path)} (n = {record.get('n')})"
     return Output("evaluation", title, path, record, images, numbers)
@@ -300,7 +302,7 @@ def inventory(root: str | os.PathLike | None = None, *, extra: list[str | os.Pat
                 if item is not None:
                     outputs.append(item)
     _link_mask_evaluations(outputs)
-    _link_recon_evaluations(outputs)
+    _link_scored_evaluations(outputs)
     return Inventory(root=root, description=_json(root / "dataset_description.json"), outputs=outputs)
 
 
@@ -341,19 +343,19 @@ def _link_mask_evaluations(outputs: list[Output]) -> None:
             item.images[at:at] = [(path, f"overlap with {name} (yellow: both)") for path, _ in evaluation.images]
 
 
-def _link_recon_evaluations(outputs: list[Output]) -> None:
-    """Show each ``evaluate recon`` result beside the reconstruction it scored (its ``images/`` folder): the
-    metrics as its table has them and its figure."""
-    by_folder: dict[Path, list[Output]] = {}
+def _link_scored_evaluations(outputs: list[Output]) -> None:
+    """Show each ``evaluate recon`` / ``evaluate encoding`` result beside the output it scored (the folder of the
+    reconstructions' ``images/``, of the predictions' HDF5): its numbers, named by the results folder, and pictures."""
+    by_folder: dict[tuple[str, Path], list[Output]] = {}
     for item in outputs:
-        if item.kind == "evaluation" and item.sidecar.get("kind") == "recon":
-            pred, _ = evaluation_inputs(item.sidecar)
-            if pred is not None:
-                by_folder.setdefault(pred.parent if pred.name == "images" else pred, []).append(item)
+        kind = {"recon": "reconstruction", "encoding": "encoding"}.get(item.sidecar.get("kind"))
+        if item.kind == "evaluation" and kind:
+            scored, _ = evaluation_inputs(item.sidecar)
+            if scored is not None:
+                by_folder.setdefault((kind, scored.parent), []).append(item)
     for item in outputs:
-        if item.kind != "reconstruction":
-            continue
-        for evaluation in by_folder.get(item.path.resolve(), []):
+        for evaluation in by_folder.get((item.kind, item.path.resolve()), []):
             item.numbers += [(f"{result_name(evaluation.path)}: {label}", value) for label, value in evaluation.numbers]
-            item.images += evaluation.images
+            at = 0 if item.kind == "encoding" else len(item.images)  # an accuracy map before example predictions
+            item.images[at:at] = evaluation.images
             item.linked.append(evaluation)

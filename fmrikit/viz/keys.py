@@ -51,12 +51,12 @@ class Category:
 def colorbar_ticks(vmin: float, vmax: float, n: int = 5) -> np.ndarray:
     """Round ticks inside [vmin, vmax] plus both ends, so the maximum (and minimum) is always labelled.
 
-    Round ticks closer than 8 % of the range to an end are dropped so that labels never overlap.
+    Round ticks closer than 12 % of the range to an end are dropped so that labels never overlap.
     """
     from matplotlib.ticker import MaxNLocator
 
     inner = [t for t in MaxNLocator(n).tick_values(vmin, vmax)
-             if vmin + 0.08 * (vmax - vmin) < t < vmax - 0.08 * (vmax - vmin)]
+             if vmin + 0.12 * (vmax - vmin) < t < vmax - 0.12 * (vmax - vmin)]
     return np.array([vmin, *inner, vmax], dtype=np.float64)
 
 

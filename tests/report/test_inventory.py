@@ -46,3 +46,25 @@ def test_an_evaluation_of_something_else_is_not_linked(tmp_path):
     (out / "results.json").write_text(json.dumps(record))
     card = inventory(root, extra=[tmp_path / "results"]).of("reconstruction")[0]
     assert not any("PixCorr" in label for label, _ in card.numbers) and len(card.images) == 1
+
+
+def test_an_encoding_evaluation_puts_its_r_map_first_on_the_predictions_card(tmp_path):
+    root = tmp_path / "proj"
+    enc = root / "sub-01/sub-01_encode-shared"
+    enc.mkdir(parents=True)
+    (enc / "encode.json").write_text(json.dumps({"n_images": 3}))
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(enc / "sub-01_img-stim-5_pred.png")
+    (enc / "sub-01_pred.h5").write_bytes(b"")
+    out = tmp_path / "results/encoding/sub-01"
+    out.mkdir(parents=True)
+    for name in ("figure.png", "sub-01_r.png"):
+        Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(out / name)
+    record = {"schema": "fmrikit.evaluate/1", "kind": "encoding", "n": 3,
+              "outputs": ["results.json", "figure.png", "sub-01_r.png"],
+              "metrics": {"median_r": {"label": "voxel r, median", "value": 0.25, "status": "ok", "chance": 0.0}},
+              "provenance": {"inputs": [{"path": str((enc / "sub-01_pred.h5").resolve())}]}}
+    (out / "results.json").write_text(json.dumps(record))
+    card = inventory(root, extra=[tmp_path / "results"]).of("encoding")[0]
+    assert ("encoding/sub-01: voxel r, median", "0.2500 (chance 0.0000)") in card.numbers
+    assert [p.name for p, _ in card.images] == ["figure.png", "sub-01_r.png", "sub-01_img-stim-5_pred.png"]
+    assert card.images[1][1].startswith("encoding accuracy per voxel")
