@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrikit.project import project_root
+from fmrikit.viz.curves import read_log
 
 SUBJECT = re.compile(r"^sub-(\d+)$")
 
@@ -159,6 +160,8 @@ _ORDER = {"selected voxels": 0, "mask weights": 2, "training curves": 9}
 
 
 def _caption(name: str) -> str:
+    if name.startswith("training_log_") and name.endswith(".png"):  # one log per part of a model
+        return f"training curves ({name[len('training_log_'):-4]})"
     for key, text in (("_mask.png", "selected voxels"), ("_weights.png", "mask weights"), ("_log.png", "training curves"),
                       ("noiseceiling", "noise ceiling (%)"), ("clusters", "clusters")):
         if key in name:
@@ -181,7 +184,12 @@ def _model(folder: Path, subject: str | None) -> Output:
         elif isinstance(s, dict) and "mse_ratio" in s:
             numbers.append((f"{key}: masked MSE / mean-flatmap MSE", _fmt(s["mse_ratio"])))
     logs = sorted(folder.glob("training_log*.tsv"))
-    images = [(png, _caption(png.name)) for png in _pngs(folder)]
+    single = [log for log in logs if len(read_log(log).get("epoch", [])) == 1]
+    for log in single:  # a closed-form fit logs one row: its numbers, not a curve
+        numbers += [(f"{log.stem.replace('training_log', 'fit').replace('_', ' ')}: {name}", _fmt(values[0], 4))
+                    for name, values in read_log(log).items() if name != "epoch"]
+    images = [(png, _caption(png.name)) for png in _pngs(folder) if png.with_suffix(".tsv") not in single]
+    logs = [log for log in logs if log not in single]
     name = config.get("class") or run.get("command") or folder.name
     return Output("model", f"{folder.name} ({name})", folder, run, images, numbers,
                   log=logs[0] if logs else None, subject=subject)

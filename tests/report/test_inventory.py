@@ -68,3 +68,14 @@ def test_an_encoding_evaluation_puts_its_r_map_first_on_the_predictions_card(tmp
     assert ("encoding/sub-01: voxel r, median", "0.2500 (chance 0.0000)") in card.numbers
     assert [p.name for p, _ in card.images] == ["figure.png", "sub-01_r.png", "sub-01_img-stim-5_pred.png"]
     assert card.images[1][1].startswith("encoding accuracy per voxel")
+
+
+def test_a_closed_form_fit_shows_its_numbers_not_a_curve(tmp_path):
+    folder = tmp_path / "proj/sub-01/sub-01_desc-ridge_latentmapper"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"command": "pretrain latent-mapper"}))
+    (folder / "training_log_image.tsv").write_text("epoch\talpha_median\tcv_r2_mean\n0\t1000\t0.264238\n")
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(folder / "training_log_image.png")  # drawn by an old run
+    card = inventory(tmp_path / "proj").of("model")[0]
+    assert ("fit image: cv_r2_mean", "0.2642") in card.numbers and ("fit image: alpha_median", "1000") in card.numbers
+    assert card.images == [] and card.log is None
