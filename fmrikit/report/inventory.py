@@ -207,9 +207,17 @@ def _reconstruction(folder: Path, subject: str) -> Output:
 
 def _encoding(folder: Path, subject: str) -> Output:
     sidecar = _json(folder / "encode.json")
-    numbers = [("images", _fmt(sidecar.get("n_images", len(sidecar.get("images", [])) or None)))]
-    images = [(png, png.stem) for png in _pngs(folder)[:6]]
+    p = sidecar.get("parameters", {})
+    numbers = [("images", _fmt(p.get("n_images") or sidecar.get("n_images"))),
+               ("which", "the subject's shared (test) images" if p.get("shared") else str(p.get("images")))]
+    images = [(png, _prediction_caption(png.name)) for png in _pngs(folder)[:6]]
     return Output("encoding", folder.name, folder, sidecar, images, numbers, subject=subject)
+
+
+def _prediction_caption(name: str) -> str:
+    """``sub-01_img-stim-26_pred.png`` -> ``predicted response to stim-26 (z-scored betas)``."""
+    image = name.split("_img-", 1)[1].rsplit("_pred", 1)[0] if "_img-" in name else Path(name).stem
+    return f"predicted response to {image} (z-scored betas)"
 
 
 def _clusters(folder: Path) -> Output:
@@ -365,5 +373,5 @@ def _link_scored_evaluations(outputs: list[Output]) -> None:
         for evaluation in by_folder.get((item.kind, item.path.resolve()), []):
             item.numbers += [(f"{result_name(evaluation.path)}: {label}", value) for label, value in evaluation.numbers]
             at = 0 if item.kind == "encoding" else len(item.images)  # an accuracy map before example predictions
-            item.images[at:at] = evaluation.images
+            item.images[at:at] = sorted(evaluation.images, key=lambda image: image[0].name == "figure.png")
             item.linked.append(evaluation)

@@ -26,6 +26,7 @@ figcaption { font-size: 13px; color: #333; max-width: 560px; }
 section { scroll-margin-top: 40px; }
 .card { border: 1px solid #dde; border-radius: 6px; padding: 6px 14px 10px; margin: 10px 0; background: #fcfcfe; }
 .missing { color: #8a5a00; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; } .cards > .card { flex: 1 1 560px; margin: 0; }
 """
 
 SECTIONS = [("project", "Project"), ("subjects", "Subjects"), ("models", "Models"),
@@ -185,7 +186,7 @@ def render(inv: Inventory, assets: Assets, curves: dict[Path, Path], steps: list
             if len(like) > 1:
                 header = ["metric"] + [result_name(e.path) for e in like]
                 block.append(f"<h3>{_e(kind)}: side by side</h3>" + _grid(header, compare_rows([e.sidecar for e in like])))
-            block += [_card(e, assets, curves) for e in like]
+            block.append("<div class='cards'>" + "".join(_card(e, assets, curves) for e in like) + "</div>")
         parts.append(_section("evaluations", "".join(block)))
     nav = "".join(f"<a href='#{key}'>{label}</a>" for key, label in SECTIONS if key in present)
     nav += "".join(f"<a href='#{s}'>{s}</a>" for s in inv.subjects if "subjects" in present)

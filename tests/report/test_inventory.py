@@ -52,7 +52,7 @@ def test_an_encoding_evaluation_puts_its_r_map_first_on_the_predictions_card(tmp
     root = tmp_path / "proj"
     enc = root / "sub-01/sub-01_encode-shared"
     enc.mkdir(parents=True)
-    (enc / "encode.json").write_text(json.dumps({"n_images": 3}))
+    (enc / "encode.json").write_text(json.dumps({"parameters": {"n_images": 3, "shared": True}}))
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(enc / "sub-01_img-stim-5_pred.png")
     (enc / "sub-01_pred.h5").write_bytes(b"")
     out = tmp_path / "results/encoding/sub-01"
@@ -65,9 +65,11 @@ def test_an_encoding_evaluation_puts_its_r_map_first_on_the_predictions_card(tmp
               "provenance": {"inputs": [{"path": str((enc / "sub-01_pred.h5").resolve())}]}}
     (out / "results.json").write_text(json.dumps(record))
     card = inventory(root, extra=[tmp_path / "results"]).of("encoding")[0]
+    assert ("images", "3") in card.numbers
     assert ("encoding/sub-01: voxel r, median", "0.2500 (chance 0.0000)") in card.numbers
-    assert [p.name for p, _ in card.images] == ["figure.png", "sub-01_r.png", "sub-01_img-stim-5_pred.png"]
-    assert card.images[1][1].startswith("encoding accuracy per voxel")
+    assert [p.name for p, _ in card.images] == ["sub-01_r.png", "figure.png", "sub-01_img-stim-5_pred.png"]
+    assert card.images[0][1].startswith("encoding accuracy per voxel")
+    assert card.images[2][1] == "predicted response to stim-5 (z-scored betas)"
 
 
 def test_a_closed_form_fit_shows_its_numbers_not_a_curve(tmp_path):
