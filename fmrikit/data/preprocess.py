@@ -286,7 +286,7 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
          sources: list[Path]) -> PreprocessResult:
     import h5py
 
-    from fmrikit.data.dataset import conventions
+    from fmrikit.data.dataset import convention_attrs, conventions
     from fmrikit.viz.maps import MapTarget, save_voxel_map
 
     label, stem = subject_label(subject), dataset_stem(subject, name)
@@ -320,11 +320,7 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                             where=lambda s: parts[s][0].path)
             _write_tables(out, design, ijk, subject, affine, mask.shape, stimuli, pycortex, ncsnr_volume)
             out.attrs.update(attrs)
-            out.attrs.update({"anatomy": target.anatomy, "sessions": np.asarray(record["sessions"], np.int64),
-                              "normalisation": normalisation, "planned_repeats": record["planned_repeats"] or 0,
-                              "n_test_images": record["n_test_images"],
-                              "n_test_images_all_repeats": record["n_test_images_all_repeats"],
-                              "test_stim_ids": np.asarray(record["test_stim_ids"], np.int64)})
+            out.attrs.update({"anatomy": target.anatomy, **convention_attrs(record)})
         n_dropped = int(constant.sum())
         keep = ~constant
         if n_dropped:
