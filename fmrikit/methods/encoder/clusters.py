@@ -9,8 +9,9 @@ voxels (all subjects pooled).
 Outputs, in one folder written atomically:
 
 ``sub-NN_desc-clusters_dseg.nii.gz``  int16 labels 1..k on the subject's grid, 0 elsewhere
-``sub-NN_desc-clusters.png``          picture, one colour per cluster (pycortex flatmap, else nilearn mosaic)
-``cluster-KK_top-images.png``         montage of the cluster's preferred images
+``sub-NN_desc-clusters.png``          picture, one colour and number per cluster, voxels with a noise ceiling
+                                      below 10% white (pycortex flatmap, else nilearn mosaic)
+``cluster-KK_top-images.png``         montage of the cluster's preferred images under a band of its map colour
 ``cluster_sizes.csv``                 voxels per cluster and subject
 ``clusters.h5``                       labels and voxel ijk per subject, per-image cluster responses
 ``clusters.json``                     sidecar, with each cluster's preferred images
