@@ -85,6 +85,15 @@ def conventions(stim_id: np.ndarray, session: np.ndarray, shared: np.ndarray, *,
             "n_test_images_all_repeats": int((counts >= planned).sum()), "test_stim_ids": test.astype(int).tolist()}
 
 
+def convention_attrs(record: dict) -> dict:
+    """A :func:`conventions` record as the HDF5 root attributes ``preprocess`` writes (``betas_version`` and
+    ``space`` are written with the source's attributes)."""
+    return {"sessions": np.asarray(record["sessions"], np.int64), "normalisation": record["normalisation"] or "",
+            "planned_repeats": record["planned_repeats"] or 0, "n_test_images": record["n_test_images"],
+            "n_test_images_all_repeats": record["n_test_images_all_repeats"],
+            "test_stim_ids": np.asarray(record["test_stim_ids"], np.int64)}
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """Everything in a preprocessed dataset except the betas themselves."""

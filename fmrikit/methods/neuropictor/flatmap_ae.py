@@ -234,7 +234,9 @@ def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, siz
     for s in subjects:
         dataset = preproc_betas_path(root, s, roi)
         if dataset.is_file() and not flatmap_path(root, s, roi, size).is_file():
-            check_flatmap_source(read_info(dataset))
+            info = read_info(dataset)
+            if not info.is_surface:  # a surface dataset uses the common fsaverage flat space
+                check_flatmap_source(info)
 
     def caches() -> list[Path]:
         return [flatmap_dataset(s, root=root, roi=roi, size=size) for s in subjects]
