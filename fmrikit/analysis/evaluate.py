@@ -17,7 +17,7 @@ import numpy as np
 from fmrikit._logging import logger
 from fmrikit.analysis import metrics as M
 from fmrikit.analysis.results import Metric, write_report
-from fmrikit.errors import DataValueError, FmrikitError, MissingInputError
+from fmrikit.errors import DataValueError, FmrikitError, InputError, MissingInputError
 from fmrikit.io.atomic import claim_outputs, one_run
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.project import preproc_betas_path, project_root, subject_label
@@ -181,6 +181,9 @@ def evaluate_retrieval(brain: str | os.PathLike, image: str | os.PathLike, out: 
     elif len(b) != len(i):
         raise DataValueError("brain and image embeddings differ in count", path=image, expected=str(len(b)),
                              found=str(len(i)))
+    if len(b) < n_candidates:
+        raise InputError("--candidates is larger than the test set (retrieval is never silently among fewer)",
+                         path=brain, expected=f"--candidates {len(b)} or fewer", found=f"--candidates {n_candidates}")
     res = M.retrieval(b, i, n_candidates=n_candidates, n_draws=n_draws, seed=seed)
     chance = res["chance"]
     metrics = {name: Metric(label, res[name]["mean"], chance=chance, n=len(b))

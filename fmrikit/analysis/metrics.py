@@ -535,7 +535,8 @@ def _check_draws(n: int, n_candidates: int, n_draws: int) -> None:
         raise InputError("retrieval needs at least 2 candidates and 2 draws", expected="n_candidates, n_draws >= 2",
                          found=f"n_candidates={n_candidates}, n_draws={n_draws}")
     if n < n_candidates:
-        raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+        raise InputError("fewer items than retrieval candidates (a draw is never shrunk to fit: ask for at most N)",
+                         expected=f"n_candidates <= N = {n}", found=f"n_candidates = {n_candidates}")
 
 
 def _over_draws(a: np.ndarray, b: np.ndarray, n_candidates: int, n_draws: int, seed: int,

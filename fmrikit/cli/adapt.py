@@ -13,7 +13,7 @@ from fmrikit.cli import reports
 from fmrikit.cli._common import ModelGroup, call, sessions_list
 from fmrikit.cli.pretrain import neuropictor_settings
 from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
-from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, TrainSettings
+from fmrikit.methods.mindeye.settings import TrainSettings, decoder_preset, with_options
 from fmrikit.methods.neuropictor.settings import NEUROPICTOR_SETTINGS, NeuroPictorOptions
 
 app = typer.Typer(cls=ModelGroup, no_args_is_help=True,
@@ -31,10 +31,13 @@ def decoder(
                                                     "brainmask with --mask].")] = None,
     sessions: o.Sessions = None,
     backbone: o.DecoderBackbone = None,
-    unfreeze_backbone: o.Unfreeze = False,
-    epochs: o.Epochs = TrainSettings.epochs,
-    batch_size: o.TrialBatch = SUBJECT_BATCH_SIZE,
-    lr: o.Lr = TrainSettings.lr,
+    unfreeze_backbone: Annotated[bool, typer.Option(
+        "--unfreeze-backbone", help="Fine-tune the whole pretrained model on the subject (MindEye2's published "
+                                    "1-session arm); otherwise only the new input layer trains.")] = False,
+    preset: o.Preset = "small",
+    epochs: o.PresetEpochs = None,
+    batch_size: o.PresetBatch = None,
+    lr: o.PresetLr = None,
     weight_decay: o.WeightDecay = TrainSettings.weight_decay,
     mse_weight: o.MseWeight = TrainSettings.mse_weight,
     temperature: o.Temperature = TrainSettings.temperature,
@@ -49,11 +52,13 @@ def decoder(
     on its own)."""
     from fmrikit.methods.mindeye.adapt import adapt_subject
 
+    chosen = call(decoder_preset, preset)
     result = call(adapt_subject, subject, root=root, roi=roi, mask=mask, sessions=sessions_list(sessions),
                   backbone=backbone, unfreeze_backbone=unfreeze_backbone,
-                  settings=TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                         mse_weight=mse_weight, temperature=temperature, seed=seed),
-                  desc=desc, device=device, resume=resume, overwrite=overwrite)
+                  settings=with_options(chosen.subject, epochs=epochs, batch_size=batch_size, lr=lr,
+                                        weight_decay=weight_decay, mse_weight=mse_weight, temperature=temperature,
+                                        seed=seed),
+                  preset=preset, desc=desc, device=device, resume=resume, overwrite=overwrite)
     reports.retrieval(f"subject decoder ({result.n_voxels} voxels)", result.model, result.retrieval)
 
 

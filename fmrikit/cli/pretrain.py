@@ -17,7 +17,8 @@ from fmrikit.cli._common import ModelGroup, call, int_list, out_console, session
 from fmrikit.engine.settings import SupervisedSettings
 from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
 from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS, AutoencoderSize
-from fmrikit.methods.mindeye.settings import PRIOR_SETTINGS, ModelSize, TrainSettings
+from fmrikit.methods.mindeye.settings import (PRIOR_SETTINGS, DecoderPreset, ModelSize, TrainSettings,
+                                             decoder_preset, with_options)
 from fmrikit.methods.neuropictor.settings import FLATMAP_AE_SETTINGS, NEUROPICTOR_SETTINGS, NeuroPictorOptions
 from fmrikit.project import subject_label
 
@@ -32,13 +33,15 @@ Out = Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>
 def decoder(
     subjects: o.Subjects,
     roi: o.Roi = "nsdgeneral",
-    features: o.Features = "gabor",
+    preset: o.Preset = "small",
+    features: o.PresetFeatures = None,
     image_model: o.ImageModel = None,
-    hidden: o.Hidden = ModelSize.hidden,
-    blocks: o.Blocks = ModelSize.n_blocks,
-    epochs: o.Epochs = TrainSettings.epochs,
-    batch_size: o.TrialBatch = TrainSettings.batch_size,
-    lr: o.Lr = TrainSettings.lr,
+    targets: o.Targets = None,
+    hidden: o.PresetHidden = None,
+    blocks: o.PresetBlocks = None,
+    epochs: o.PresetEpochs = None,
+    batch_size: o.PresetBatch = None,
+    lr: o.PresetLr = None,
     weight_decay: o.WeightDecay = TrainSettings.weight_decay,
     mse_weight: o.MseWeight = TrainSettings.mse_weight,
     temperature: o.Temperature = TrainSettings.temperature,
@@ -53,13 +56,22 @@ def decoder(
     under torchrun."""
     from fmrikit.methods.mindeye.pretrain import pretrain_decoder
 
-    result = call(pretrain_decoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out, features=features,
-                  image_model=image_model, size=ModelSize(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
-                  settings=TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                         mse_weight=mse_weight, temperature=temperature, seed=seed),
-                  device=device, resume=resume, overwrite=overwrite)
+    chosen = call(decoder_preset, preset)
+    result = call(pretrain_decoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out,
+                  features=features or chosen.features, image_model=image_model, targets=targets or chosen.targets,
+                  size=decoder_size(chosen, hidden, blocks),
+                  settings=with_options(chosen.pretrain, epochs=epochs, batch_size=batch_size, lr=lr,
+                                        weight_decay=weight_decay, mse_weight=mse_weight, temperature=temperature,
+                                        seed=seed),
+                  preset=preset, device=device, resume=resume, overwrite=overwrite)
     for key, scores in result.retrieval.items():
         reports.retrieval(f"decoder {key}", result.model, scores)
+
+
+def decoder_size(preset: DecoderPreset, hidden: Optional[int], blocks: Optional[int]) -> ModelSize:
+    """A preset's decoder size with the width (of the backbone and the projector) and depth given on the command
+    line."""
+    return with_options(preset.size, hidden=hidden, proj_hidden=hidden, n_blocks=blocks)
 
 
 @app.command("encoder")

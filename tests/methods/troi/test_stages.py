@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from fmrikit.methods.troi.stages import keep_count, lowpass, select
 
@@ -47,3 +48,44 @@ def test_select_keeps_the_highest_positive_alive_scores():
     kept = select(scores, alive, 3)
     assert np.nonzero(kept)[0].tolist() == [1, 3, 6]
     assert select(scores, alive, 10).sum() == 4  # only alive voxels with positive scores
+
+
+def test_gate_removes_voxels_whose_lowpassed_weight_falls_below_the_threshold():
+    import torch
+
+    from fmrikit.methods.troi.gate import VoxelGate
+
+    def neighbours(w):  # a 1-D "low-pass": the mean of each voxel and its two neighbours
+        padded = np.concatenate([[w[0]], w, [w[-1]]])
+        return (padded[:-2] + padded[1:-1] + padded[2:]) / 3
+
+    gate = VoxelGate(6, threshold=0.5, lasso=0.25, lowpass=neighbours)
+    with torch.no_grad():
+        gate.weight.copy_(torch.tensor([1.0, 1.0, 0.2, 1.0, 0.1, 0.1]))
+    # filtered: [1, .733, .733, .433, .4, .1]: the isolated weight 1.0 at index 3 goes with its neighbours, the
+    # low weight 0.2 at index 2 stays with its
+    gate.after_step()
+    assert gate.alive.tolist() == [True, True, True, False, False, False]
+    assert gate.weight.tolist() == pytest.approx([1.0, 1.0, 0.2, 0, 0, 0])
+    torch.testing.assert_close(gate.penalty(), torch.tensor(0.25 * 2.2))
+    np.testing.assert_allclose(gate.scores(), neighbours(np.array([1.0, 1.0, 0.2, 0, 0, 0])))
+    gate.keep_only(np.array([True, False, True, True, True, True]))
+    assert gate.alive.tolist() == [True, False, True, False, False, False] and gate.weight[1] == 0
+
+
+def test_occipital_crop_keeps_the_posterior_fraction_in_world_coordinates():
+    from types import SimpleNamespace
+
+    from fmrikit.methods.troi.stages import occipital_columns
+
+    rng = np.random.default_rng(0)
+    ijk = np.argwhere(rng.uniform(size=(6, 9, 4)) < 0.6)
+    # the second voxel axis runs from anterior to posterior (negative y step), as in NSD's func1pt8mm grids
+    affine = np.array([[-1.8, 0, 0, 90], [0, -2.0, 0, 30], [0, 0, 1.5, -20], [0, 0, 0, 1.0]])
+    info = SimpleNamespace(is_surface=False, ijk=ijk, affine=affine, n_voxels=len(ijk))
+    got = occipital_columns(info, 0.4)
+    y = 30 - 2.0 * ijk[:, 1]
+    expected = np.nonzero(y <= y.min() + 0.4 * (y.max() - y.min()))[0]
+    np.testing.assert_array_equal(got, expected)
+    assert ijk[got, 1].min() >= ijk[:, 1].max() - 0.4 * (ijk[:, 1].max() - ijk[:, 1].min())  # the back of the grid
+    assert len(occipital_columns(info, 1.0)) == len(ijk)
