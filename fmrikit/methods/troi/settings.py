@@ -31,7 +31,10 @@ class TroiSettings:
     threshold : float
         After every step, voxels whose (low-passed) mask weight is below it are zeroed for good.
     lasso : float
-        LASSO coefficient on the sum of absolute mask weights at the first epoch after the warm-up.
+        LASSO coefficient on the sum of absolute mask weights at the first epoch after the warm-up. It acts by a
+        proximal step after each optimiser step (:class:`~fmrikit.methods.troi.gate.VoxelGate`): each weight
+        shrinks by ``mask_lr * lasso``, which AdamW's task-gradient step (about ``mask_lr`` times the gradient's
+        consistency, between 0 and 1) must beat, so the coefficient is on that 0-1 scale.
     lasso_growth : float
         After an epoch that ends with more voxels than the schedule allows (geometric from all voxels
         to ``budget`` at the last epoch), the LASSO coefficient is multiplied by this.
@@ -62,8 +65,8 @@ class TroiSettings:
     stage1_epochs: int = 15
     warmup_epochs: int = 2
     threshold: float = 0.5
-    lasso: float = 1e-3
-    lasso_growth: float = 2.0
+    lasso: float = 0.05
+    lasso_growth: float = 1.5
     mask_lr: float = 2e-2
     stage1_lr: float = 3e-2
     lowpass: bool = True

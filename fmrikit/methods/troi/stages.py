@@ -382,7 +382,8 @@ def _stage1(model: MindEyeDecoder, data: SubjectData, train_targets: torch.Tenso
     weights : ndarray of float32, shape (V,)
         Final mask weights, zero for the voxels not selected.
     history : list of dict
-        Per epoch: the task losses, ``voxels`` selected, ``target`` (the schedule), ``lasso``, ``capped`` (voxels
+        Per epoch: the task losses, ``voxels`` selected, ``target`` (the schedule), ``lasso`` (the coefficient of
+        that epoch), ``lasso_term`` (the LASSO part of the objective at its end), ``capped`` (voxels
         removed by the budget's guarantee rather than by the LASSO), and with ``informative`` the mean mask weight
         (``w_informative``, ``w_other``: 0 once removed) and fraction still selected (``kept_informative``,
         ``kept_other``) of the truly informative and the other voxels, and the ``precision`` of the selection.
@@ -394,7 +395,8 @@ def _stage1(model: MindEyeDecoder, data: SubjectData, train_targets: torch.Tenso
     layer.ijk.copy_(torch.from_numpy(data.ijk))
     params = set_trainable(model, data.key, train_shared)
     smoothing = column_lowpass(data.info, data.ijk, troi.lowpass_sigma) if troi.lowpass else None
-    gate = VoxelGate(data.n_voxels, troi.threshold, 0.0, lowpass=smoothing).to(ctx.device)
+    gate = VoxelGate(data.n_voxels, troi.threshold, 0.0, lowpass=smoothing, step_size=troi.mask_lr,
+                     floor=troi.budget).to(ctx.device)
     layer_params = list(layer.parameters())
     groups = [{"params": layer_params},
               {"params": [p for p in params if all(p is not q for q in layer_params)], "lr": settings.lr},
@@ -410,7 +412,7 @@ def _stage1(model: MindEyeDecoder, data: SubjectData, train_targets: torch.Tenso
         alive = gate.alive.cpu().numpy()
         row = {"voxels": int(alive.sum()), "target": keep_count(data.n_voxels, troi.budget, troi.stage1_epochs, epoch,
                                                                  troi.warmup_epochs),
-               "lasso": float(gate.lasso), "capped": 0}
+               "lasso": float(gate.lasso), "lasso_term": gate.lasso_value(), "capped": 0}
         if epoch + 1 == troi.stage1_epochs and row["voxels"] > troi.budget:  # the guarantee
             gate.keep_only(select(gate.scores(), alive, troi.budget))
             row["capped"] = row["voxels"] - troi.budget

@@ -50,27 +50,47 @@ def test_select_keeps_the_highest_positive_alive_scores():
     assert select(scores, alive, 10).sum() == 4  # only alive voxels with positive scores
 
 
-def test_gate_removes_voxels_whose_lowpassed_weight_falls_below_the_threshold():
+def _neighbours(w):  # a 1-D "low-pass": the mean of each voxel and its two neighbours
+    padded = np.concatenate([[w[0]], w, [w[-1]]])
+    return (padded[:-2] + padded[1:-1] + padded[2:]) / 3
+
+
+def test_gate_lasso_is_a_proximal_step_then_lowpass_then_threshold():
     import torch
 
     from fmrikit.methods.troi.gate import VoxelGate
 
-    def neighbours(w):  # a 1-D "low-pass": the mean of each voxel and its two neighbours
-        padded = np.concatenate([[w[0]], w, [w[-1]]])
-        return (padded[:-2] + padded[1:-1] + padded[2:]) / 3
-
-    gate = VoxelGate(6, threshold=0.5, lasso=0.25, lowpass=neighbours)
+    gate = VoxelGate(6, threshold=0.5, lasso=0.25, lowpass=_neighbours, step_size=0.4)
+    start = np.array([1.1, 1.1, 0.3, 1.1, 0.2, 0.05])
     with torch.no_grad():
-        gate.weight.copy_(torch.tensor([1.0, 1.0, 0.2, 1.0, 0.1, 0.1]))
-    # filtered: [1, .733, .733, .433, .4, .1]: the isolated weight 1.0 at index 3 goes with its neighbours, the
-    # low weight 0.2 at index 2 stays with its
+        gate.weight.copy_(torch.tensor(start))
+    assert gate.penalty().item() == 0  # the LASSO never enters the loss's gradient (AdamW would normalise it away)
+    assert gate.lasso_value() == pytest.approx(0.25 * start.sum(), rel=1e-6)
     gate.after_step()
-    assert gate.alive.tolist() == [True, True, True, False, False, False]
-    assert gate.weight.tolist() == pytest.approx([1.0, 1.0, 0.2, 0, 0, 0])
-    torch.testing.assert_close(gate.penalty(), torch.tensor(0.25 * 2.2))
-    np.testing.assert_allclose(gate.scores(), neighbours(np.array([1.0, 1.0, 0.2, 0, 0, 0])))
+    shrunk = np.maximum(start - 0.4 * 0.25, 0)  # soft threshold by step * lasso: [1, 1, .2, 1, .1, 0]
+    kept = _neighbours(shrunk) >= 0.5  # filtered [1, .733, .733, .433, .367, .033]
+    assert gate.alive.numpy().tolist() == kept.tolist() == [True, True, True, False, False, False]
+    np.testing.assert_allclose(gate.weight.detach().numpy(), np.where(kept, shrunk, 0), rtol=1e-6)
+    np.testing.assert_allclose(gate.scores(), _neighbours(np.where(kept, shrunk, 0)), rtol=1e-6)
     gate.keep_only(np.array([True, False, True, True, True, True]))
     assert gate.alive.tolist() == [True, False, True, False, False, False] and gate.weight[1] == 0
+
+
+def test_gate_floor_keeps_the_best_filtered_voxels_and_then_stops_shrinking():
+    import torch
+
+    from fmrikit.methods.troi.gate import VoxelGate
+
+    gate = VoxelGate(6, threshold=0.5, lasso=1.0, step_size=0.3, floor=2)
+    w = np.array([0.6, 0.7, 0.75, 0.4, 0.65, 0.2])
+    with torch.no_grad():
+        gate.weight.copy_(torch.tensor(w))
+    gate.after_step()  # shrunk [.3, .4, .45, .1, .35, 0]: all below 0.5, so the floor keeps the 2 best
+    assert np.nonzero(gate.alive.numpy())[0].tolist() == [1, 2]
+    before = gate.weight.detach().clone()
+    gate.after_step()  # at the floor: nothing moves any more
+    torch.testing.assert_close(gate.weight.detach(), before)
+    assert int(gate.alive.sum()) == 2
 
 
 def test_occipital_crop_keeps_the_posterior_fraction_in_world_coordinates():
