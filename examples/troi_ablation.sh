@@ -105,8 +105,8 @@ for label, root, desc, mask, oracle, versus in [
         ("TROI w/o rewinding", noisy, "troiNoLRR", "troiNoLRR", False, None),
         ("annotated ROI, backbone frozen", noisy, "annotated", None, False, None),
         ("annotated ROI, whole model fine-tuned", noisy, "annotatedFT", None, False, None),
-        ("oracle: true informative voxels as the mask", noisy, "oracleMask", None, True, None),
-        ("oracle: informative voxels, noise-free responses", free, "oracleFree", None, True, None)]:
+        ("true informative voxels as the mask", noisy, "oracleMask", None, True, None),
+        ("informative voxels, noise-free responses", free, "oracleFree", None, True, None)]:
     fit = json.loads((root / f"sub-01/sub-01_desc-{desc}.json").read_text())
     chosen = nib.load(root / f"sub-01/sub-01_desc-{mask}_mask.nii.gz" if mask else
                       annotated_mask if "annotated" in desc else
