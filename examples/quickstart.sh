@@ -62,6 +62,10 @@ echo
 step "pretrain encoder" fmrikit pretrain encoder --subjects 1,2,3,4 --features effnet-lite0 --epochs 10 \
   --lr 3e-3 --voxels-per-image 2000 --overwrite
 step "cluster-embeddings" fmrikit cluster-embeddings --k 20 --subjects 1,2 --max-images 120 --overwrite
+# its predictions for subject 1's held-out shared images, scored voxel by voxel (the r map of the report)
+step "encode (shared)" fmrikit encode --subject 1 --shared --max-flatmaps 2 --overwrite
+step "evaluate encoding" fmrikit evaluate encoding --pred "$FMRIKIT_ROOT/sub-01/sub-01_encode-shared/sub-01_pred.h5" \
+  --subject 1 --out "$RESULTS/encoding/sub-01" --overwrite > /dev/null
 
 # reconstruction on the embedded default: the image autoencoder, subject 1's ridge latent mapper (the best of
 # the four in examples/recon_mappers.sh) trained on sessions 2-4, then images from the raw betas file of

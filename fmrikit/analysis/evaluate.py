@@ -170,7 +170,7 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     inputs = [{"path": str(Path(pred).resolve()), "n_images": n_reconstructions}, _input(truth)]
     return write_report(out, kind="recon", preset=preset, protocol=protocol, n=n, metrics=metrics,
                         details={"keys": [str(k) for k in keys]}, inputs=inputs,
-                        figure=lambda p: _recon_figure(gt, rec, keys, p), overwrite=overwrite)
+                        figure=lambda p: _recon_figure(gt, rec, keys, p, metrics), overwrite=overwrite)
 
 
 @one_run
@@ -347,7 +347,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
         if flatmap:
             lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0  # symmetric, so r = 0 is white
             extra[f"{label}_r.png"] = lambda p: save_voxel_map(r, ijk, target, png_path=p, vmin=-lim, vmax=lim,
-                                                               cmap="RdBu_r", title=f"{label} encoding r")
+                                                               cmap="RdBu_r", title=f"{label} encoding accuracy",
+                                                               units="Pearson r, predicted vs measured")
     inputs = [file_checksum(pred), {"path": str(data_path.resolve())}]
     return write_report(out, kind="encoding", preset=None, protocol=protocol, n=len(stim), metrics=metrics,
                         details=details, inputs=inputs, figure=lambda p: _r_histogram(r, p), extra_files=extra,
@@ -357,18 +358,33 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
 @one_run
 def evaluate_mask(mask: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
                   root: str | os.PathLike | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Dice, precision and recall of a voxel mask against a reference mask (values > 0)."""
+    """Dice, precision and recall of a voxel mask against a reference mask (values > 0).
+
+    ``figure.png`` draws the mask over the reference (overlap, mask only, reference only): a pycortex flatmap when
+    the subject's preprocessed dataset on the same grid names a pycortex subject, else a nilearn mosaic.
+    """
     from fmrikit.io.nifti import check_same_grid, image_data, load_image
 
     claim_outputs([out], kind="evaluate mask", overwrite=overwrite, inputs=[mask, reference], root=root)
     a, b = load_image(mask, ndim=3), load_image(reference, ndim=3)
     check_same_grid({str(reference): (b.shape, b.affine), str(mask): (a.shape, a.affine)})
-    res = M.mask_overlap(image_data(a, mask) > 0, image_data(b, reference) > 0)
+    in_mask, in_reference = image_data(a, mask) > 0, image_data(b, reference) > 0
+    res = M.mask_overlap(in_mask, in_reference)
     metrics = {"dice": Metric("Dice", res["dice"]), "precision": Metric("precision", res["precision"]),
                "recall": Metric("recall", res["recall"])}
+    target = _mask_target(mask, reference, a, root)
+
+    def figure(path: Path) -> None:
+        from fmrikit.viz.maps import save_overlay
+
+        save_overlay(in_mask, in_reference, target, path, mask_name=_mask_name(mask),
+                     reference_name=_mask_name(reference),
+                     title=f"{_mask_name(mask)} vs {_mask_name(reference)}: Dice {res['dice']:.3f}, "
+                           f"precision {res['precision']:.3f}, recall {res['recall']:.3f}")
+
     return write_report(out, kind="mask", preset=None, protocol={"foreground": "value > 0"}, n=res["n_mask"],
                         metrics=metrics, details=res, inputs=[file_checksum(mask), file_checksum(reference)],
-                        overwrite=overwrite)
+                        figure=figure, overwrite=overwrite)
 
 
 @one_run
@@ -402,6 +418,37 @@ def evaluate_labels(labels: str | os.PathLike, reference: str | os.PathLike, out
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+def _mask_name(path) -> str:
+    """A mask's short name for figures: its file name without the NIfTI extension."""
+    name = Path(path).name
+    return name[:-7] if name.endswith(".nii.gz") else Path(name).stem
+
+
+def _mask_target(mask, reference, img, root):
+    """Where a mask of ``img``'s grid is drawn: the grid of the subject's preprocessed dataset (its pycortex subject
+    and anatomy) when one of the same grid is found from a ``sub-NN`` / ``subjNN`` in the paths, else a mosaic."""
+    import re
+
+    from fmrikit.data.dataset import read_info
+    from fmrikit.viz.maps import MapTarget
+
+    plain = MapTarget(tuple(img.shape[:3]), np.asarray(img.affine, np.float64))
+    for path in (mask, reference):
+        found = re.findall(r"sub-?j?(\d+)", str(Path(path).resolve()))
+        if not found:
+            continue
+        subject = int(found[-1])
+        for dataset in (Path(mask).resolve().parent / f"{subject_label(subject)}_desc-preproc_betas.h5",
+                        preproc_betas_path(root, subject)):
+            try:
+                info = read_info(dataset)
+                if tuple(info.volume_shape) == plain.volume_shape and np.allclose(info.affine, plain.affine):
+                    return info.map_target.check()
+            except (FmrikitError, OSError, KeyError, TypeError, ValueError) as exc:
+                logger.debug("mask picture: %s not used (%s)", dataset, exc)
+    return plain
+
 
 def _preset(name: str) -> dict[str, Any]:
     check_option("preset", name, PRESETS)
@@ -503,7 +550,8 @@ def _surface_r_maps(r: np.ndarray, ijk: np.ndarray, n_vertices: int, label: str,
 
     names = vertex_map_names(label, "r")
     lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0
-    style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
+    style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding accuracy",
+                 units="Pearson r, predicted vs measured")
     out = {names[h]: (lambda p, h=h: save_vertex_map(r, ijk[:, 0], ijk[:, 1], n_vertices, gifti={h: p}))
            for h in ("lh", "rh")}
     if pictures:
@@ -559,18 +607,31 @@ def _pyplot():
     return plt
 
 
-def _recon_figure(gt: np.ndarray, rec: np.ndarray, keys: list, path: Path, n_max: int = 8) -> None:
+def recon_title(metrics: dict[str, Metric], n: int, width: int = 110) -> str:
+    """The recon figure's title: what is shown, then the computed metrics (chance in brackets) wrapped at ``width``
+    characters."""
+    shown = [f"{m.label.split(' (')[0]} {m.value:.3f}" + ("" if m.chance is None else f" (chance {m.chance:g})")
+             for m in metrics.values() if m.status == "ok"]
+    import textwrap
+
+    return "\n".join([f"reconstructions (bottom) vs ground truth (top), {n} pairs scored",
+                      *textwrap.wrap(", ".join(shown), width)])
+
+
+def _recon_figure(gt: np.ndarray, rec: np.ndarray, keys: list, path: Path, metrics: dict[str, Metric],
+                  n_max: int = 8) -> None:
     plt = _pyplot()
     n = min(n_max, len(gt))
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(max(1.6 * n, 7.5), 4.3), squeeze=False)
     for j in range(n):
-        for row, (images, title) in enumerate(((gt, "truth"), (rec, "recon"))):
+        for row, (images, title) in enumerate(((gt, "truth"), (rec, "reconstruction"))):
             ax = axes[row, j]
             ax.imshow(images[j])
             ax.set_xticks([]), ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(title)
-        axes[0, j].set_title(str(keys[j]), fontsize=8)
+        axes[0, j].set_title(f"stimulus {keys[j]}", fontsize=8)
+    fig.suptitle(recon_title(metrics, len(gt), width=int(fig.get_figwidth() * 14)), fontsize=9)  # 9 pt: ~14 chars/in
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -585,7 +646,8 @@ def _retrieval_figure(metrics: dict[str, Metric], details: dict, path: Path) -> 
     ax.bar(["image", "brain"], means, yerr=err, color=["tab:blue", "tab:orange"], capsize=4)
     ax.axhline(metrics[names[0]].chance, color="k", ls="--", lw=1, label="chance")
     ax.set_ylim(0, 1)
-    ax.set_ylabel("top-1 accuracy")
+    ax.set_ylabel("top-1 accuracy (fraction)")
+    ax.set_title(f"top-1 retrieval, chance {metrics[names[0]].chance:.3f} (bars: 95% CI over draws)", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -597,8 +659,9 @@ def _r_histogram(r: np.ndarray, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4.5, 3))
     ax.hist(r[np.isfinite(r)], bins=60, color="tab:blue")
     ax.axvline(float(np.nanmedian(r)), color="k", ls="--", lw=1, label=f"median {np.nanmedian(r):.3f}")
-    ax.set_xlabel("voxel Pearson r")
+    ax.set_xlabel("voxel Pearson r (predicted vs measured)")
     ax.set_ylabel("voxels")
+    ax.set_title(f"encoding accuracy of {int(np.isfinite(r).sum())} voxels", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

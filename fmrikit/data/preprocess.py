@@ -334,11 +334,12 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
         save_nifti(kept_mask, affine, tmp[names["mask.nii.gz"]])
         if ncsnr_volume is not None:
             nc = ncsnr_volume[tuple(ijk.T)].astype(np.float64) ** 2
-            values, title = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (%, 3 trials)"
+            values, title, units = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (3 trials)", "noise ceiling (%)"
         else:
-            values, title = psc, f"{label} mean response (% signal change)"
+            values, title, units = psc, f"{label} mean response", "mean response (% signal change)"
         drawn = save_voxel_map(values, ijk, target, nifti_path=tmp[names["map_nii"]],
-                               png_path=tmp[names["map_png"]] if flatmap else None, title=title)
+                               png_path=tmp[names["map_png"]] if flatmap else None, title=title, units=units,
+                               vmin=0.0 if ncsnr_volume is not None else None)
         extra = {"n_trials": n_trials, "n_voxels": int(len(ijk)), "n_dropped_constant": n_dropped,
                  "n_sessions": len(parts), "n_shared_trials": int(design.shared.sum()), "conventions": record,
                  "pictures": {names["map_png"]: drawn["picture"]} if flatmap else {}}

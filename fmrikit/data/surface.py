@@ -315,12 +315,12 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
                         label_names={1: "kept"})
         if ncsnr is not None:
             nc = ncsnr[keep].astype(np.float64) ** 2
-            values, title = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (%, 3 trials)"
+            values, title, units = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (3 trials)", "noise ceiling (%)"
         else:
-            values, title = (psc_sum / max(n_trials, 1))[keep], f"{label} {mean[1]}"
+            values, title, units = (psc_sum / max(n_trials, 1))[keep], f"{label} {mean[1]}", mean[1]
         save_vertex_map(values, hemi, vertex, n_vertices, gifti={h: tmp[map_names[h]] for h in HEMIS},
                         flat_png=tmp[map_names["flat"]] if flatmap else None,
-                        inflated_png=tmp[map_names["inflated"]] if flatmap else None, title=title)
+                        inflated_png=tmp[map_names["inflated"]] if flatmap else None, title=title, units=units)
         write_sidecar(tmp[names["betas.json"]], command="preprocess", parameters=params, inputs=inputs,
                       run_id=new_run_id(), outputs=sorted(outputs),
                       extra={"n_trials": n_trials, "n_vertices": int(keep.sum()), "n_dropped_constant": n_dropped,

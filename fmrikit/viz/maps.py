@@ -20,6 +20,7 @@ import numpy as np
 from fmrikit._logging import logger
 from fmrikit.io.nifti import save_nifti
 from fmrikit.viz.flatmap import render_flatmap, voxels_to_volume
+from fmrikit.viz.keys import Category
 
 FLATMAP = "pycortex flatmap"
 MOSAIC = "nilearn mosaic"
@@ -108,7 +109,8 @@ class MapTarget:
 def save_voxel_map(values: np.ndarray, ijk: np.ndarray, target: MapTarget, *,
                    nifti_path: str | os.PathLike | None = None, png_path: str | os.PathLike | None = None,
                    style: str = "stat", vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis",
-                   title: str | None = None) -> dict[str, Any]:
+                   title: str | None = None, units: str | None = None, categories: list[Category] | None = None,
+                   numbered: int = 0) -> dict[str, Any]:
     """Write a per-voxel vector as a NIfTI volume, then draw its picture.
 
     Parameters
@@ -121,12 +123,18 @@ def save_voxel_map(values: np.ndarray, ijk: np.ndarray, target: MapTarget, *,
     nifti_path, png_path : path-like, optional
         Outputs to write; NaN outside the voxels in the NIfTI.
     style : {"stat", "roi"}
-        A continuous map, or a mask / label map (the mosaic uses ``plot_roi``).
+        A continuous map with a colour bar, or a mask / label map with a legend (labels 1..n, 0 not drawn).
     vmin, vmax : float, optional
         Colour range; default the 1st and 99th percentiles of the finite values.
     cmap : str
-        Matplotlib colour map.
+        Matplotlib colour map of a continuous map.
     title : str, optional
+    units : str, optional
+        The colour bar's label: what the values are, with their unit.
+    categories : list of Category, optional
+        Legend of a label map, one per label 1..n (default: one entry, "selected", for a mask).
+    numbered : int
+        Write the numbers of labels 1..``numbered`` on the map (flatmaps; 0: none).
 
     Returns
     -------
@@ -146,13 +154,16 @@ def save_voxel_map(values: np.ndarray, ijk: np.ndarray, target: MapTarget, *,
     finite = np.asarray(values, dtype=np.float64)[np.isfinite(values)]
     lo = float(np.percentile(finite, 1)) if vmin is None and finite.size else vmin
     hi = float(np.percentile(finite, 99)) if vmax is None and finite.size else vmax
+    if style == "roi" and not categories:
+        categories = [Category("selected", "#d62728")]
+    common = dict(vmin=lo, vmax=hi, cmap=cmap, title=title, units=units,
+                  categories=categories if style == "roi" else None)
     try:
         if target.renderer == FLATMAP:
-            written["png"] = render_flatmap(vol, png_path, target.pycortex_subject, target.pycortex_xfm, vmin=lo,
-                                            vmax=hi, cmap=cmap, title=title)
+            written["png"] = render_flatmap(vol, png_path, target.pycortex_subject, target.pycortex_xfm,
+                                            numbered=numbered, **common)
         else:
-            written["png"] = render_mosaic(vol, target.affine, png_path, anatomy=target.anatomy or None, style=style,
-                                           vmin=lo, vmax=hi, cmap=cmap, title=title)
+            written["png"] = render_mosaic(vol, target.affine, png_path, anatomy=target.anatomy or None, **common)
     except Exception as exc:  # a picture never fails the run that computed the map (the NIfTI is written)
         logger.warning("%s: picture not drawn (%s: %s); the map is in the NIfTI", Path(png_path).name,
                        type(exc).__name__, exc)
@@ -161,23 +172,27 @@ def save_voxel_map(values: np.ndarray, ijk: np.ndarray, target: MapTarget, *,
 
 
 def render_mosaic(volume_xyz: np.ndarray, affine: np.ndarray, png_path: str | os.PathLike, *,
-                  anatomy: str | os.PathLike | None = None, style: str = "stat", vmin: float | None = None,
-                  vmax: float | None = None, cmap: str = "viridis", title: str | None = None) -> Path:
-    """Draw a volume as a nilearn mosaic (``display_mode="mosaic"``) with a colour bar and save it as PNG.
+                  anatomy: str | os.PathLike | None = None, vmin: float | None = None, vmax: float | None = None,
+                  cmap: str = "viridis", title: str | None = None, units: str | None = None,
+                  categories: list[Category] | None = None) -> Path:
+    """Draw a volume as a nilearn mosaic (``display_mode="mosaic"``) and save it as PNG, its key below it.
 
     Parameters
     ----------
     volume_xyz : ndarray, shape (X, Y, Z)
-        Values on the grid of ``affine``; NaN (and, for ``stat``, exact zeros) are transparent.
+        Values on the grid of ``affine``; NaN (and exact zeros) are transparent.
     affine : ndarray, shape (4, 4)
     png_path : path-like
     anatomy : path-like, optional
         Background NIfTI on the same grid; none: no background.
-    style : {"stat", "roi"}
-        ``plot_stat_map`` or ``plot_roi`` (values below 0.5 transparent).
     vmin, vmax : float, optional
     cmap : str
     title : str, optional
+    units : str, optional
+        The colour bar's label.
+    categories : list of Category, optional
+        A label map (labels 1..n, drawn with ``plot_roi``) and its legend; else a continuous map
+        (``plot_stat_map``) with a colour bar.
 
     Returns
     -------
@@ -187,23 +202,119 @@ def render_mosaic(volume_xyz: np.ndarray, affine: np.ndarray, png_path: str | os
 
     matplotlib.use("Agg")
     import nibabel as nib
+    from matplotlib.colors import ListedColormap
     from nilearn import plotting
+    from PIL import Image
 
-    img = nib.Nifti1Image(np.nan_to_num(np.asarray(volume_xyz, dtype=np.float32), nan=0.0),
-                          np.asarray(affine, dtype=np.float64))
+    from fmrikit.viz.keys import append_key, draw_colorbar, draw_legend
+
+    data = np.nan_to_num(np.asarray(volume_xyz, dtype=np.float32), nan=0.0)
+    img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
     background = nib.load(anatomy) if anatomy else None  # None: no background (not the MNI template)
     png_path = Path(png_path)
     tmp = png_path.with_name(f".{png_path.name}.part.png")
-    common = dict(bg_img=background, display_mode="mosaic", colorbar=True, title=title, black_bg=False,
-                  cmap=cmap, vmin=vmin, vmax=vmax, draw_cross=False)
+    common = dict(bg_img=background, display_mode="mosaic", colorbar=False, title=title, black_bg=False,
+                  draw_cross=False)
     with warnings.catch_warnings():  # nilearn warns about NaN replaced, empty slices and the like
         warnings.simplefilter("ignore")
-        if style == "roi":
-            display = plotting.plot_roi(img, alpha=0.9, **common)
+        if categories:
+            display = plotting.plot_roi(img, alpha=1.0, cmap=ListedColormap([c.color for c in categories]),
+                                        vmin=0.5, vmax=len(categories) + 0.5, **common)
         else:
             display = plotting.plot_stat_map(img, resampling_interpolation="nearest", symmetric_cbar=False,
-                                             **common)
+                                             cmap=cmap, vmin=vmin, vmax=vmax, **common)
         display.savefig(str(tmp), dpi=80)
         display.close()
+    with Image.open(tmp) as pic:
+        width = pic.width
+    if categories:
+        append_key(tmp, draw_legend(width, categories, dpi=80))
+    elif vmin is not None and vmax is not None:
+        append_key(tmp, draw_colorbar(width, vmin=vmin, vmax=vmax, cmap=cmap, units=units, dpi=80))
     os.replace(tmp, png_path)
     return png_path
+
+
+#: Colours of an overlay of a mask on a reference: in both, in the mask only, in the reference only.
+OVERLAY_COLORS = ("#f2b701", "#d62728", "#1f77b4")
+
+
+def overlay_labels(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Label each voxel of two boolean volumes: 1 in both, 2 in the mask only, 3 in the reference only, 0 in neither.
+
+    Parameters
+    ----------
+    mask, reference : ndarray of bool, shape (X, Y, Z)
+
+    Returns
+    -------
+    ndarray of int8, shape (X, Y, Z)
+    """
+    mask, reference = np.asarray(mask, bool), np.asarray(reference, bool)
+    return np.select([mask & reference, mask, reference], [1, 2, 3], 0).astype(np.int8)
+
+
+def save_overlay(mask: np.ndarray, reference: np.ndarray, target: MapTarget, png_path: str | os.PathLike, *,
+                 mask_name: str = "mask", reference_name: str = "reference", title: str | None = None
+                 ) -> dict[str, Any]:
+    """Draw a mask over a reference mask: overlap, mask only and reference only in three colours, with their voxel
+    counts in the legend.
+
+    Parameters
+    ----------
+    mask, reference : ndarray of bool, shape (X, Y, Z)
+        On ``target``'s grid.
+    target : MapTarget
+    png_path : path-like
+    mask_name, reference_name : str
+        Their names in the legend.
+    title : str, optional
+
+    Returns
+    -------
+    dict
+        As :func:`save_voxel_map`.
+    """
+    labels = overlay_labels(mask, reference)
+    ijk = np.argwhere(labels > 0)
+    counts = np.bincount(labels.ravel(), minlength=4)
+    names = (f"both ({counts[1]} voxels)", f"{mask_name} only ({counts[2]})", f"{reference_name} only ({counts[3]})")
+    categories = [Category(n, c) for n, c in zip(names, OVERLAY_COLORS)]
+    return save_voxel_map(labels[tuple(ijk.T)].astype(np.float32), ijk, target, png_path=png_path, style="roi",
+                          categories=categories, title=title)
+
+
+def save_label_map(labels: np.ndarray, ijk: np.ndarray, target: MapTarget, png_path: str | os.PathLike, k: int, *,
+                   faint: np.ndarray | None = None, faint_name: str = "not shown", title: str | None = None
+                   ) -> dict[str, Any]:
+    """Draw labels 1..k in :func:`~fmrikit.viz.keys.label_palette`'s colours, each label's number on the map
+    (flatmaps) and a legend; voxels marked ``faint`` are drawn white whatever their label.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n_voxels,)
+        1..k.
+    ijk : ndarray of int, shape (n_voxels, 3)
+    target : MapTarget
+    png_path : path-like
+    k : int
+    faint : ndarray of bool, shape (n_voxels,), optional
+        Voxels whose label is not to be read (e.g. a noise ceiling below a threshold).
+    faint_name : str
+        Their legend entry (with their count).
+    title : str, optional
+
+    Returns
+    -------
+    dict
+        As :func:`save_voxel_map`.
+    """
+    from fmrikit.viz.keys import label_palette
+
+    shown = np.asarray(labels, dtype=np.float32).copy()
+    categories = [Category(str(c), color) for c, color in enumerate(label_palette(k), 1)]
+    if faint is not None and np.any(faint):
+        shown[np.asarray(faint, bool)] = k + 1
+        categories.append(Category(f"{faint_name} ({int(np.sum(faint))} of {len(shown)} voxels)", "#ffffff"))
+    return save_voxel_map(shown, ijk, target, png_path=png_path, style="roi", categories=categories, numbered=k,
+                          title=title)

@@ -9,8 +9,9 @@ voxels (all subjects pooled).
 Outputs, in one folder written atomically:
 
 ``sub-NN_desc-clusters_dseg.nii.gz``  int16 labels 1..k on the subject's grid, 0 elsewhere
-``sub-NN_desc-clusters.png``          picture, one colour per cluster (pycortex flatmap, else nilearn mosaic)
-``cluster-KK_top-images.png``         montage of the cluster's preferred images
+``sub-NN_desc-clusters.png``          picture, one colour and number per cluster, voxels with a noise ceiling
+                                      below 10% white (pycortex flatmap, else nilearn mosaic)
+``cluster-KK_top-images.png``         montage of the cluster's preferred images under a band of its map colour
 ``cluster_sizes.csv``                 voxels per cluster and subject
 ``clusters.h5``                       labels and voxel ijk per subject, per-image cluster responses
 ``clusters.json``                     sidecar, with each cluster's preferred images
@@ -165,6 +166,8 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     best = np.argsort(-response, axis=0, kind="stable")[:n_top].T  # (k, n_top)
     top_images = {c + 1: [candidates.names[r] for r in best[c]] for c in range(k)}
 
+    from fmrikit.viz.montage import label_montage
+
     with staged_dir(out, overwrite=overwrite, kind="cluster-embeddings") as stage:
         files, pictures = [], {}
         for key in keys:
@@ -172,10 +175,11 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
             if entries[key].get("mesh"):
                 files += _surface_maps(stage, key, labels[key], ijk, entries[key]["volume_shape"][1], k, flatmap)
             else:
-                files.append(_subject_maps(stage, key, labels[key], ijk, targets[key], k, flatmap, pictures))
+                files.append(_subject_maps(stage, key, labels[key], ijk, targets[key], k, flatmap, pictures,
+                                           reliability=_reliability(record, key, path, ijk) if flatmap else None))
         for c in range(k):
             name = f"cluster-{c + 1:02d}_top-images.png"
-            _montage(candidates.images(best[c]), stage / name, f"cluster {c + 1}: top {n_top} images")
+            label_montage(candidates.images(best[c]), stage / name, c + 1, k, f"its top {n_top} images")
             files.append(name)
         _sizes_csv(stage / "cluster_sizes.csv", sizes, k)
         _write_h5(stage / "clusters.h5", labels, encoder, keys, response, candidates, k)
@@ -216,22 +220,47 @@ def cluster_responses(encoder, labels: dict[str, np.ndarray], k: int, candidates
         return np.where(counts > 0, total / counts, np.nan)
 
 
+#: Voxels whose noise ceiling (%, 3 trials) is below this are not coloured in the cluster maps: their embeddings
+#: are clustered too, but a cluster label of a voxel that barely responds says little.
+RELIABLE_NC = 10.0
+
+
+def _reliability(record: dict, key: str, path: Path, ijk: np.ndarray) -> np.ndarray | None:
+    """Noise ceiling (%, 3 trials, from the dataset's ncsnr) of each voxel at ``ijk``, or None when the subject's
+    dataset has no ncsnr (or is not readable: the map is then drawn without it)."""
+    from fmrikit.data.dataset import read_info
+    from fmrikit.errors import FmrikitError
+    from fmrikit.methods.encoder.runs import encoder_dataset
+
+    try:
+        info = read_info(encoder_dataset(record, key, path))
+    except FmrikitError:
+        return None
+    if info.ncsnr is None:
+        return None
+    nc = np.full(tuple(info.volume_shape), np.nan)
+    nc[tuple(info.ijk.T)] = 100 * info.ncsnr.astype(np.float64) ** 2 / (info.ncsnr.astype(np.float64) ** 2 + 1 / 3)
+    return nc[tuple(np.asarray(ijk).T)]
+
+
 def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, target: MapTarget, k: int,
-                  flatmap: bool, pictures: dict[str, dict]) -> str:
-    """Write a subject's label NIfTI (returned) and its picture (recorded in ``pictures``)."""
+                  flatmap: bool, pictures: dict[str, dict], reliability: np.ndarray | None = None) -> str:
+    """Write a subject's label NIfTI (returned) and its picture (recorded in ``pictures``): one colour per cluster
+    (the montages' colours), each cluster's number on its largest patch, voxels with a noise ceiling below
+    :data:`RELIABLE_NC` in white."""
     from fmrikit.io.nifti import save_nifti
     from fmrikit.viz.flatmap import voxels_to_volume
-    from fmrikit.viz.maps import save_voxel_map
+    from fmrikit.viz.maps import save_label_map
 
     name = f"{key}_desc-clusters_dseg.nii.gz"
     save_nifti(voxels_to_volume(labels + 1, ijk, target.volume_shape, fill=0).astype(np.int16), target.affine,
                stage / name)
     if flatmap:
         png = f"{key}_desc-clusters.png"
-        pictures[png] = save_voxel_map((labels + 1).astype(np.float32), ijk, target, png_path=stage / png,
-                                       style="roi", vmin=0.5, vmax=k + 0.5,
-                                       cmap="tab20" if k <= 20 else "nipy_spectral",
-                                       title=f"{key}: {k} clusters")["picture"]
+        faint = None if reliability is None else ~(reliability >= RELIABLE_NC)
+        pictures[png] = save_label_map(labels + 1, ijk, target, stage / png, k, faint=faint,
+                                       faint_name=f"noise ceiling < {RELIABLE_NC:g}%",
+                                       title=f"{key}: {k} clusters of voxel embeddings")["picture"]
     return name
 
 
@@ -248,18 +277,6 @@ def _surface_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, n_
                     inflated_png=stage / names["inflated"] if flatmap else None,
                     label_names={c: f"cluster-{c:02d}" for c in range(1, k + 1)}, title=f"{key}: {k} clusters")
     return files
-
-
-def _montage(images: list[np.ndarray], path: Path, title: str, size: int = 128) -> None:
-    """One row of images, each resized to ``size`` x ``size``."""
-    from PIL import Image, ImageDraw
-
-    tiles = [np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images]
-    canvas = Image.fromarray(np.concatenate(tiles, axis=1))
-    sheet = Image.new("RGB", (canvas.width, canvas.height + 16), "white")
-    sheet.paste(canvas, (0, 16))
-    ImageDraw.Draw(sheet).text((4, 2), title, fill="black")
-    sheet.save(path)
 
 
 def _sizes_csv(path: Path, sizes: dict[str, list[int]], k: int) -> None:

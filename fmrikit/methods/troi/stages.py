@@ -317,7 +317,6 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
             def write_maps(tmp: dict[str, Path]) -> None:
                 from fmrikit.io.nifti import save_nifti
                 from fmrikit.viz.flatmap import voxels_to_volume
-                from fmrikit.viz.maps import save_voxel_map
 
                 write_log(tmp["stage1_log"], stage1, title=f"{stem}: TROI stage 1")
                 if surface:
@@ -328,12 +327,7 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                 save_nifti(voxels_to_volume(full_weights, info.ijk, info.volume_shape, fill=0).astype(np.float32),
                            info.affine, tmp["weights"])
                 if flatmap:
-                    pictures[names["mask_png"]] = save_voxel_map(
-                        np.ones(len(chosen)), info.ijk[chosen], target, png_path=tmp["mask_png"], style="roi",
-                        vmin=0, vmax=1, cmap="Reds", title=f"{stem}: {len(chosen)} voxels")["picture"]
-                    pictures[names["weights_png"]] = save_voxel_map(
-                        full_weights, info.ijk, target, png_path=tmp["weights_png"], vmin=0, cmap="viridis",
-                        title=f"{stem}: mask weights")["picture"]
+                    pictures.update(_volume_pictures(tmp, names, info, chosen, full_weights, target, stem))
 
             write_subject_outputs(out_dir, names, model, sub, base=backbone_path, shared_trained=train_shared,
                                   history=result.history, scores=scores, command="roi-train", parameters=parameters,
@@ -348,6 +342,28 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                          retrieval=scores, history=result.history, n_voxels=len(selected),
                          extra={"stage1": stage1, "stage1_voxels_per_epoch": counts,
                                 "selected": data.ijk[selected]})
+
+
+#: Colour of the selected voxels in a mask picture, and the colour map of the mask weights (light to dark, so the
+#: smallest weights stay visible over the grey cortex).
+MASK_COLOR, WEIGHTS_CMAP = "#d62728", "YlOrRd"
+
+
+def _volume_pictures(tmp: dict[str, Path], names: dict[str, str], info, selected: np.ndarray, weights: np.ndarray,
+                     target, stem: str) -> dict[str, dict]:
+    """The mask (one colour, a legend with its voxel count) and the weights of the selected voxels (colours over their
+    1st to 99th percentile; unselected voxels, weight 0, are not drawn)."""
+    from fmrikit.viz.keys import Category
+    from fmrikit.viz.maps import save_voxel_map
+
+    mask = save_voxel_map(np.ones(len(selected)), info.ijk[selected], target, png_path=tmp["mask_png"], style="roi",
+                          categories=[Category(f"selected by TROI ({len(selected)} of {info.n_voxels} voxels)",
+                                               MASK_COLOR)], title=f"{stem}: TROI mask")
+    chosen = weights[selected]
+    weights_map = save_voxel_map(chosen, info.ijk[selected], target, png_path=tmp["weights_png"], cmap=WEIGHTS_CMAP,
+                                 title=f"{stem}: mask weights of the {len(selected)} selected voxels",
+                                 units="mask weight (gate value, no unit)")
+    return {names["mask_png"]: mask["picture"], names["weights_png"]: weights_map["picture"]}
 
 
 def _surface_map_names(stem: str, flatmap: bool) -> dict[str, str]:
@@ -368,13 +384,18 @@ def _write_surface_maps(tmp: dict[str, Path], info, selected: np.ndarray, weight
                         flatmap: bool) -> None:
     from fmrikit.viz.surface import save_vertex_map
 
-    for kind, values, cols, style in (
-            ("mask", np.ones(len(selected)), selected,
-             dict(label_names={1: "selected"}, title=f"{stem}: {len(selected)} vertices")),
-            ("weights", weights, np.arange(info.n_voxels),
-             dict(vmin=0, cmap="viridis", title=f"{stem}: mask weights"))):
-        save_vertex_map(values, info.hemi[cols], info.vertex[cols], info.n_mesh_vertices,
-                        gifti={"lh": tmp[kind], "rh": tmp[f"{kind}_rh"]},
+    everywhere = np.arange(info.n_voxels)
+    save_vertex_map(weights, info.hemi, info.vertex, info.n_mesh_vertices,
+                    gifti={"lh": tmp["weights"], "rh": tmp["weights_rh"]})
+    chosen = weights[selected]
+    for kind, values, cols, gifti, style in (
+            ("mask", np.ones(len(selected)), selected, {"lh": tmp["mask"], "rh": tmp["mask_rh"]},
+             dict(label_names={1: f"selected ({len(selected)} of {len(everywhere)})"},
+                  title=f"{stem}: TROI mask")),
+            ("weights", chosen, selected, None,
+             dict(cmap=WEIGHTS_CMAP, units="mask weight (gate value, no unit)",
+                  title=f"{stem}: mask weights of the {len(selected)} selected vertices"))):
+        save_vertex_map(values, info.hemi[cols], info.vertex[cols], info.n_mesh_vertices, gifti=gifti,
                         flat_png=tmp[f"{kind}_png"] if flatmap else None,
                         inflated_png=tmp[f"{kind}_inflated"] if flatmap else None, **style)
 
