@@ -31,6 +31,38 @@ from fmrikit.project import preproc_betas_path, subject_label
 
 #: Images whose noise-free responses make the tuning profiles that :func:`oracle_clusters` clusters.
 PROFILE_IMAGES = 1000
+#: Voxels with a true noise ceiling above this (%) carry signal for :func:`fraction_of_oracle`.
+MIN_NOISE_CEILING = 5.0
+
+
+def fraction_of_oracle(r: np.ndarray, oracle_r: np.ndarray, noise_ceiling: np.ndarray,
+                       min_noise_ceiling: float = MIN_NOISE_CEILING) -> dict:
+    """An encoder's voxel r as a fraction of the oracle's, on the voxels that carry signal.
+
+    Parameters
+    ----------
+    r, oracle_r : ndarray, shape (n_voxels,)
+        Pearson r of the prediction and of the noise-free responses with the measured test responses.
+    noise_ceiling : ndarray, shape (n_voxels,)
+        True noise ceiling (%) of each voxel.
+    min_noise_ceiling : float
+        Voxels above it (and with a finite r and a positive oracle r) are scored.
+
+    Returns
+    -------
+    dict
+        ``median`` and ``p75`` of r / oracle r over the scored voxels (NaN when none), ``n_voxels`` scored and
+        ``min_noise_ceiling``.
+    """
+    r, oracle_r, nc = (np.asarray(a, dtype=np.float64) for a in (r, oracle_r, noise_ceiling))
+    if not r.shape == oracle_r.shape == nc.shape:
+        raise InputError("r, oracle r and noise ceiling need one value per voxel",
+                         found=f"shapes {r.shape}, {oracle_r.shape}, {nc.shape}")
+    keep = (nc > min_noise_ceiling) & np.isfinite(r) & np.isfinite(oracle_r) & (oracle_r > 0)
+    frac = r[keep] / oracle_r[keep]
+    return {"median": float(np.median(frac)) if frac.size else float("nan"),
+            "p75": float(np.percentile(frac, 75)) if frac.size else float("nan"),
+            "n_voxels": int(keep.sum()), "min_noise_ceiling": float(min_noise_ceiling)}
 
 
 def informative_mask(nsd_root: str | os.PathLike, subject: int) -> Path:

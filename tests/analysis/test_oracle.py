@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from fmrikit.analysis.oracle import informative_mask, main, oracle_clusters, oracle_encoding
+from fmrikit.analysis.oracle import fraction_of_oracle, informative_mask, main, oracle_clusters, oracle_encoding
 from fmrikit.data.dataset import read_info
 from fmrikit.errors import MissingInputError
 from fmrikit.project import preproc_betas_path
@@ -66,3 +66,13 @@ def test_mask_and_command_line(project, sim_world, tmp_path, capsys):
     assert main(["encoding", "--subject", "1", "--root", str(project), "--out", str(tmp_path / "e")]) == 0
     assert (tmp_path / "e/sub-01_pred.h5").is_file()
     assert main(["encoding", "--subject", "3", "--root", str(project), "--out", str(tmp_path / "f")]) == 2
+
+
+def test_fraction_of_oracle_scores_only_voxels_with_signal():
+    r = np.array([0.4, 0.1, 0.3, np.nan, 0.2, 0.9])
+    oracle = np.array([0.8, 0.5, 0.3, 0.5, -0.1, 0.9])
+    nc = np.array([50.0, 20.0, 6.0, 50.0, 50.0, 4.0])
+    # kept: 0.5, 0.2, 1.0 (NaN r, a negative oracle r and NC <= 5 % are dropped)
+    found = fraction_of_oracle(r, oracle, nc)
+    assert found["n_voxels"] == 3 and found["median"] == pytest.approx(0.5)
+    assert found["p75"] == pytest.approx(np.percentile([0.5, 0.2, 1.0], 75))

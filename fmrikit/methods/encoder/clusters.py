@@ -125,7 +125,7 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     """
     from fmrikit.data.dataset import read_info
     from fmrikit.devices import resolve_device
-    from fmrikit.features.registry import get_extractor
+    from fmrikit.features.registry import spec_extractor
     from fmrikit.project import project_root
     from fmrikit.methods.encoder.runs import encoder_dataset, load_encoder, subject_info
     from fmrikit.project import default_encoder_path
@@ -153,7 +153,7 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     if len(candidates) > max_images:
         rows = np.sort(np.random.default_rng(seed).choice(len(candidates), max_images, replace=False))
         candidates = candidates.subset(rows)
-    extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
+    extractor = spec_extractor(record["features"])
     response = cluster_responses(encoder, labels, k, candidates, extractor, root=root, batch_size=batch_size,
                                  device=dev)
     n_top = min(top, len(candidates))

@@ -26,8 +26,8 @@ PRESETS = ("small", "paper")
 class EncoderSize:
     """Universal-encoder widths: C channels per feature level, E values per voxel embedding."""
 
-    channels: int = 32
-    embed_dim: int = 64
+    channels: int = 64
+    embed_dim: int = 256
 
     def check(self) -> None:
         """Refuse sizes below 1, naming the command-line option (:class:`~fmrikit.errors.InputError`)."""
@@ -55,7 +55,7 @@ class EncoderSettings:
 
     epochs: int = 30
     batch_images: int = 32
-    voxels_per_image: int = 1000
+    voxels_per_image: int = 5000
     lr: float = 1e-3
     cosine_weight: float = 0.1
     seed: int = 0
@@ -101,16 +101,33 @@ class EncoderPreset:
                 "training": vars(self.settings)}
 
 
-def encoder_preset(name: str = "small") -> EncoderPreset:
-    """The ``small`` or ``paper`` preset (see the module docstring).
+def encoder_preset(name: str = "small", *, features: str | None = None, grid: int | None = None,
+                   channels: int | None = None, embed_dim: int | None = None, **training) -> EncoderPreset:
+    """The ``small`` or ``paper`` preset (see the module docstring), with the values given overriding it.
+
+    Parameters
+    ----------
+    name : {"small", "paper"}
+    features, grid, channels, embed_dim : optional
+        Override the preset's (None keeps it).
+    **training
+        :class:`EncoderSettings` fields to override (None keeps the preset's).
 
     Raises
     ------
     InputError
-        Unknown name.
+        Unknown name or out-of-range value.
     """
     check_option("encoder preset", name, PRESETS)
     if name == "paper":
-        return EncoderPreset("paper", "dinov2", None, EncoderSize(channels=64, embed_dim=256),
-                             replace(EncoderSettings(), voxels_per_image=5000))
-    return EncoderPreset("small", "effnet-lite0", None)
+        preset = EncoderPreset("paper", "dinov2", None, EncoderSize(channels=64, embed_dim=256), EncoderSettings())
+    else:
+        preset = EncoderPreset("small", "effnet-lite0", None)
+    size = replace(preset.size, **{k: v for k, v in (("channels", channels), ("embed_dim", embed_dim))
+                                   if v is not None})
+    settings = replace(preset.settings, **{k: v for k, v in training.items() if v is not None})
+    if grid is not None:
+        check_number("--grid", grid, low=1)
+    size.check()
+    settings.check()
+    return EncoderPreset(name, features or preset.features, grid if grid is not None else preset.grid, size, settings)
