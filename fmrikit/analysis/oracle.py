@@ -65,6 +65,50 @@ def fraction_of_oracle(r: np.ndarray, oracle_r: np.ndarray, noise_ceiling: np.nd
             "n_voxels": int(keep.sum()), "min_noise_ceiling": float(min_noise_ceiling)}
 
 
+def cluster_scores(labels: list[np.ndarray], classes: list[np.ndarray], categories: list[int], *,
+                   early: list[np.ndarray] | None = None, early_truth: list[np.ndarray] | None = None) -> dict:
+    """How well cluster labels of several subjects recover known voxel classes.
+
+    Parameters
+    ----------
+    labels : list of ndarray of int, each shape (n_voxels_s,)
+        Cluster labels per subject, one label space shared by all subjects.
+    classes : list of ndarray of int, each shape (n_voxels_s,)
+        True class of each voxel.
+    categories : list of int
+        Classes scored by ``ari_category``, ``purity`` and ``agreement`` (e.g. the category-selective ones).
+    early, early_truth : list of ndarray, optional
+        Per subject, a boolean mask of early voxels and their true labels there (e.g. binned pRF
+        position or visual area), each of ``early[s].sum()`` values.
+
+    Returns
+    -------
+    dict
+        ``ari_category``: adjusted Rand index on the category voxels of all subjects pooled (so the same label
+        must mean the same class in every subject); ``purity``: share of category voxels whose cluster's most
+        common class is their own; ``agreement``: share of categories whose most common label is the same in every
+        subject; ``ari_early`` (with ``early``): ARI of the early voxels' labels against ``early_truth``;
+        ``n_category``.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    inside = [np.isin(c, categories) for c in classes]
+    lab = np.concatenate([np.asarray(l)[m] for l, m in zip(labels, inside)])
+    cls = np.concatenate([np.asarray(c)[m] for c, m in zip(classes, inside)])
+    out: dict = {"n_category": int(len(cls))}
+    if len(cls):
+        out["ari_category"] = float(adjusted_rand_score(cls, lab))
+        out["purity"] = float(sum(np.bincount(cls[lab == u]).max() for u in np.unique(lab)) / len(cls))
+        majority = [[np.bincount(np.asarray(l)[m & (c == k)]).argmax() if (m & (c == k)).any() else -1
+                     for l, c, m in zip(labels, classes, inside)] for k in categories]
+        present = [m for m in majority if min(m) >= 0]
+        out["agreement"] = float(np.mean([len(set(m)) == 1 for m in present])) if present else float("nan")
+    if early is not None:
+        lab_e = np.concatenate([np.asarray(l)[e] for l, e in zip(labels, early)])
+        out["ari_early"] = float(adjusted_rand_score(np.concatenate(early_truth), lab_e))
+    return out
+
+
 def informative_mask(nsd_root: str | os.PathLike, subject: int) -> Path:
     """The true informative voxels of a simulated subject (``truth/subjNN/informative_mask.nii.gz``)."""
     path = Path(nsd_root) / "truth" / f"subj{subject:02d}" / "informative_mask.nii.gz"

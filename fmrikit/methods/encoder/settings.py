@@ -9,8 +9,10 @@ Two presets (:func:`encoder_preset`):
     required). The paper gives no epoch count and no value of C; 64 channels and 30 epochs are ours. Its LoRA
     fine-tuning of DINOv2 is not done: features are cached.
 ``small``
-    CPU-sized defaults, the library's: the same loss, batch and learning rate, fewer voxels per image and a smaller
-    embedding, ImageNet EfficientNet-Lite0 features (installed with fmrikit).
+    CPU-sized defaults, the library's: the same loss, batch and learning rate, ImageNet EfficientNet-Lite0 features
+    (installed with fmrikit), and what costs CPU time scaled down: E = 64 (the query of every sampled voxel costs E^2
+    per step), C = 32 (the per-level MLP runs once per image and voxel) and 1000 voxels per image; together a step
+    is about 20 times cheaper than the paper's on a CPU core.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ PRESETS = ("small", "paper")
 class EncoderSize:
     """Universal-encoder widths: C channels per feature level, E values per voxel embedding."""
 
-    channels: int = 64
-    embed_dim: int = 256
+    channels: int = 32
+    embed_dim: int = 64
 
     def check(self) -> None:
         """Refuse sizes below 1, naming the command-line option (:class:`~fmrikit.errors.InputError`)."""
@@ -55,7 +57,7 @@ class EncoderSettings:
 
     epochs: int = 30
     batch_images: int = 32
-    voxels_per_image: int = 5000
+    voxels_per_image: int = 1000
     lr: float = 1e-3
     cosine_weight: float = 0.1
     seed: int = 0
@@ -120,7 +122,8 @@ def encoder_preset(name: str = "small", *, features: str | None = None, grid: in
     """
     check_option("encoder preset", name, PRESETS)
     if name == "paper":
-        preset = EncoderPreset("paper", "dinov2", None, EncoderSize(channels=64, embed_dim=256), EncoderSettings())
+        preset = EncoderPreset("paper", "dinov2", None, EncoderSize(channels=64, embed_dim=256),
+                               EncoderSettings(voxels_per_image=5000))
     else:
         preset = EncoderPreset("small", "effnet-lite0", None)
     size = replace(preset.size, **{k: v for k, v in (("channels", channels), ("embed_dim", embed_dim))
