@@ -79,7 +79,20 @@ def get_extractor(name: str, *, image_model: str | None = None,
 
 
 def feature_spec(name: str, image_model: str | None, grid: int | None = None) -> dict[str, Any]:
-    """How a model's image features are computed (stored with the model); ``grid`` only when given."""
+    """How a model's image features are computed (stored with the model); ``grid`` only when given.
+
+    Raises
+    ------
+    InputError
+        A ``grid`` for clip / dinov2 (their grid is the model's) or below 1.
+    """
+    if grid is not None:
+        from fmrikit.checks import check_number
+
+        check_number("--grid", grid, low=1)
+        if name in ("clip", "dinov2"):
+            raise InputError(f"the {name} extractor's patch grid is its model's", expected="no --grid",
+                             found=str(grid))
     return {"name": name, "image_model": image_model, **({} if grid is None else {"grid": grid})}
 
 

@@ -10,9 +10,10 @@ subject. What is clustered (``space``):
 ``embedding``
     the L2-normalised embeddings themselves, as in the paper. Directions the model does not read (for a
     category voxel, most of the spatial query) keep their random initial values, which k-means counts as
-    much as the functional ones; on simulated worlds this space separates categories far worse. Clusters are numbered 1..k by decreasing total size.
-Each cluster's preferred images are those with the highest mean predicted response over its
-voxels (all subjects pooled).
+    much as the functional ones (see the cluster study, ``examples/cluster_study.sh``).
+
+Clusters are numbered 1..k by decreasing total size. Each cluster's preferred images are those with
+the highest mean predicted response over its voxels (all subjects pooled).
 
 Outputs, in one folder written atomically:
 
@@ -98,9 +99,9 @@ def cluster_labels(embeddings: list[np.ndarray], k: int, method: str = "kmeans",
 @one_run
 @memory_guard
 def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model: str | os.PathLike | None = None,
-                       method: str = "kmeans", space: str = "response", images: str | os.PathLike | None = None, max_images: int = MAX_IMAGES,
-                       top: int = 8, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-                       seed: int = 0, flatmap: bool = True, batch_size: int = 32, device: str = "auto",
+                       method: str = "kmeans", space: str = "response", images: str | os.PathLike | None = None,
+                       max_images: int = MAX_IMAGES, top: int = 8, root: str | os.PathLike | None = None,
+                       out: str | os.PathLike | None = None, seed: int = 0, flatmap: bool = True, batch_size: int = 32, device: str = "auto",
                        overwrite: bool = False) -> ClusterResult:
     """Cluster voxel embeddings into a shared functional map and find each cluster's preferred images.
 
