@@ -112,7 +112,7 @@ n_images = c["n_shared"] + c["n_subjects"] * (max(c["sessions"]) * c["trials_per
 images = np.sort(np.random.default_rng(seed).choice(n_images, min(1000, n_images), replace=False))
 oracle = [centred(read_noise_free(nsd, s, images, d.info.ijk)[0].T.astype(np.float64))
           for s, d in zip(subjects, data)]
-spaces["oracle: true noise-free profiles"] = oracle
+spaces["true noise-free profiles"] = oracle
 per_subject = {"baseline: own responses, training images (per subject)"}
 
 # how far training moved the embeddings from their random start (category voxels)
@@ -144,8 +144,8 @@ for name, xs in spaces.items():
                "ari_prf": prf["ari_early"], "ari_area": ar["ari_early"]}
     if name.startswith("embeddings"):
         metrics["cos_init"] = float(np.mean(moved))
-    rows.append(Row(name, metrics, oracle=name.startswith("oracle"),
-                    versus=None if name.startswith(("predicted", "oracle")) else "predicted profiles (fmrikit)"))
+    rows.append(Row(name, metrics, oracle=name.startswith("true"),
+                    versus=None if name.startswith(("predicted", "true")) else "predicted profiles (fmrikit)"))
 write_rows(env["STUDY_ROWS"], rows, reference="predicted profiles (fmrikit)",
            labels={"ari_cat": "category ARI (k = 5)", "purity": "category purity", "agree": "label agreement",
                    "ari_prf": "early ARI vs pRF bin (k = 8)", "ari_area": "early ARI vs area (k = 8)",
