@@ -146,7 +146,24 @@ for name, xs in spaces.items():
         metrics["cos_init"] = float(np.mean(moved))
     rows.append(Row(name, metrics, oracle=name.startswith("true"),
                     versus=None if name.startswith(("predicted", "true")) else "predicted profiles (fmrikit)"))
+# the encoder itself, against the oracle: r / oracle r on the shared test images, voxels with a true NC > 5 %
+from fmrikit.analysis import metrics as M  # noqa: E402
+from fmrikit.analysis.oracle import fraction_of_oracle  # noqa: E402
+
+quality = {}
+for s, d, tr, row in zip(subjects, data, truths, rows_of):
+    measured = d.test_y.numpy()
+    r = M.voxel_pearson(predict(model, d.test_features, d.key), measured)
+    r_oracle = M.voxel_pearson(read_noise_free(nsd, s, d.test_stim, d.info.ijk)[0], measured)
+    ncsnr = np.zeros(len(row))
+    ncsnr[row >= 0] = tr.ncsnr[row[row >= 0]]
+    frac = fraction_of_oracle(r, r_oracle, M.noise_ceiling_nsd(ncsnr, 3))
+    quality.update({f"frac{s}": frac["median"], f"frac{s}_p75": frac["p75"], f"r{s}": float(np.nanmedian(r))})
+rows.append(Row("encoder (subjects 1 + 2): r / oracle r", quality))
 write_rows(env["STUDY_ROWS"], rows, reference="predicted profiles (fmrikit)",
            labels={"ari_cat": "category ARI (k = 5)", "purity": "category purity", "agree": "label agreement",
                    "ari_prf": "early ARI vs pRF bin (k = 8)", "ari_area": "early ARI vs area (k = 8)",
-                   "cos_init": "cos(final, initial embedding)"})
+                   "cos_init": "cos(final, initial embedding)", "frac1": "sub-01 median r / oracle r",
+                   "frac1_p75": "sub-01 p75 r / oracle r", "r1": "sub-01 median r (all voxels)",
+                   "frac2": "sub-02 median r / oracle r", "frac2_p75": "sub-02 p75 r / oracle r",
+                   "r2": "sub-02 median r (all voxels)"})
