@@ -55,12 +55,16 @@ def default_out(kind: str, root: str | os.PathLike | None = None) -> Path:
     return project_root(root) / "evaluate" / f"{kind}-{new_run_id()}"
 
 
+#: How several reconstructions of one stimulus (one per trial of a session file) are scored.
+REPEATS = ("trials", "average")
+
+
 @one_run
 @memory_guard
 def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str | os.PathLike, *,
-                   preset: str = "mindeye2", truth_dataset: str = "imgBrick", clip_model: str | None = None,
-                   weights_dir: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32,
-                   offline_network: bool = True, root: str | os.PathLike | None = None,
+                   preset: str = "mindeye2", truth_dataset: str = "imgBrick", repeats: str | None = None,
+                   clip_model: str | None = None, weights_dir: str | os.PathLike | None = None, device: str = "auto",
+                   batch_size: int = 32, offline_network: bool = True, root: str | os.PathLike | None = None,
                    overwrite: bool = False) -> dict[str, Any]:
     """Reconstruction metrics: PixCorr, SSIM, AlexNet(2/5), Inception, CLIP, EffNet-B, SwAV.
 
@@ -76,6 +80,12 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
         Protocol preset (:data:`PRESETS`).
     truth_dataset : str
         Dataset of an HDF5 truth.
+    repeats : {"trials", "average"}, optional
+        When a stimulus has several reconstructions (``reconstruct`` of a session file writes one per trial):
+        ``trials`` scores each as a pair with the stimulus's image (two-way identification then compares a
+        reconstruction only with the other stimuli's images); ``average`` averages each stimulus's
+        reconstructions pixel by pixel (after the first resize) and scores one image per stimulus. None
+        refuses repeated stimuli.
     clip_model : str, optional
         Local folder or HF-cache id of an OpenAI CLIP ViT-L/14 vision model; without it CLIP is skipped.
     weights_dir : path-like, optional
@@ -98,18 +108,31 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     from fmrikit.io.images import load_image_pairs
 
     protocol = _preset(preset)
+    if repeats is not None:
+        check_option("--repeats", repeats, REPEATS)
     check_number("--batch-size", batch_size, low=1)
     resolve_device(device)
     claim_outputs([out], kind="evaluate recon", overwrite=overwrite, inputs=[pred, truth, clip_model, weights_dir],
                   root=root)
-    keys, gt_list, rec_list = load_image_pairs(pred, truth, truth_dataset)
-    n = len(keys)
-    if n < 2:
-        raise DataValueError("at least two image pairs are needed", path=pred, expected=">= 2", found=str(n))
+    keys, gt_list, rec_list = load_image_pairs(pred, truth, truth_dataset, repeats=repeats is not None)
+    stimuli = list(dict.fromkeys(keys))
+    if len(stimuli) < 2:
+        raise DataValueError("at least two stimuli are needed", path=pred, expected=">= 2", found=str(len(stimuli)))
     first = protocol["first_resize"]
     interp = protocol["interpolation"]
     gt = _stack_resized(gt_list, first or protocol["pixel_size"], interp)
     rec = _stack_resized(rec_list, first or protocol["pixel_size"], interp)
+    n_reconstructions, groups = len(keys), None
+    if len(stimuli) < len(keys):
+        position = {k: i for i, k in enumerate(stimuli)}
+        index = np.array([position[k] for k in keys])
+        if repeats == "average":
+            rec = np.stack([rec[index == i].mean(0) for i in range(len(stimuli))])
+            gt = gt[np.unique(index, return_index=True)[1]]
+            keys = stimuli
+        else:
+            groups = index
+    n = len(keys)
     # PixCorr and SSIM are means over pairs: compute them in blocks so 425-px copies stay small
     sums = np.zeros(2)
     for start in range(0, n, 64):
@@ -120,8 +143,8 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
                "ssim": Metric("SSIM", float(sums[1] / n), n=n)}
     try:
         metrics["pixel_two_way"] = Metric(PIXEL_LABEL, M.two_way_identification(
-            M.resize_images(gt, PIXEL_TWO_WAY_SIZE, interp), M.resize_images(rec, PIXEL_TWO_WAY_SIZE, interp)),
-            chance=0.5, n=n)
+            M.resize_images(gt, PIXEL_TWO_WAY_SIZE, interp), M.resize_images(rec, PIXEL_TWO_WAY_SIZE, interp),
+            groups), chance=0.5, n=n)
     except FmrikitError as exc:  # e.g. a uniform image has no pixel correlation
         metrics["pixel_two_way"] = Metric.skipped(PIXEL_LABEL, exc.one_line())
     for key, label, kind in NETWORK_METRICS:
@@ -130,18 +153,21 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
         except FmrikitError as exc:
             metrics[key] = Metric.skipped(label, exc.one_line(), higher_is_better=kind == "two_way")
             continue
-        metrics[key] = _network_metric(net, label, kind, gt, rec, batch_size, device)
+        metrics[key] = _network_metric(net, label, kind, gt, rec, batch_size, device, groups)
     if offline_network:
         from fmrikit.features.networks import effnet_lite0
 
         try:
             metrics["effnet_lite0_two_way"] = _network_metric(effnet_lite0(), OFFLINE_LABEL, "two_way", gt, rec,
-                                                              batch_size, device)
+                                                              batch_size, device, groups)
         except FmrikitError as exc:
             metrics["effnet_lite0_two_way"] = Metric.skipped(OFFLINE_LABEL, exc.one_line())
-    protocol = {**protocol, "preset": preset, "n_test_images": n, "pairing": "stimulus id or file name",
-                "clip_model": clip_model, "weights_dir": None if weights_dir is None else str(weights_dir)}
-    inputs = [{"path": str(Path(pred).resolve()), "n_images": n}, _input(truth)]
+    source = _reconstruction_record(pred)
+    protocol = {**protocol, "preset": preset, "n_test_images": len(stimuli), "pairing": "stimulus id or file name",
+                "repeats": repeats, "n_reconstructions": n_reconstructions, "n_pairs_scored": n,
+                "clip_model": clip_model, "weights_dir": None if weights_dir is None else str(weights_dir),
+                "conventions": source.get("conventions"), "warnings": source.get("warnings", [])}
+    inputs = [{"path": str(Path(pred).resolve()), "n_images": n_reconstructions}, _input(truth)]
     return write_report(out, kind="recon", preset=preset, protocol=protocol, n=n, metrics=metrics,
                         details={"keys": [str(k) for k in keys]}, inputs=inputs,
                         figure=lambda p: _recon_figure(gt, rec, keys, p), overwrite=overwrite)
@@ -214,7 +240,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     roi : str, optional
         Voxel selection of the dataset (default nsdgeneral).
     flatmap : bool
-        Draw a flatmap of r when the dataset names a pycortex subject.
+        Draw a picture of r (its NIfTI is always written): a pycortex flatmap when the dataset names a pycortex
+        subject, else a nilearn mosaic.
     overwrite : bool
     """
     from fmrikit.data.dataset import read_betas, read_info
@@ -223,6 +250,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     data_path = preproc_betas_path(root, subject, roi)
     claim_outputs([out], kind="evaluate encoding", overwrite=overwrite, inputs=[pred, data_path], root=root)
     info = read_info(data_path)
+    # what the picture needs, checked before the work (a surface is drawn on its mesh)
+    target = None if info.is_surface else info.map_target.check(pycortex=flatmap)
     with open_h5(pred, "pred") as f:
         for name in ("stim_id",):
             if name not in f:
@@ -280,7 +309,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     protocol = {"r": "Pearson over images, per voxel", "measured": "z-scored betas averaged over repeats",
                 "retrieval": f"measured pattern vs predicted patterns of {n_candidates} candidates (Pearson over "
                              "voxels), 30 draws, seed 42",
-                "dataset": str(data_path), "noise_ceiling": None}
+                "dataset": str(data_path), "noise_ceiling": None, "conventions": info.conventions,
+                "picture": target.record() if flatmap and target else None}
     if info.ncsnr is not None:
         ncsnr = info.ncsnr[cols].astype(np.float64)
         counts = {int(k): int(v) for k, v in zip(*np.unique(repeats, return_counts=True))}
@@ -304,19 +334,18 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     ijk = info.ijk[cols]
     details["roi"] = _surface_roi_breakdown(info, cols, r) if info.is_surface else _roi_breakdown(info, ijk, r)
 
-    extra: dict[str, Any] = {}
-    label = subject_label(subject)
-    from fmrikit.viz.flatmap import save_voxel_map
+    from fmrikit.viz.maps import save_voxel_map
 
+    label = subject_label(subject)
+    extra: dict[str, Any] = {}
     if info.is_surface:
         extra.update(_surface_r_maps(r, ijk, info.n_mesh_vertices, label, flatmap))
-    elif flatmap and info.pycortex_subject:
-        lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0  # symmetric, so r = 0 is white
-        extra[f"{label}_r.png"] = lambda p: save_voxel_map(
-            r, ijk, info.volume_shape, info.affine, png_path=p, pycortex_subject=info.pycortex_subject,
-            pycortex_xfm=info.pycortex_xfm, vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
-    if not info.is_surface:
-        extra[f"{label}_r.nii.gz"] = lambda p: save_voxel_map(r, ijk, info.volume_shape, info.affine, nifti_path=p)
+    else:
+        extra[f"{label}_r.nii.gz"] = lambda p: save_voxel_map(r, ijk, target, nifti_path=p)
+        if flatmap:
+            lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0  # symmetric, so r = 0 is white
+            extra[f"{label}_r.png"] = lambda p: save_voxel_map(r, ijk, target, png_path=p, vmin=-lim, vmax=lim,
+                                                               cmap="RdBu_r", title=f"{label} encoding r")
     inputs = [file_checksum(pred), {"path": str(data_path.resolve())}]
     return write_report(out, kind="encoding", preset=None, protocol=protocol, n=len(stim), metrics=metrics,
                         details=details, inputs=inputs, figure=lambda p: _r_histogram(r, p), extra_files=extra,
@@ -396,11 +425,11 @@ def _network(key: str, clip_model, weights_dir):
 
 
 def _network_metric(net, label: str, kind: str, gt: np.ndarray, rec: np.ndarray, batch_size: int,
-                    device: str) -> Metric:
+                    device: str, groups: np.ndarray | None = None) -> Metric:
     f_gt = net.extract(gt, batch_size=batch_size, device=device)
     f_rec = net.extract(rec, batch_size=batch_size, device=device)
     if kind == "two_way":
-        return Metric(label, M.two_way_identification(f_gt, f_rec), chance=0.5, n=len(gt))
+        return Metric(label, M.two_way_identification(f_gt, f_rec, groups), chance=0.5, n=len(gt))
     return Metric(label, M.correlation_distance(f_gt, f_rec), higher_is_better=False, n=len(gt))
 
 
@@ -498,6 +527,20 @@ def _surface_roi_breakdown(info, cols: np.ndarray, r: np.ndarray) -> dict[str, A
     except FmrikitError as exc:
         logger.warning("no per-ROI breakdown: %s", exc.one_line())
     return out
+
+
+def _reconstruction_record(pred) -> dict[str, Any]:
+    """The sidecar of the ``reconstruct`` run that wrote a folder of reconstructions (``OUT/images`` or its
+    ``sample-KK`` folders), {} when there is none."""
+    import json
+
+    for folder in (Path(pred), *Path(pred).parents[:2]):
+        if (folder / "reconstruct.json").is_file():
+            try:
+                return json.loads((folder / "reconstruct.json").read_text())
+            except json.JSONDecodeError:
+                return {}
+    return {}
 
 
 def _input(path) -> dict[str, Any]:

@@ -154,7 +154,7 @@ def ssim(gt: np.ndarray, rec: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:
+def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray, groups: np.ndarray | None = None) -> float:
     """Two-way identification: how often a reconstruction is closer to its own image than to another.
 
     With R[i, j] = Pearson r(gt_i, rec_j) (``np.corrcoef(F_gt, F_rec)[:N, N:]``), reconstruction
@@ -165,6 +165,9 @@ def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:
     ----------
     feat_gt, feat_rec : ndarray, shape (N, ...)
         Network features of the ground-truth images and of their reconstructions, flattened to (N, D).
+    groups : ndarray, shape (N,), optional
+        Stimulus of each pair, when a stimulus has several reconstructions (one per trial): reconstruction
+        j is then compared only with the ground truths of the other stimuli (the same image would tie).
 
     Returns
     -------
@@ -174,13 +177,25 @@ def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:
     Raises
     ------
     DataValueError
-        Shapes differ, N < 2, non-finite values, or a constant feature row.
+        Shapes differ, N < 2 (fewer than 2 stimuli with ``groups``), non-finite values, or a constant
+        feature row.
     """
     a, b = _flat_pair(feat_gt, feat_rec, "feat_gt", "feat_rec", min_n=2)
     r = _standardize_rows(a, "feat_gt") @ _standardize_rows(b, "feat_rec").T
     n = len(r)
-    wins = (r < np.diag(r)[None, :]).sum(axis=0)  # the diagonal never beats itself: R[j, j] < R[j, j] is False
-    return float(np.mean(wins / (n - 1)))
+    if groups is None:
+        wins = (r < np.diag(r)[None, :]).sum(axis=0)  # the diagonal never beats itself: R[j, j] < R[j, j] is False
+        return float(np.mean(wins / (n - 1)))
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise DataValueError("one group per pair is needed", expected=f"shape ({n},)", found=f"shape {groups.shape}")
+    other = groups[:, None] != groups[None, :]
+    n_other = other.sum(axis=0)
+    if not n_other.all():
+        raise DataValueError("two-way identification needs at least two stimuli", expected=">= 2 distinct groups",
+                             found="1")
+    wins = ((r < np.diag(r)[None, :]) & other).sum(axis=0)
+    return float(np.mean(wins / n_other))
 
 
 def correlation_distance(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:

@@ -25,12 +25,13 @@ def encode(
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/sub-NN/sub-NN_encode-<name>]."
                                                 )] = None,
     batch_size: ForwardBatch = 32,
-    max_flatmaps: Annotated[int, typer.Option(min=0, help="Flatmap PNGs for the first this many images.")] = 16,
+    max_flatmaps: Annotated[int, typer.Option(min=0, help="Pictures (pycortex flatmaps, else nilearn mosaics) for the "
+                                                          "first this many images.")] = 16,
     device: o.Device = "auto",
     root: o.Root = None,
     overwrite: o.Overwrite = False,
 ) -> None:
-    """Predicted responses to images: a 4D NIfTI, an HDF5 of the values and flatmaps."""
+    """Predicted responses to images: a 4D NIfTI, an HDF5 of the values and pictures."""
     from fmrikit.methods.encoder.predict import encode_images
 
     result = call(encode_images, images, subject, model=model, shared=shared, root=root, out=out,
@@ -54,7 +55,8 @@ def cluster_embeddings(
     = 1000,
     top: Annotated[int, typer.Option(min=1, help="Images per cluster montage.")] = 8,
     seed: o.Seed = 0,
-    flatmap: Annotated[bool, typer.Option(help="Render a flatmap PNG per subject.")] = True,
+    flatmap: Annotated[bool, typer.Option(help="Draw a picture of the labels per subject (pycortex flatmap, else "
+                                               "nilearn mosaic).")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/clusters/<method>-k<k>].")]
     = None,
     batch_size: ForwardBatch = 32,

@@ -48,7 +48,8 @@ def roi_train(
     temperature: o.Temperature = TrainSettings.temperature,
     seed: o.Seed = TrainSettings.seed,
     desc: o.Desc = "troi",
-    flatmap: Annotated[bool, typer.Option(help="Render flatmap PNGs of the mask.")] = True,
+    flatmap: Annotated[bool, typer.Option(help="Draw pictures of the mask and weights (pycortex flatmaps, else "
+                                               "nilearn mosaics).")] = True,
     device: o.Device = "auto",
     resume: o.Resume = False,
     root: o.Root = None,

@@ -1,4 +1,5 @@
-"""Render any per-voxel vector as a NIfTI volume and a pycortex flatmap PNG.
+"""pycortex flatmaps of volumes, and the voxel-to-volume scatter every map uses (:mod:`fmrikit.viz.maps` draws
+per-voxel maps).
 
 pycortex prints while it builds its caches; its output is redirected to the log so the
 library stays silent. Flatmaps render headless (matplotlib Agg).
@@ -13,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from fmrikit.errors import InputError
-from fmrikit.io.nifti import save_nifti
 from fmrikit.io.pycortex import FLATMAP_HEIGHT, check_flatmap_target, quiet_pycortex
 
 
@@ -42,52 +42,6 @@ def voxels_to_volume(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[in
     vol = np.full(tuple(volume_shape), fill, dtype=np.float32)
     vol[tuple(np.asarray(ijk).T)] = values
     return vol
-
-
-def save_voxel_map(values: np.ndarray, ijk: np.ndarray, volume_shape: tuple[int, int, int],
-                   affine: np.ndarray, *, nifti_path: str | os.PathLike | None = None,
-                   png_path: str | os.PathLike | None = None, pycortex_subject: str | None = None,
-                   pycortex_xfm: str | None = None, vmin: float | None = None, vmax: float | None = None,
-                   cmap: str = "viridis", title: str | None = None) -> dict[str, Path]:
-    """Write a per-voxel vector as a NIfTI volume and/or a pycortex flatmap PNG.
-
-    Parameters
-    ----------
-    values : ndarray, shape (n_voxels,)
-    ijk : ndarray of int, shape (n_voxels, 3)
-    volume_shape : tuple of int
-        (X, Y, Z) of the source grid.
-    affine : ndarray, shape (4, 4)
-        Voxel-to-world (mm) affine of the source grid.
-    nifti_path, png_path : path-like, optional
-        Outputs to write; the PNG needs ``pycortex_subject`` and ``pycortex_xfm``.
-    pycortex_subject, pycortex_xfm : str, optional
-        pycortex subject and transform whose reference grid is the source grid.
-    vmin, vmax : float, optional
-        Colour range; default the 1st and 99th percentiles.
-    cmap : str
-        Matplotlib colour map.
-    title : str, optional
-
-    Returns
-    -------
-    dict
-        ``{"nifti": Path, "png": Path}`` for what was written.
-    """
-    vol = voxels_to_volume(values, ijk, volume_shape)
-    written = {}
-    if nifti_path is not None:
-        written["nifti"] = save_nifti(vol, affine, nifti_path)
-    if png_path is not None:
-        if not (pycortex_subject and pycortex_xfm):
-            raise InputError("a flatmap needs a pycortex subject and transform",
-                             expected="pycortex_subject and pycortex_xfm", found="none")
-        finite = np.asarray(values)[np.isfinite(values)]
-        lo = float(np.percentile(finite, 1)) if vmin is None and finite.size else vmin
-        hi = float(np.percentile(finite, 99)) if vmax is None and finite.size else vmax
-        written["png"] = render_flatmap(vol, png_path, pycortex_subject, pycortex_xfm,
-                                        vmin=lo, vmax=hi, cmap=cmap, title=title)
-    return written
 
 
 def render_flatmap(volume_xyz: np.ndarray, png_path: str | os.PathLike, subject: str, xfm: str, *,

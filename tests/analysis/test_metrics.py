@@ -352,3 +352,18 @@ def test_encoder_retrieval_matches_a_loop_over_candidates():
     assert perfect["top1"]["mean"] == 1.0
     with pytest.raises(InputError):
         M.encoder_retrieval(pred, measured, n_candidates=41)
+
+
+def test_two_way_with_groups_skips_the_same_stimulus():
+    """Per-trial reconstructions: a reconstruction never competes with its own stimulus's other trials."""
+    rng = np.random.default_rng(4)
+    groups = np.array([0, 0, 1, 2, 2, 2, 3])
+    f_gt = rng.normal(size=(4, 30))[groups]
+    f_rec = f_gt + rng.normal(scale=1.5, size=f_gt.shape)
+    r = np.corrcoef(f_gt, f_rec)[:7, 7:]
+    want = np.mean([np.mean([r[i, j] < r[j, j] for i in range(7) if groups[i] != groups[j]]) for j in range(7)])
+    assert M.two_way_identification(f_gt, f_rec, groups) == pytest.approx(want, abs=1e-12)
+    # without groups the identical ground truths tie and count as failures
+    assert M.two_way_identification(f_gt, f_rec) < want
+    with pytest.raises(DataValueError, match="two stimuli"):
+        M.two_way_identification(f_gt[:2], f_rec[:2], groups[:2])

@@ -18,7 +18,7 @@ the highest mean predicted response over its voxels (all subjects pooled).
 Outputs, in one folder written atomically:
 
 ``sub-NN_desc-clusters_dseg.nii.gz``  int16 labels 1..k on the subject's grid, 0 elsewhere
-``sub-NN_desc-clusters.png``          flatmap, one colour per cluster
+``sub-NN_desc-clusters.png``          picture, one colour per cluster (pycortex flatmap, else nilearn mosaic)
 ``cluster-KK_top-images.png``         montage of the cluster's preferred images
 ``cluster_sizes.csv``                 voxels per cluster and subject
 ``clusters.h5``                       labels and voxel ijk per subject, per-image cluster responses
@@ -41,6 +41,7 @@ from fmrikit.errors import InputError
 from fmrikit.features.image_sets import ImageSet, file_images, stimulus_images
 from fmrikit.io.atomic import claim_outputs, one_run, staged_dir
 from fmrikit.io.provenance import new_run_id, write_sidecar
+from fmrikit.viz.maps import MapTarget
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.checks import check_number, check_option
@@ -128,7 +129,8 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
         Output folder (default ``<root>/clusters/<method>-k<k>``).
     seed : int
     flatmap : bool
-        Render a flatmap PNG per subject.
+        Draw a picture of the labels per subject (a pycortex flatmap when the subject has a pycortex subject,
+        else a nilearn mosaic).
     batch_size : int
     device : str
     overwrite : bool
@@ -156,6 +158,9 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     encoder, record = load_encoder(path, device=dev)
     keys = [subject_key(s) for s in subjects] if subjects else sorted(record["subjects"])
     entries = {key: subject_info(record, key, path) for key in keys}
+    # what the pictures need, checked before the work (a surface is drawn on its mesh)
+    targets = {key: None if entry.get("mesh") else MapTarget.from_record(entry).check(pycortex=flatmap)
+               for key, entry in entries.items()}
 
     if images is not None:
         candidates = file_images(images)
@@ -183,10 +188,13 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     top_images = {c + 1: [candidates.names[r] for r in best[c]] for c in range(k)}
 
     with staged_dir(out, overwrite=overwrite, kind="cluster-embeddings") as stage:
-        files = []
+        files, pictures = [], {}
         for key in keys:
-            files += _subject_maps(stage, key, labels[key], encoder.voxel_index[key].ijk.cpu().numpy(), entries[key],
-                                   k, flatmap)
+            ijk = encoder.voxel_index[key].ijk.cpu().numpy()
+            if entries[key].get("mesh"):
+                files += _surface_maps(stage, key, labels[key], ijk, entries[key]["volume_shape"][1], k, flatmap)
+            else:
+                files.append(_subject_maps(stage, key, labels[key], ijk, targets[key], k, flatmap, pictures))
         for c in range(k):
             name = f"cluster-{c + 1:02d}_top-images.png"
             _montage(candidates.images(best[c]), stage / name, f"cluster {c + 1}: top {n_top} images")
@@ -202,8 +210,9 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
                                   "space": space,
                                   "normalisation": "L2 per voxel embedding" if space == "embedding" else
                                   "predicted responses to the candidate images, centred and L2-normalised per voxel"},
-                      outputs=files + ["clusters.json"],
-                      extra={"sizes": sizes, "top_images": top_images},
+                      outputs=files + [n for n, r in pictures.items() if "error" not in r] + ["clusters.json"],
+                      extra={"sizes": sizes, "top_images": top_images, "pictures": pictures,
+                             "conventions": {key: entries[key].get("conventions") for key in keys}},
                       root=root, folder=out)
     return ClusterResult(out=out, labels=labels, sizes=sizes, top_images=top_images)
 
@@ -259,24 +268,23 @@ def cluster_responses(encoder, labels: dict[str, np.ndarray], k: int, candidates
         return np.where(counts > 0, total / counts, np.nan)
 
 
-def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, entry: dict, k: int,
-                  flatmap: bool) -> list[str]:
+def _subject_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, target: MapTarget, k: int,
+                  flatmap: bool, pictures: dict[str, dict]) -> str:
+    """Write a subject's label NIfTI (returned) and its picture (recorded in ``pictures``)."""
     from fmrikit.io.nifti import save_nifti
-    from fmrikit.viz.flatmap import save_voxel_map, voxels_to_volume
+    from fmrikit.viz.flatmap import voxels_to_volume
+    from fmrikit.viz.maps import save_voxel_map
 
-    if entry.get("mesh"):
-        return _surface_maps(stage, key, labels, ijk, entry["volume_shape"][1], k, flatmap)
-    shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
     name = f"{key}_desc-clusters_dseg.nii.gz"
-    save_nifti(voxels_to_volume(labels + 1, ijk, shape, fill=0).astype(np.int16), affine, stage / name)
-    files = [name]
-    if flatmap and entry.get("pycortex_subject"):
+    save_nifti(voxels_to_volume(labels + 1, ijk, target.volume_shape, fill=0).astype(np.int16), target.affine,
+               stage / name)
+    if flatmap:
         png = f"{key}_desc-clusters.png"
-        save_voxel_map((labels + 1).astype(np.float32), ijk, shape, affine, png_path=stage / png,
-                       pycortex_subject=entry["pycortex_subject"], pycortex_xfm=entry["pycortex_xfm"], vmin=0.5,
-                       vmax=k + 0.5, cmap="tab20" if k <= 20 else "nipy_spectral", title=f"{key}: {k} clusters")
-        files.append(png)
-    return files
+        pictures[png] = save_voxel_map((labels + 1).astype(np.float32), ijk, target, png_path=stage / png,
+                                       style="roi", vmin=0.5, vmax=k + 0.5,
+                                       cmap="tab20" if k <= 20 else "nipy_spectral",
+                                       title=f"{key}: {k} clusters")["picture"]
+    return name
 
 
 def _surface_maps(stage: Path, key: str, labels: np.ndarray, ijk: np.ndarray, n_vertices: int, k: int,

@@ -344,7 +344,8 @@ def write_encoder(out: Path, model: UniversalEncoder, subjects: dict[str, dict],
         write_log(stage / LOG_NAME, history, title=f"universal encoder ({command})")
         write_sidecar(stage / SIDECAR_NAME, command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=["config.json", "model.safetensors", LOG_NAME],
-                      extra={"encoding": scores, "final_epoch": history[-1] if history else None},
+                      extra={"encoding": scores, "final_epoch": history[-1] if history else None,
+                             "conventions": {key: entry.get("conventions") for key, entry in subjects.items()}},
                       root=root, folder=out)
 
 
@@ -377,8 +378,8 @@ def _subject_record(data: EncoderData, root) -> dict:
             "n_voxels": data.n_voxels,
             "n_train_images": len(data.train_stim), "affine": np.asarray(info.affine).tolist(),
             "volume_shape": list(info.volume_shape), "mesh": info.mesh, "pycortex_subject": info.pycortex_subject,
-            "pycortex_xfm": info.pycortex_xfm, "stimuli_path": info.stimuli_path,
-            "stimuli_dataset": info.stimuli_dataset}
+            "pycortex_xfm": info.pycortex_xfm, "anatomy": info.anatomy, "stimuli_path": info.stimuli_path,
+            "stimuli_dataset": info.stimuli_dataset, "conventions": info.conventions}
 
 
 def _check_features(model: UniversalEncoder, data: EncoderData, base: Path) -> None:

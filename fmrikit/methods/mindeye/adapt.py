@@ -240,13 +240,15 @@ def write_subject_outputs(out_dir: Path, names: dict[str, str], model: MindEyeDe
                            final=out_dir / names["model"], root=root,
                            extra={"features": read_config(base)["features"] if base else (extra or {}).get("features"),
                                   "run_id": run_id, "dataset": portable_path(data.info.path, root),
-                                  "dataset_sha256": checksum_digest(data.checksum), "mesh": data.info.mesh})
+                                  "dataset_sha256": checksum_digest(data.checksum), "mesh": data.info.mesh,
+                                  "train_sessions": data.train_sessions})
         write_log(tmp["log"], history, title=f"{command} {data.key}")
         if write_extra is not None:
             write_extra(tmp)
         write_sidecar(tmp["sidecar"], command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=list(names.values()),
                       extra={"retrieval": scores, "n_voxels": data.n_voxels, "n_train_trials": len(data.train_x),
-                             "final_epoch": history[-1] if history else None, **(extra or {})},
+                             "final_epoch": history[-1] if history else None, "conventions": data.info.conventions,
+                             **(extra or {})},
                       root=root, folder=out_dir)
     return {k: out_dir / v for k, v in names.items()}

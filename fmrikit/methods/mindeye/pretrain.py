@@ -133,5 +133,6 @@ def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, 
                                   "model": vars(size), "training": settings_record(settings),
                                   "world_size": world_size},
                       outputs=["config.json", "model.safetensors", LOG_NAME],
-                      extra={"retrieval": scores, "final_epoch": history[-1] if history else None},
+                      extra={"retrieval": scores, "final_epoch": history[-1] if history else None,
+                             "conventions": {d.key: d.info.conventions for d in data}},
                       root=root, folder=out)

@@ -141,7 +141,8 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
     desc : str
         ``desc-`` entity of the outputs (``sub-01_desc-troi_mask.nii.gz``...).
     flatmap : bool
-        Render flatmap PNGs of the mask and weights (needs the dataset's pycortex subject).
+        Draw pictures of the mask and weights (their NIfTIs are always written): pycortex flatmaps when the
+        dataset names a pycortex subject, else nilearn mosaics (:mod:`fmrikit.viz.maps`).
 
     Returns
     -------
@@ -175,6 +176,8 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
     if troi.budget >= n_voxels:
         raise InputError("--budget must be below the coarse region's voxel count (nothing to select otherwise)",
                          path=dataset, expected=f"fewer than {n_voxels}", found=str(troi.budget))
+    # what the pictures need, checked before the work
+    target = None if surface else read_info(dataset).map_target.check(pycortex=flatmap)
     if pretrained:
         model, record, backbone_path = load_backbone(backbone_path, root)
         spec = record["features"]
@@ -219,9 +222,12 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                           "training": settings_record(settings), "world_size": ctx.world_size}
             info = data.info
 
+            pictures: dict[str, dict] = {}
+
             def write_maps(tmp: dict[str, Path]) -> None:
                 from fmrikit.io.nifti import save_nifti
-                from fmrikit.viz.flatmap import save_voxel_map, voxels_to_volume
+                from fmrikit.viz.flatmap import voxels_to_volume
+                from fmrikit.viz.maps import save_voxel_map
 
                 if surface:
                     _write_surface_maps(tmp, info, selected, weights, stem, flatmap)
@@ -231,19 +237,19 @@ def roi_train(subject: int, *, root: str | os.PathLike | None = None, troi: Troi
                 save_nifti(voxels_to_volume(weights, info.ijk, info.volume_shape, fill=0).astype(np.float32),
                            info.affine, tmp["weights"])
                 if flatmap:
-                    cortex = dict(pycortex_subject=info.pycortex_subject, pycortex_xfm=info.pycortex_xfm)
-                    save_voxel_map(np.ones(len(selected)), info.ijk[selected], info.volume_shape, info.affine,
-                                   png_path=tmp["mask_png"], vmin=0, vmax=1, cmap="Reds",
-                                   title=f"{stem}: {len(selected)} voxels", **cortex)
-                    save_voxel_map(weights, info.ijk, info.volume_shape, info.affine, png_path=tmp["weights_png"],
-                                   vmin=0, cmap="viridis", title=f"{stem}: mask weights", **cortex)
+                    pictures[names["mask_png"]] = save_voxel_map(
+                        np.ones(len(selected)), info.ijk[selected], target, png_path=tmp["mask_png"], style="roi",
+                        vmin=0, vmax=1, cmap="Reds", title=f"{stem}: {len(selected)} voxels")["picture"]
+                    pictures[names["weights_png"]] = save_voxel_map(
+                        weights, info.ijk, target, png_path=tmp["weights_png"], vmin=0, cmap="viridis",
+                        title=f"{stem}: mask weights")["picture"]
 
             write_subject_outputs(out_dir, names, model, sub, base=backbone_path, shared_trained=train_shared,
                                   history=result.history, scores=scores, command="roi-train", parameters=parameters,
                                   inputs=[data.checksum], seed=settings.seed, run_id=run_id,
                                   overwrite=overwrite, kind="roi-train", root=root, write_extra=write_maps,
                                   extra={"features": spec, "stage1_voxels_per_epoch": counts,
-                                         "n_coarse_voxels": data.n_voxels})
+                                         "n_coarse_voxels": data.n_voxels, "pictures": pictures})
             finish_run(checkpoint)
         ctx.barrier()
     return SubjectResult(model=out_dir / names["model"], outputs={k: out_dir / v for k, v in names.items()},
@@ -328,4 +334,5 @@ def _restrict(data: SubjectData, selected: np.ndarray) -> SubjectData:
     """The subject's data over a subset of its columns."""
     return SubjectData(key=data.key, info=data.info, columns=data.columns[selected],
                        train_x=data.train_x[:, selected].contiguous(), train_stim=data.train_stim,
-                       test_x=data.test_x[:, selected].contiguous(), test_stim=data.test_stim, checksum=data.checksum)
+                       test_x=data.test_x[:, selected].contiguous(), test_stim=data.test_stim, checksum=data.checksum,
+                       train_sessions=data.train_sessions)
