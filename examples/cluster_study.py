@@ -4,6 +4,7 @@ On a simulated world (WORLD_SEED) the universal encoder is trained jointly on su
 are clustered several ways and scored against the truth with :func:`fmrikit.analysis.oracle.cluster_scores`:
 
 * ``category`` (k = number of categories, category voxels only): ARI, purity, agreement of labels across subjects;
+  and the ARI on the category voxels when every voxel (noise and early ones too) is clustered with k = 8 classes;
 * ``early`` (k = 8, early voxels only): ARI against binned pRF position (4 polar-angle x 2 eccentricity bins) and
   against the visual area.
 
@@ -139,7 +140,10 @@ for name, xs in spaces.items():
     ones = [np.ones(len(l), bool) for l in elab]
     prf = cluster_scores(elab, [np.zeros(len(l), int) for l in elab], [], early=ones, early_truth=prf_bin)
     ar = cluster_scores(elab, [np.zeros(len(l), int) for l in elab], [], early=ones, early_truth=area)
-    metrics = {"ari_cat": sc["ari_category"], "purity": sc["purity"],
+    everything = [np.ones(len(c), bool) for c in classes]  # all voxels, noise ones included, k = all classes
+    alab = kmeans(xs, everything, len(truths[0].voxel_classes), joint)
+    whole = cluster_scores(alab, classes, CATEGORIES)
+    metrics = {"ari_cat": sc["ari_category"], "purity": sc["purity"], "ari_all": whole["ari_category"],
                "agree": sc["agreement"] if joint else float("nan"),
                "ari_prf": prf["ari_early"], "ari_area": ar["ari_early"]}
     if name.startswith("embeddings"):
@@ -161,7 +165,7 @@ for s, d, tr, row in zip(subjects, data, truths, rows_of):
     quality.update({f"frac{s}": frac["median"], f"frac{s}_p75": frac["p75"], f"r{s}": float(np.nanmedian(r))})
 rows.append(Row("encoder (subjects 1 + 2): r / oracle r", quality))
 write_rows(env["STUDY_ROWS"], rows, reference="predicted profiles (fmrikit)",
-           labels={"ari_cat": "category ARI (k = 5)", "purity": "category purity", "agree": "label agreement",
+           labels={"ari_cat": "category ARI (k = 5)", "ari_all": "category ARI, all voxels clustered (k = 8)", "purity": "category purity", "agree": "label agreement",
                    "ari_prf": "early ARI vs pRF bin (k = 8)", "ari_area": "early ARI vs area (k = 8)",
                    "cos_init": "cos(final, initial embedding)", "frac1": "sub-01 median r / oracle r",
                    "frac1_p75": "sub-01 p75 r / oracle r", "r1": "sub-01 median r (all voxels)",
