@@ -329,7 +329,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
                                                    "nsd": float(np.nanmedian(nc_nsd))}
         protocol["noise_ceiling"] = {"algonauts": "100 ncsnr^2 / (ncsnr^2 + k), k = sum(n_r / r) / sum(n_r)",
                                      "nsd": f"100 ncsnr^2 / (ncsnr^2 + 1/{n_nsd})",
-                                     "score": "100 max(r, 0)^2 / NC, capped at 100"}
+                                     "score": "100 max(r, 0)^2 / NC, capped at 100",
+                                     "zero_ceiling": f"NC = 0 taken as {M.NC_ZERO} (Algonauts 2023 code), not NaN"}
     else:
         for name in ("nc_score_algonauts", "nc_score_nsd"):
             metrics[name] = Metric.skipped(name.replace("_", " "), f"{data_path.name} has no voxels/ncsnr")

@@ -88,6 +88,12 @@ Unfreeze = Annotated[bool, typer.Option("--unfreeze-backbone", help="Train the p
 Channels = Annotated[int, typer.Option(min=1, help="Channels each feature level is projected to.")]
 EmbedDim = Annotated[int, typer.Option(min=1, help="Size of each voxel's embedding.")]
 VoxelsPerImage = Annotated[int, typer.Option(min=2, help="Voxels sampled per image and step.")]
+EncoderPreset = Annotated[str, typer.Option(help="small (CPU: EfficientNet-Lite0 features) or paper (the Universal "
+                                                 "Brain Encoder's: DINOv2 features, needs --image-model); the options "
+                                                 "below override it.")]
+Grid = Annotated[Optional[int], typer.Option(min=1, help="Patch grid side of gabor / effnet-lite0 features, e.g. 14 "
+                                                         "or 16 for small receptive fields [default: the "
+                                                         "extractor's, 8 / 7].")]
 CosineWeight = Annotated[float, typer.Option(min=0.0, help="Weight of (1 - cosine similarity) against the MSE.")]
 
 # -- Stable Diffusion and NeuroPictor -----------------------------------------------------------------------------
