@@ -17,7 +17,7 @@ import numpy as np
 from fmrikit._logging import logger
 from fmrikit.analysis import metrics as M
 from fmrikit.analysis.results import Metric, write_report
-from fmrikit.errors import DataValueError, FmrikitError, MissingInputError
+from fmrikit.errors import DataValueError, FmrikitError, InputError, MissingInputError
 from fmrikit.io.atomic import claim_outputs, one_run
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.project import preproc_betas_path, project_root, subject_label
@@ -207,6 +207,9 @@ def evaluate_retrieval(brain: str | os.PathLike, image: str | os.PathLike, out: 
     elif len(b) != len(i):
         raise DataValueError("brain and image embeddings differ in count", path=image, expected=str(len(b)),
                              found=str(len(i)))
+    if len(b) < n_candidates:
+        raise InputError("--candidates is larger than the test set (retrieval is never silently among fewer)",
+                         path=brain, expected=f"--candidates {len(b)} or fewer", found=f"--candidates {n_candidates}")
     res = M.retrieval(b, i, n_candidates=n_candidates, n_draws=n_draws, seed=seed)
     chance = res["chance"]
     metrics = {name: Metric(label, res[name]["mean"], chance=chance, n=len(b))
@@ -326,7 +329,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
                                                    "nsd": float(np.nanmedian(nc_nsd))}
         protocol["noise_ceiling"] = {"algonauts": "100 ncsnr^2 / (ncsnr^2 + k), k = sum(n_r / r) / sum(n_r)",
                                      "nsd": f"100 ncsnr^2 / (ncsnr^2 + 1/{n_nsd})",
-                                     "score": "100 max(r, 0)^2 / NC, capped at 100"}
+                                     "score": "100 max(r, 0)^2 / NC, capped at 100",
+                                     "zero_ceiling": f"NC = 0 taken as {M.NC_ZERO} (Algonauts 2023 code), not NaN"}
     else:
         for name in ("nc_score_algonauts", "nc_score_nsd"):
             metrics[name] = Metric.skipped(name.replace("_", " "), f"{data_path.name} has no voxels/ncsnr")

@@ -26,6 +26,10 @@ INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "nearest-exact")
 #: Smallest image side accepted by :func:`ssim` (its Gaussian window is 11 pixels wide).
 SSIM_MIN_SIDE = 11
 
+#: A noise ceiling of 0 in :func:`noise_normalized_score` becomes this fraction (the Algonauts 2023 code's choice,
+#: not NaN), so the voxel still counts: 100 % when r > 0, else 0.
+NC_ZERO = 1e-14
+
 
 # -- reconstruction --------------------------------------------------------------------------
 
@@ -414,7 +418,7 @@ def noise_ceiling_algonauts(ncsnr: np.ndarray, n_images_by_repeats: dict[int, in
 
 
 def noise_normalized_score(r: np.ndarray, nc_percent: np.ndarray) -> np.ndarray:
-    """Encoding accuracy as a percentage of the noise ceiling.
+    """Encoding accuracy as a percentage of the noise ceiling (the Algonauts 2023 challenge's score).
 
     Parameters
     ----------
@@ -426,7 +430,9 @@ def noise_normalized_score(r: np.ndarray, nc_percent: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of float64, shape (n_voxels,)
-        100 * max(r, 0)^2 / (nc / 100), capped at 100; NaN where nc == 0 or r is NaN.
+        100 * max(r, 0)^2 / (nc / 100), capped at 100; NaN where r is NaN. A noise ceiling of 0 is
+        replaced by :data:`NC_ZERO` (as a fraction), as the Algonauts code does: such a voxel scores 100
+        when r > 0 and 0 otherwise.
 
     Raises
     ------
@@ -442,10 +448,9 @@ def noise_normalized_score(r: np.ndarray, nc_percent: np.ndarray) -> np.ndarray:
     if nc.size and (nc.min() < 0 or nc.max() > 100):
         raise DataValueError("noise ceiling must be a percentage", expected="values in [0, 100]",
                              found=f"range [{nc.min():.4g}, {nc.max():.4g}]")
-    score = np.full(r.shape, np.nan)
-    ok = nc > 0
-    score[ok] = np.minimum(100.0 * np.maximum(r[ok], 0.0) ** 2 / (nc[ok] / 100.0), 100.0)
-    return score
+    fraction = np.where(nc == 0, NC_ZERO, nc / 100.0)
+    with np.errstate(invalid="ignore"):  # NaN r stays NaN
+        return np.minimum(100.0 * np.maximum(r, 0.0) ** 2 / fraction, 100.0)
 
 
 def summarize(values: np.ndarray) -> dict:
@@ -550,7 +555,8 @@ def _check_draws(n: int, n_candidates: int, n_draws: int) -> None:
         raise InputError("retrieval needs at least 2 candidates and 2 draws", expected="n_candidates, n_draws >= 2",
                          found=f"n_candidates={n_candidates}, n_draws={n_draws}")
     if n < n_candidates:
-        raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+        raise InputError("fewer items than retrieval candidates (a draw is never shrunk to fit: ask for at most N)",
+                         expected=f"n_candidates <= N = {n}", found=f"n_candidates = {n_candidates}")
 
 
 def _over_draws(a: np.ndarray, b: np.ndarray, n_candidates: int, n_draws: int, seed: int,

@@ -46,6 +46,9 @@ def cluster_embeddings(
     model: Annotated[Optional[Path], typer.Option(help="Encoder folder [default: <root>/models/encoder].")] = None,
     method: Annotated[str, typer.Option(help="kmeans, or gmm (Gaussian mixture, as the paper's public code).")]
     = "kmeans",
+    space: Annotated[str, typer.Option(help="response: each voxel's predicted response profile over the candidate "
+                                            "images; embedding: the L2-normalised embeddings (the paper's).")]
+    = "response",
     images: Annotated[Optional[Path], typer.Option(help="Folder of candidate images for each cluster's montage "
                                                         "[default: the subjects' stimuli].")] = None,
     max_images: Annotated[int, typer.Option(min=1, help="Most candidate images scored (a random subset when more).")]
@@ -64,7 +67,8 @@ def cluster_embeddings(
     """Cluster voxel embeddings of several subjects into one functional map; each cluster's top images."""
     from fmrikit.methods.encoder.clusters import cluster_embeddings as run
 
-    result = call(run, k, subjects=int_list(subjects, "--subjects"), model=model, method=method, images=images,
+    result = call(run, k, subjects=int_list(subjects, "--subjects"), model=model, method=method, space=space,
+                  images=images,
                   max_images=max_images, top=top, root=root, out=out, seed=seed, flatmap=flatmap,
                   batch_size=batch_size, device=device, overwrite=overwrite)
     out_console.print(f"{k} clusters over {', '.join(result.labels)}: {result.out}")

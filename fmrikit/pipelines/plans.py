@@ -13,8 +13,23 @@ def _neuropictor() -> tuple[Callable[..., dict], Callable[[dict], list]]:
     return plan_neuropictor, plan_rows
 
 
+def _troi() -> tuple[Callable[..., dict], Callable[[dict], list]]:
+    from fmrikit.engine.memory import plan_rows
+    from fmrikit.methods.troi.plan import plan_troi
+
+    return plan_troi, plan_rows
+
+
+def _encoder() -> tuple[Callable[..., dict], Callable[[dict], list]]:
+    from fmrikit.engine.memory import plan_rows
+    from fmrikit.methods.encoder.plan import plan_encoder
+
+    return plan_encoder, plan_rows
+
+
 #: Plan name -> a loader of (plan function taking ``batch_size`` and keywords, its table rows).
-PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {"neuropictor": _neuropictor}
+PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {
+    "encoder": _encoder, "neuropictor": _neuropictor, "troi": _troi}
 
 
 def make_plan(name: str, batch_size: int | None = None, **kwargs: Any) -> tuple[dict[str, Any], list]:

@@ -15,7 +15,7 @@ from fmrikit.analysis.evaluate import evaluate_encoding, evaluate_labels, evalua
 from fmrikit.cli.main import app
 from fmrikit.data.dataset import read_betas, read_info
 from fmrikit.data.preprocess import preprocess_nsd
-from fmrikit.errors import DataValueError
+from fmrikit.errors import DataValueError, InputError
 
 runner = CliRunner()
 
@@ -125,6 +125,9 @@ def test_retrieval_pairs_by_stim_id(tmp_path):
     _emb(tmp_path / "fewer.h5", image[:350], ids[:350])
     with pytest.raises(DataValueError, match="different stimuli"):
         evaluate_retrieval(tmp_path / "fewer.h5", tmp_path / "img.h5", tmp_path / "out3")
+    with pytest.raises(InputError, match="--candidates is larger than the test set"):  # never shrunk silently
+        evaluate_retrieval(tmp_path / "brain.h5", tmp_path / "img.h5", tmp_path / "out4", n_candidates=401)
+    assert not (tmp_path / "out4").exists()
 
 
 def test_encoding_against_numpy(nsd_tree, tmp_path):

@@ -273,10 +273,11 @@ def test_noise_ceiling_algonauts_by_hand():
 
 
 def test_noise_normalized_score_by_hand():
-    r = np.array([0.5, -0.2, 0.9, np.nan, 0.3])
-    nc = np.array([50.0, 50.0, 20.0, 50.0, 0.0])
-    # 100 * 0.25 / 0.5 = 50; negative r -> 0; 100 * 0.81 / 0.2 = 405 -> capped; NaN r; nc = 0
-    np.testing.assert_allclose(M.noise_normalized_score(r, nc), [50.0, 0.0, 100.0, np.nan, np.nan])
+    r = np.array([0.5, -0.2, 0.9, np.nan, 0.3, -0.1, 1e-8])
+    nc = np.array([50.0, 50.0, 20.0, 50.0, 0.0, 0.0, 0.0])
+    # 100 * 0.25 / 0.5 = 50; negative r -> 0; 100 * 0.81 / 0.2 = 405 -> capped; NaN r; nc = 0 is 1e-14 as in the
+    # Algonauts code: r = 0.3 -> 0.09 / 1e-14 capped at 100, r < 0 -> 0, r = 1e-8 -> 100 * 1e-16 / 1e-14 = 1
+    np.testing.assert_allclose(M.noise_normalized_score(r, nc), [50.0, 0.0, 100.0, np.nan, 100.0, 0.0, 1.0])
     with pytest.raises(DataValueError):
         M.noise_normalized_score(r, nc[:4])
 

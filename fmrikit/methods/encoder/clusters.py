@@ -1,10 +1,19 @@
 """Functional brain maps from the universal encoder's voxel embeddings (``fmrikit cluster-embeddings``).
 
-The L2-normalised embeddings of every listed subject are clustered together (scikit-learn
-k-means, or a Gaussian mixture as in the Universal Brain Encoder's public code), so a cluster
-means the same thing in every subject. Clusters are numbered 1..k by decreasing total size.
-Each cluster's preferred images are those with the highest mean predicted response over its
-voxels (all subjects pooled).
+The voxels of every listed subject are clustered together (scikit-learn k-means, or a Gaussian
+mixture as in the Universal Brain Encoder's public code), so a cluster means the same thing in every
+subject. What is clustered (``space``):
+
+``response`` (default)
+    each voxel's predicted response profile over the candidate images (centred, L2-normalised): what
+    the embedding makes the voxel do. Only the directions of an embedding that the model reads shape it.
+``embedding``
+    the L2-normalised embeddings themselves, as in the paper. Directions the model does not read (for a
+    category voxel, most of the spatial query) keep their random initial values, which k-means counts as
+    much as the functional ones (see the cluster study, ``examples/cluster_study.sh``).
+
+Clusters are numbered 1..k by decreasing total size. Each cluster's preferred images are those with
+the highest mean predicted response over its voxels (all subjects pooled).
 
 Outputs, in one folder written atomically:
 
@@ -40,6 +49,8 @@ from fmrikit.checks import check_number, check_option
 from fmrikit.engine.steps import memory_guard
 
 METHODS = ("kmeans", "gmm")
+#: What ``cluster-embeddings`` clusters (see the module docstring).
+SPACES = ("response", "embedding")
 #: Candidate images scored for each cluster by default (a random subset of the stimuli when more).
 MAX_IMAGES = 1000
 
@@ -90,9 +101,9 @@ def cluster_labels(embeddings: list[np.ndarray], k: int, method: str = "kmeans",
 @one_run
 @memory_guard
 def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model: str | os.PathLike | None = None,
-                       method: str = "kmeans", images: str | os.PathLike | None = None, max_images: int = MAX_IMAGES,
-                       top: int = 8, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-                       seed: int = 0, flatmap: bool = True, batch_size: int = 32, device: str = "auto",
+                       method: str = "kmeans", space: str = "response", images: str | os.PathLike | None = None,
+                       max_images: int = MAX_IMAGES, top: int = 8, root: str | os.PathLike | None = None,
+                       out: str | os.PathLike | None = None, seed: int = 0, flatmap: bool = True, batch_size: int = 32, device: str = "auto",
                        overwrite: bool = False) -> ClusterResult:
     """Cluster voxel embeddings into a shared functional map and find each cluster's preferred images.
 
@@ -105,8 +116,11 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     model : path-like, optional
         Encoder folder (default ``<root>/models/encoder``).
     method : {"kmeans", "gmm"}
+    space : {"response", "embedding"}
+        Cluster predicted response profiles over the candidate images or the embeddings themselves.
     images : path-like, optional
-        Folder of candidate images; default the subjects' stimuli.
+        Folder of candidate images (also the profiles of ``space="response"``); default the subjects'
+        stimuli.
     max_images : int
         Most candidate images scored (a random subset, drawn with ``seed``, when more).
     top : int
@@ -128,12 +142,13 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     """
     from fmrikit.data.dataset import read_info
     from fmrikit.devices import resolve_device
-    from fmrikit.features.registry import get_extractor
+    from fmrikit.features.registry import spec_extractor
     from fmrikit.project import project_root
     from fmrikit.methods.encoder.runs import encoder_dataset, load_encoder, subject_info
     from fmrikit.project import default_encoder_path
 
     check_option("clustering method", method, METHODS)
+    check_option("clustering space", space, SPACES)
     for name, value, low in (("--k", k, 2), ("--max-images", max_images, 1), ("--top", top, 1),
                              ("--batch-size", batch_size, 1)):
         check_number(name, value, low=low)
@@ -147,9 +162,6 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     # what the pictures need, checked before the work (a surface is drawn on its mesh)
     targets = {key: None if entry.get("mesh") else MapTarget.from_record(entry).check(pycortex=flatmap)
                for key, entry in entries.items()}
-    embeddings = [encoder.voxel_embeddings[key].detach().float().cpu().numpy() for key in keys]
-    labels = dict(zip(keys, cluster_labels(embeddings, k, method, seed)))
-    sizes = {key: np.bincount(lab, minlength=k).tolist() for key, lab in labels.items()}
 
     if images is not None:
         candidates = file_images(images)
@@ -159,9 +171,19 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
     if len(candidates) > max_images:
         rows = np.sort(np.random.default_rng(seed).choice(len(candidates), max_images, replace=False))
         candidates = candidates.subset(rows)
-    extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
-    response = cluster_responses(encoder, labels, k, candidates, extractor, root=root, batch_size=batch_size,
-                                 device=dev)
+    extractor = spec_extractor(record["features"])
+    if space == "embedding":
+        embeddings = [encoder.voxel_embeddings[key].detach().float().cpu().numpy() for key in keys]
+        labels = dict(zip(keys, cluster_labels(embeddings, k, method, seed)))
+        response = cluster_responses(encoder, labels, k, candidates, extractor, root=root, batch_size=batch_size,
+                                     device=dev)
+    else:
+        predicted = {key: voxel_predictions(encoder, key, candidates, extractor, root=root, batch_size=batch_size,
+                                            device=dev) for key in keys}
+        labels = dict(zip(keys, cluster_labels([response_profiles(predicted[key]) for key in keys], k, method,
+                                               seed)))
+        response = _cluster_means(predicted, labels, k)
+    sizes = {key: np.bincount(lab, minlength=k).tolist() for key, lab in labels.items()}
     n_top = min(top, len(candidates))
     best = np.argsort(-response, axis=0, kind="stable")[:n_top].T  # (k, n_top)
     top_images = {c + 1: [candidates.names[r] for r in best[c]] for c in range(k)}
@@ -189,12 +211,42 @@ def cluster_embeddings(k: int = 20, *, subjects: list[int] | None = None, model:
                       parameters={"k": k, "method": method, "subjects": keys, "model": str(path),
                                   "images": str(images) if images else "subjects' stimuli",
                                   "n_candidate_images": len(candidates), "top": n_top,
-                                  "normalisation": "L2 per voxel embedding"},
+                                  "space": space,
+                                  "normalisation": "L2 per voxel embedding" if space == "embedding" else
+                                  "predicted responses to the candidate images, centred and L2-normalised per voxel"},
                       outputs=files + [n for n, r in pictures.items() if "error" not in r] + ["clusters.json"],
                       extra={"sizes": sizes, "top_images": top_images, "pictures": pictures,
                              "conventions": {key: entries[key].get("conventions") for key in keys}},
                       root=root, folder=out)
     return ClusterResult(out=out, labels=labels, sizes=sizes, top_images=top_images)
+
+
+def voxel_predictions(encoder, key: str, candidates: ImageSet, extractor, *, root=None, batch_size: int = 32,
+                      device="cpu") -> np.ndarray:
+    """Predicted responses of every voxel of a subject to the candidate images, float32 (n_images, n_voxels)."""
+    from fmrikit.methods.encoder.predict import predict_image_set
+
+    out = np.empty((len(candidates), encoder.voxel_embeddings[key].shape[0]), np.float32)
+    for rows, pred in predict_image_set(encoder, key, candidates, extractor, root=root, batch_size=batch_size,
+                                        device=device, description=f"voxel profiles {key}"):
+        out[rows] = pred
+    return out
+
+
+def response_profiles(predicted: np.ndarray) -> np.ndarray:
+    """Voxels' response profiles: ``predicted`` (n_images, n_voxels) centred over images and L2-normalised,
+    returned as (n_voxels, n_images) float64 (a flat profile stays 0)."""
+    x = predicted.T.astype(np.float64)
+    x -= x.mean(1, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _cluster_means(predicted: dict[str, np.ndarray], labels: dict[str, np.ndarray], k: int) -> np.ndarray:
+    """Mean predicted response of each cluster's voxels (subjects pooled), (n_images, k), NaN when empty."""
+    total = sum(predicted[key].astype(np.float64) @ np.eye(k)[labels[key]] for key in labels)
+    counts = sum(np.bincount(lab, minlength=k) for lab in labels.values())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, total / counts, np.nan)
 
 
 def cluster_responses(encoder, labels: dict[str, np.ndarray], k: int, candidates: ImageSet, extractor, *, root=None,

@@ -82,7 +82,7 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     EncodeResult
     """
     from fmrikit.data.dataset import read_info
-    from fmrikit.features.registry import get_extractor
+    from fmrikit.features.registry import spec_extractor
     from fmrikit.io.nifti import write_nifti_series
     from fmrikit.viz.flatmap import voxels_to_volume
     from fmrikit.viz.maps import MapTarget
@@ -112,7 +112,7 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
             raise InputError("the subject's dataset has no shared images", path=info.path, expected="trials/shared")
     else:
         image_set = file_images(images)
-    extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
+    extractor = spec_extractor(record["features"])
     ijk = encoder.voxel_index[key].ijk.cpu().numpy().astype(np.int64)
     shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
     n = len(image_set)
