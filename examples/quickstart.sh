@@ -120,7 +120,7 @@ reconstruction_and_encoding() {
     --truth "$WORK/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" --out "$RESULTS/recon/sub-01" --overwrite
   echo
   step "pretrain encoder" fmrikit pretrain encoder --subjects 1,2,3,4 --features effnet-lite0 --epochs 10 \
-    --lr 3e-3 --voxels-per-image 1000 --overwrite
+    --lr 3e-3 --overwrite
   step "cluster-embeddings" fmrikit cluster-embeddings --k 20 --subjects 1,2 --max-images 120 --overwrite
   # its predictions for subject 1's held-out shared images, scored voxel by voxel (the r map of the report)
   step "encode (shared)" fmrikit encode --subject 1 --shared --max-flatmaps 2 --overwrite
