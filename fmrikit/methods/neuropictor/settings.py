@@ -8,7 +8,7 @@ training images for pretraining, one subject's for refining).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from fmrikit.checks import check_number, check_option
@@ -166,10 +166,3 @@ class FlatmapAESize:
                             own(self.decoder_depth, self.depth), own(self.decoder_heads, self.heads), label="decoder")
         if not self.mlp_ratio > 0:
             raise InputError("invalid flatmap autoencoder size", expected="mlp_ratio > 0", found=str(self.mlp_ratio))
-
-    def build(self):
-        """A freshly initialised :class:`FlatmapAutoencoder` of this size (seed torch first for reproducibility)."""
-        self.check()
-        from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAutoencoder
-
-        return FlatmapAutoencoder(**asdict(self))
