@@ -267,7 +267,7 @@ def flatmap_ae(
                                                              "[default: the preset's].")] = None,
     heads: Annotated[Optional[int], typer.Option(min=1, help="Attention heads [default: the preset's].")] = None,
     sessions: o.Sessions = None,
-    average_repeats: AverageRepeats = True,
+    average_repeats: AverageRepeats = NeuroPictorOptions.average_repeats,
     epochs: PresetEpochs = None,
     batch_size: PresetBatch = None,
     lr: PresetLr = None,

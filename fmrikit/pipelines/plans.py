@@ -13,8 +13,15 @@ def _neuropictor() -> tuple[Callable[..., dict], Callable[[dict], list]]:
     return plan_neuropictor, plan_rows
 
 
+def _latent_mapper() -> tuple[Callable[..., dict], Callable[[dict], list]]:
+    from fmrikit.methods.latent.plan import plan_latent_mapper, plan_rows
+
+    return plan_latent_mapper, plan_rows
+
+
 #: Plan name -> a loader of (plan function taking ``batch_size`` and keywords, its table rows).
-PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {"neuropictor": _neuropictor}
+PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {"neuropictor": _neuropictor,
+                                                                                   "latent-mapper": _latent_mapper}
 
 
 def make_plan(name: str, batch_size: int | None = None, **kwargs: Any) -> tuple[dict[str, Any], list]:

@@ -349,7 +349,9 @@ class LatentMapper(PretrainedModule):
             index[i, :len(cols)] = torch.tensor(cols)
         self.register_buffer("node_index", index, persistent=False)
         self.register_buffer("adjacency", adj)
-        self.register_buffer("laplacian", scaled_laplacian(adj), persistent=False)
+        # computed on the CPU (also when the model is built on the meta device for a memory plan)
+        lap = scaled_laplacian(torch.tensor(adjacency, dtype=torch.float64, device="cpu")).float()
+        self.register_buffer("laplacian", lap.to(adj.device), persistent=False)
         k1, k2 = c["cheb_k"]
         width = c["gcn_width"]
         self.cheb1 = ChebConv(k, width, k1)

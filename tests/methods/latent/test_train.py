@@ -98,3 +98,21 @@ def test_bad_requests(project, autoencoder):
     (project / "taken").mkdir(exist_ok=True)
     with pytest.raises(OutputExistsError):
         pretrain_latent_mapper(1, mapper="cnn", root=project, out=project / "taken")
+
+
+def test_default_text_voxels_are_the_simulated_ventral_stream(project):
+    from fmrikit.data.rois import roi_columns
+    from fmrikit.data.world.truth import read_truth
+
+    options = MapperOptions()
+    info = read_info(project / "sub-01/sub-01_desc-preproc_betas.h5")
+    cols = roi_columns(info, options.text_roi, list(options.text_labels))
+    truth = read_truth(info.nsd_root, 1)
+    area_of = {tuple(v): truth.areas[a] for v, a in zip(truth.ijk, truth.area)}
+    chosen = {tuple(v) for v in info.ijk[cols]}
+    ventral = ("FFA", "PPA", "VWFA", "food")
+    # nearly every informative voxel of the ventral category regions is read, and almost no early voxel
+    in_regions = [v for v, a in area_of.items() if a in ventral and v in {tuple(u) for u in info.ijk}]
+    assert in_regions and np.mean([v in chosen for v in in_regions]) > 0.9
+    early = [v for v in chosen if area_of.get(v) in ("V1", "V2", "V3", "hV4", "V3AB")]
+    assert len(early) < 0.03 * len(chosen)
