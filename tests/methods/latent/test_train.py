@@ -90,6 +90,7 @@ def test_gcn_graph_is_the_symmetric_thresholded_correlation_of_the_true_areas(pr
     log = (result.model / "training_log_image.tsv").read_text().splitlines()
     assert log[0].startswith("epoch\tloss") and "val_loss" in log[0] and len(log) == 4
     assert not (project / ".mapper-gcn.checkpoint").exists()
+    assert json.loads((result.model / "run.json").read_text())["parameters"]["preset"] == "small"
 
 
 def test_bad_requests(project, autoencoder):
