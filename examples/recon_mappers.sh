@@ -6,8 +6,10 @@
 # ratio to predicting the training mean (the goal: <= 0.8), PixCorr, SSIM and pixel two-way identification
 # (fmrikit evaluate recon).
 # Rows beyond the four mappers:
+#   - "mean predictor": the training mean latent decoded (MSE ratio 1 by definition; its image metrics are chance);
 #   - "<mapper>, 2 of 6 sessions": trained on a third of the data (data size: does the nonlinear-linear gap move?);
-#   - oracle "<mapper> on noise-free responses": the same mapper trained and tested on the world's noise-free twin;
+#   - oracle "<mapper> on noise-free responses": the same mapper trained and tested on the world's noise-free twin
+#     (fmrikit simulate --noise-free): what the mapper reaches without measurement noise;
 #   - oracle "autoencoder ceiling": the autoencoder's own reconstruction of the true test images.
 # Every run is one world seed x one model seed; the seed helper (python -m fmrikit.analysis.study) prints one table
 # with mean +- sd and the differences from ridge (or from ridge on the same data) beyond 2 standard errors.
@@ -16,8 +18,10 @@
 #   WORLD_OPTIONS='--subjects 2 --sessions 18 --trials-per-session 300 --shared 100' FRACTION= ORACLE=0 ...
 #                                                                    (3x the training data)
 # Knobs: MAPPERS (default "ridge cnn vae gcn"), FRACTION (sessions of the reduced-data rows, default 1,2; empty
-# skips them), ORACLE (1: the noise-free rows), AE_SIZE / AE_EPOCHS (the autoencoder: 32 px, 8 epochs, sized for
-# a CPU), WORLDS (a folder of simulated worlds shared with examples/neuropictor.sh).
+# skips them), EXTRA_MAPPERS (the mappers of the reduced-data and noise-free rows, default "ridge cnn"), ORACLE (1:
+# the noise-free rows), EPOCHS (most epochs of the torch mappers, default 40; early stopping with patience 5 ends
+# them before on this world), AE_SIZE / AE_EPOCHS (the autoencoder: 32 px, 8 epochs, sized for a CPU), WORLDS (a
+# folder of simulated worlds shared with examples/neuropictor.sh).
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_STUDY:-./recon_study}
@@ -43,7 +47,8 @@ done
 # the autoencoder (trained once per run on subject 1's training images), the mappers, their reconstructions and
 # scores: one process, the library functions the commands call (fmrikit pretrain autoencoder / latent-mapper,
 # reconstruct, evaluate recon)
-MAPPERS="${MAPPERS:-ridge cnn vae gcn}" FRACTION="${FRACTION-1,2}" ORACLE="${ORACLE:-1}" \
+MAPPERS="${MAPPERS:-ridge cnn vae gcn}" EXTRA_MAPPERS="${EXTRA_MAPPERS:-ridge cnn}" FRACTION="${FRACTION-1,2}" \
+  ORACLE="${ORACLE:-1}" EPOCHS="${EPOCHS:-40}" \
   BRICK="$WORLD/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" python - <<'EOF'
 import os
 import time
@@ -63,7 +68,7 @@ from fmrikit.methods.latent.train import pretrain_latent_mapper
 from fmrikit.pipelines.reconstruct import reconstruct
 
 run, seed, brick = Path(os.environ["STUDY_RUN_DIR"]), int(os.environ["SEED"]), os.environ["BRICK"]
-mappers = os.environ["MAPPERS"].split()
+mappers, extra = os.environ["MAPPERS"].split(), os.environ["EXTRA_MAPPERS"].split()
 fraction = [int(s) for s in os.environ["FRACTION"].split(",") if s]
 trees = {"noisy": run / "noisy"} | ({"noise-free": run / "noise-free"} if os.environ["ORACLE"] == "1" else {})
 image_keys = ("pixcorr", "ssim", "pixel_two_way")
@@ -87,17 +92,29 @@ for i, im in zip(ids, decode_latents(vae, encode_images(vae, read_stimuli(info, 
     Image.fromarray(im).save(ceiling / "images" / f"stim-{i}.png")
 rows = [Row("autoencoder ceiling (its reconstruction of the true images)",
             {"mse_ratio": 0.0, **scores(ceiling / "images", ceiling / "eval")}, oracle=True)]
+# the mean predictor: every test image gets the training images' mean latent (as each mapper standardises with it)
+train_ids = np.unique(info.stim_id[~info.shared])
+z_train = encode_images(vae, read_stimuli(info, train_ids), size=size.image_size)
+mean_dir = run / "results/mean"
+(mean_dir / "images").mkdir(parents=True, exist_ok=True)
+mean_image = Image.fromarray(decode_latents(vae, z_train.mean(0, keepdims=True))[0])
+for i in ids:
+    mean_image.save(mean_dir / "images" / f"stim-{i}.png")
+# one image for all: two-way identification is at chance (0.5) by definition (every comparison a tie)
+rows.append(Row("mean predictor (training mean latent)",
+                {"mse_ratio": 1.0, **scores(mean_dir / "images", mean_dir / "eval"), "pixel_two_way": 0.5}))
 
 n_sessions = len(np.unique(info.session))
 part = f", {len(fraction)} of {n_sessions} sessions" if fraction else ""
-variants = [("noisy", m, None) for m in mappers] + [("noisy", m, fraction) for m in mappers if fraction]
-variants += [("noise-free", m, None) for m in mappers if "noise-free" in trees]
+variants = [("noisy", m, None) for m in mappers] + [("noisy", m, fraction) for m in extra if fraction]
+variants += [("noise-free", m, None) for m in extra if "noise-free" in trees]
 for tree, mapper, sessions in variants:
     tag = f"{tree}/{mapper}" + ("-fraction" if sessions else "")
     out = run / "results" / tag
     start = time.time()
     result = pretrain_latent_mapper(1, mapper=mapper, root=trees[tree], autoencoder=ae, sessions=sessions,
-                                    preset="small", overrides={"seed": seed}, device="cpu", out=out / "mapper",
+                                    preset="small", overrides={"seed": seed, "epochs": int(os.environ["EPOCHS"])}, device="cpu",
+                                    out=out / "mapper",
                                     overwrite=True)
     seconds = time.time() - start
     reconstruct(1, trials="shared", model=out / "mapper", root=trees[tree], device="cpu", out=out / "recon",
