@@ -20,8 +20,10 @@ def _latent_mapper() -> tuple[Callable[..., dict], Callable[[dict], list]]:
 
 
 #: Plan name -> a loader of (plan function taking ``batch_size`` and keywords, its table rows).
-PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {"neuropictor": _neuropictor,
-                                                                                   "latent-mapper": _latent_mapper}
+PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {
+    "neuropictor": _neuropictor,
+    "latent-mapper": _latent_mapper,  # the report's best mapper (GCN); plan_latent_mapper(mapper=...) for the others
+}
 
 
 def make_plan(name: str, batch_size: int | None = None, **kwargs: Any) -> tuple[dict[str, Any], list]:
