@@ -18,10 +18,13 @@
 #   WORLD_OPTIONS='--subjects 2 --sessions 18 --trials-per-session 300 --shared 100' FRACTION= ORACLE=0 ...
 #                                                                    (3x the training data)
 # Knobs: MAPPERS (default "ridge cnn vae gcn"), FRACTION (sessions of the reduced-data rows, default 1,2; empty
-# skips them), EXTRA_MAPPERS (the mappers of the reduced-data and noise-free rows, default "ridge cnn"), ORACLE (1:
-# the noise-free rows), EPOCHS (most epochs of the torch mappers, default 40; early stopping with patience 5 ends
-# them before on this world), AE_SIZE / AE_EPOCHS (the autoencoder: 32 px, 8 epochs, sized for a CPU), WORLDS (a
-# folder of simulated worlds shared with examples/neuropictor.sh).
+# skips them), EXTRA_MAPPERS (the mappers of the reduced-data and noise-free rows, default "ridge gcn"), ORACLE (1:
+# the noise-free rows), EPOCHS (most epochs of the torch mappers, default 20: the CNN's validation loss is flat by
+# then on this world and an epoch of it takes ~30 s on a shared CPU), AE_SIZE / AE_EPOCHS (the autoencoder: 32 px,
+# 8 epochs, sized for a CPU), WORLDS (a folder of simulated worlds shared with examples/neuropictor.sh).
+# The issue-18 study: WORLD_SEEDS=0 MODEL_SEEDS=<s> for s in 0 1 2 (one world, three model seeds: the autoencoder,
+# the mappers' initialisation and folds), then python -m fmrikit.analysis.study table over the three run folders;
+# ~40 min a run on 2 shared cores.
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_STUDY:-./recon_study}
@@ -47,8 +50,8 @@ done
 # the autoencoder (trained once per run on subject 1's training images), the mappers, their reconstructions and
 # scores: one process, the library functions the commands call (fmrikit pretrain autoencoder / latent-mapper,
 # reconstruct, evaluate recon)
-MAPPERS="${MAPPERS:-ridge cnn vae gcn}" EXTRA_MAPPERS="${EXTRA_MAPPERS:-ridge cnn}" FRACTION="${FRACTION-1,2}" \
-  ORACLE="${ORACLE:-1}" EPOCHS="${EPOCHS:-40}" \
+MAPPERS="${MAPPERS:-ridge cnn vae gcn}" EXTRA_MAPPERS="${EXTRA_MAPPERS:-ridge gcn}" FRACTION="${FRACTION-1,2}" \
+  ORACLE="${ORACLE:-1}" EPOCHS="${EPOCHS:-20}" \
   BRICK="$WORLD/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" python - <<'EOF'
 import os
 import time
