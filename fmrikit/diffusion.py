@@ -324,6 +324,8 @@ class Route:
     ``predict`` maps z-scored betas (B, V) over ``ijk`` to (prediction (B, D), text embeddings or
     None); ``generate`` maps those and one seed per input to uint8 images (B, H, W, 3). ``mesh`` names the
     surface of a model trained on a surface dataset (``ijk`` then holds (hemi, vertex, 0)), "" for a volume.
+    ``train_sessions``: the sessions of ``dataset`` whose non-shared trials trained the model (None: the model
+    saw none of this subject's trials, or does not say).
     """
 
     ijk: np.ndarray
@@ -337,6 +339,7 @@ class Route:
     generate: Callable[..., np.ndarray]
     deterministic: bool = False
     mesh: str = ""
+    train_sessions: list[int] | None = None
 
 
 def image_targets(info: DatasetInfo, stim_ids: np.ndarray, vae, image_size: int, device) -> np.ndarray:

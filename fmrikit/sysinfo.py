@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sys
+from pathlib import Path
 
 from fmrikit.io.provenance import package_versions
 from fmrikit.project import project_root
@@ -34,6 +36,10 @@ def system_info() -> dict[str, object]:
         cortex = import_cortex()
         info["pycortex_filestore"] = cortex.database.default_filestore
         info["pycortex_subjects"] = ", ".join(sorted(cortex.db.subjects))
+        warning = filestore_warning(cortex.database.default_filestore, sys.prefix,
+                                    getattr(cortex.options, "usercfg", "~/.config/pycortex/options.cfg"))
+        if warning:
+            info["pycortex_filestore_warning"] = warning
     except Exception as exc:  # pycortex fails in many ways when misconfigured; report, do not raise
         info["pycortex_filestore"] = f"unavailable: {type(exc).__name__}: {exc}"
     info["inkscape"] = shutil.which("inkscape") or "not found (flatmaps render without ROI outlines)"
@@ -46,3 +52,25 @@ def system_info() -> dict[str, object]:
     info["hf_hub_offline"] = os.environ.get("HF_HUB_OFFLINE", "0")
     info["project_root"] = str(project_root().resolve())
     return info
+
+
+def filestore_warning(filestore: str, prefix: str, config: str) -> str | None:
+    """One line when pycortex's filestore lies outside the active environment, else None.
+
+    pycortex reads its filestore from a per-user file (``~/.config/pycortex/options.cfg``), shared by every
+    environment of the user: one environment then silently reads another's subjects and flatmap caches.
+
+    Parameters
+    ----------
+    filestore : str
+        pycortex's filestore folder.
+    prefix : str
+        The active environment (``sys.prefix``).
+    config : str
+        The user configuration file that sets it.
+    """
+    store, env = Path(filestore).expanduser().resolve(), Path(prefix).resolve()
+    if store == env or env in store.parents:
+        return None
+    return (f"pycortex's filestore {store} is outside the active environment {env} (set per user in {config}): "
+            "its subjects and flatmap caches are another environment's")

@@ -17,7 +17,7 @@ import numpy as np
 from fmrikit._logging import logger
 from fmrikit.analysis import metrics as M
 from fmrikit.analysis.results import Metric, write_report
-from fmrikit.errors import DataValueError, FmrikitError, MissingInputError
+from fmrikit.errors import DataValueError, FmrikitError, InputError, MissingInputError
 from fmrikit.io.atomic import claim_outputs, one_run
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.project import preproc_betas_path, project_root, subject_label
@@ -57,12 +57,16 @@ def default_out(kind: str, root: str | os.PathLike | None = None) -> Path:
     return project_root(root) / "evaluate" / f"{kind}-{new_run_id()}"
 
 
+#: How several reconstructions of one stimulus (one per trial of a session file) are scored.
+REPEATS = ("trials", "average")
+
+
 @one_run
 @memory_guard
 def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str | os.PathLike, *,
-                   preset: str = "mindeye2", truth_dataset: str = "imgBrick", clip_model: str | None = None,
-                   weights_dir: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32,
-                   offline_network: bool = True, root: str | os.PathLike | None = None,
+                   preset: str = "mindeye2", truth_dataset: str = "imgBrick", repeats: str | None = None,
+                   clip_model: str | None = None, weights_dir: str | os.PathLike | None = None, device: str = "auto",
+                   batch_size: int = 32, offline_network: bool = True, root: str | os.PathLike | None = None,
                    overwrite: bool = False) -> dict[str, Any]:
     """Reconstruction metrics: PixCorr, SSIM, AlexNet(2/5), Inception, CLIP, EffNet-B, SwAV.
 
@@ -78,6 +82,12 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
         Protocol preset (:data:`PRESETS`).
     truth_dataset : str
         Dataset of an HDF5 truth.
+    repeats : {"trials", "average"}, optional
+        When a stimulus has several reconstructions (``reconstruct`` of a session file writes one per trial):
+        ``trials`` scores each as a pair with the stimulus's image (two-way identification then compares a
+        reconstruction only with the other stimuli's images); ``average`` averages each stimulus's
+        reconstructions pixel by pixel (after the first resize) and scores one image per stimulus. None
+        refuses repeated stimuli.
     clip_model : str, optional
         Local folder or HF-cache id of an OpenAI CLIP ViT-L/14 vision model; without it CLIP is skipped.
     weights_dir : path-like, optional
@@ -100,18 +110,31 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     from fmrikit.io.images import load_image_pairs
 
     protocol = _preset(preset)
+    if repeats is not None:
+        check_option("--repeats", repeats, REPEATS)
     check_number("--batch-size", batch_size, low=1)
     resolve_device(device)
     claim_outputs([out], kind="evaluate recon", overwrite=overwrite, inputs=[pred, truth, clip_model, weights_dir],
                   root=root)
-    keys, gt_list, rec_list = load_image_pairs(pred, truth, truth_dataset)
-    n = len(keys)
-    if n < 2:
-        raise DataValueError("at least two image pairs are needed", path=pred, expected=">= 2", found=str(n))
+    keys, gt_list, rec_list = load_image_pairs(pred, truth, truth_dataset, repeats=repeats is not None)
+    stimuli = list(dict.fromkeys(keys))
+    if len(stimuli) < 2:
+        raise DataValueError("at least two stimuli are needed", path=pred, expected=">= 2", found=str(len(stimuli)))
     first = protocol["first_resize"]
     interp, antialias = protocol["interpolation"], protocol["antialias"]
     gt = _stack_resized(gt_list, first or protocol["pixel_size"], interp, antialias)
     rec = _stack_resized(rec_list, first or protocol["pixel_size"], interp, antialias)
+    n_reconstructions, groups = len(keys), None
+    if len(stimuli) < len(keys):
+        position = {k: i for i, k in enumerate(stimuli)}
+        index = np.array([position[k] for k in keys])
+        if repeats == "average":
+            rec = np.stack([rec[index == i].mean(0) for i in range(len(stimuli))])
+            gt = gt[np.unique(index, return_index=True)[1]]
+            keys = stimuli
+        else:
+            groups = index
+    n = len(keys)
     # PixCorr and SSIM are means over pairs: compute them in blocks so 425-px copies stay small
     sums = np.zeros(2)
     for start in range(0, n, 64):
@@ -123,8 +146,7 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     try:
         metrics["pixel_two_way"] = Metric(PIXEL_LABEL, M.two_way_identification(
             M.resize_images(gt, PIXEL_TWO_WAY_SIZE, interp, antialias),
-            M.resize_images(rec, PIXEL_TWO_WAY_SIZE, interp, antialias)),
-            chance=0.5, n=n)
+            M.resize_images(rec, PIXEL_TWO_WAY_SIZE, interp, antialias), groups), chance=0.5, n=n)
     except FmrikitError as exc:  # e.g. a uniform image has no pixel correlation
         metrics["pixel_two_way"] = Metric.skipped(PIXEL_LABEL, exc.one_line())
     for key, label, kind in NETWORK_METRICS:
@@ -134,24 +156,27 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
             metrics[key] = Metric.skipped(label, exc.one_line(), higher_is_better=kind == "two_way")
             continue
         net.antialias = antialias  # the networks' own resize follows the protocol too
-        metrics[key] = _network_metric(net, label, kind, gt, rec, batch_size, device)
+        metrics[key] = _network_metric(net, label, kind, gt, rec, batch_size, device, groups)
     if offline_network:
         from fmrikit.features.networks import effnet_lite0
 
         try:
             metrics["effnet_lite0_two_way"] = _network_metric(effnet_lite0(), OFFLINE_LABEL, "two_way", gt, rec,
-                                                              batch_size, device)
+                                                              batch_size, device, groups)
         except FmrikitError as exc:
             metrics["effnet_lite0_two_way"] = Metric.skipped(OFFLINE_LABEL, exc.one_line())
-    protocol = {**protocol, "preset": preset, "n_test_images": n, "pairing": "stimulus id or file name",
+    source = _reconstruction_record(pred)
+    protocol = {**protocol, "preset": preset, "n_test_images": len(stimuli), "pairing": "stimulus id or file name",
+                "repeats": repeats, "n_reconstructions": n_reconstructions, "n_pairs_scored": n,
                 "antialias_note": "low-pass when a bilinear resize shrinks, as torchvision >= 0.17's Resize on "
                                   "tensors (MindEye2 pins 0.17.0) and PIL's BILINEAR do; torchvision < 0.17 did not "
                                   "filter tensors; enlarging is unaffected",
-                "clip_model": clip_model, "weights_dir": None if weights_dir is None else str(weights_dir)}
-    inputs = [{"path": str(Path(pred).resolve()), "n_images": n}, _input(truth)]
+                "clip_model": clip_model, "weights_dir": None if weights_dir is None else str(weights_dir),
+                "conventions": source.get("conventions"), "warnings": source.get("warnings", [])}
+    inputs = [{"path": str(Path(pred).resolve()), "n_images": n_reconstructions}, _input(truth)]
     return write_report(out, kind="recon", preset=preset, protocol=protocol, n=n, metrics=metrics,
                         details={"keys": [str(k) for k in keys]}, inputs=inputs,
-                        figure=lambda p: _recon_figure(gt, rec, keys, p), overwrite=overwrite)
+                        figure=lambda p: _recon_figure(gt, rec, keys, p, metrics), overwrite=overwrite)
 
 
 @one_run
@@ -188,6 +213,9 @@ def evaluate_retrieval(brain: str | os.PathLike, image: str | os.PathLike, out: 
     elif len(b) != len(i):
         raise DataValueError("brain and image embeddings differ in count", path=image, expected=str(len(b)),
                              found=str(len(i)))
+    if len(b) < n_candidates:
+        raise InputError("--candidates is larger than the test set (retrieval is never silently among fewer)",
+                         path=brain, expected=f"--candidates {len(b)} or fewer", found=f"--candidates {n_candidates}")
     res = M.retrieval(b, i, n_candidates=n_candidates, n_draws=n_draws, seed=seed)
     chance = res["chance"]
     metrics = {name: Metric(label, res[name]["mean"], chance=chance, n=len(b))
@@ -221,7 +249,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     roi : str, optional
         Voxel selection of the dataset (default nsdgeneral).
     flatmap : bool
-        Draw a flatmap of r when the dataset names a pycortex subject.
+        Draw a picture of r (its NIfTI is always written): a pycortex flatmap when the dataset names a pycortex
+        subject, else a nilearn mosaic.
     overwrite : bool
     """
     from fmrikit.data.dataset import read_betas, read_info
@@ -230,6 +259,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     data_path = preproc_betas_path(root, subject, roi)
     claim_outputs([out], kind="evaluate encoding", overwrite=overwrite, inputs=[pred, data_path], root=root)
     info = read_info(data_path)
+    # what the picture needs, checked before the work (a surface is drawn on its mesh)
+    target = None if info.is_surface else info.map_target.check(pycortex=flatmap)
     with open_h5(pred, "pred") as f:
         for name in ("stim_id",):
             if name not in f:
@@ -287,7 +318,8 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
     protocol = {"r": "Pearson over images, per voxel", "measured": "z-scored betas averaged over repeats",
                 "retrieval": f"measured pattern vs predicted patterns of {n_candidates} candidates (Pearson over "
                              "voxels), 30 draws, seed 42",
-                "dataset": str(data_path), "noise_ceiling": None}
+                "dataset": str(data_path), "noise_ceiling": None, "conventions": info.conventions,
+                "picture": target.record() if flatmap and target else None}
     if info.ncsnr is not None:
         ncsnr = info.ncsnr[cols].astype(np.float64)
         counts = {int(k): int(v) for k, v in zip(*np.unique(repeats, return_counts=True))}
@@ -303,26 +335,27 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
                                                    "nsd": float(np.nanmedian(nc_nsd))}
         protocol["noise_ceiling"] = {"algonauts": "100 ncsnr^2 / (ncsnr^2 + k), k = sum(n_r / r) / sum(n_r)",
                                      "nsd": f"100 ncsnr^2 / (ncsnr^2 + 1/{n_nsd})",
-                                     "score": "100 max(r, 0)^2 / NC, capped at 100"}
+                                     "score": "100 max(r, 0)^2 / NC, capped at 100",
+                                     "zero_ceiling": f"NC = 0 taken as {M.NC_ZERO} (Algonauts 2023 code), not NaN"}
     else:
         for name in ("nc_score_algonauts", "nc_score_nsd"):
             metrics[name] = Metric.skipped(name.replace("_", " "), f"{data_path.name} has no voxels/ncsnr")
     ijk = info.ijk[cols]
     details["roi"] = _surface_roi_breakdown(info, cols, r) if info.is_surface else _roi_breakdown(info, ijk, r)
 
-    extra: dict[str, Any] = {}
-    label = subject_label(subject)
-    from fmrikit.viz.flatmap import save_voxel_map
+    from fmrikit.viz.maps import save_voxel_map
 
+    label = subject_label(subject)
+    extra: dict[str, Any] = {}
     if info.is_surface:
         extra.update(_surface_r_maps(r, ijk, info.n_mesh_vertices, label, flatmap))
-    elif flatmap and info.pycortex_subject:
-        lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0  # symmetric, so r = 0 is white
-        extra[f"{label}_r.png"] = lambda p: save_voxel_map(
-            r, ijk, info.volume_shape, info.affine, png_path=p, pycortex_subject=info.pycortex_subject,
-            pycortex_xfm=info.pycortex_xfm, vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
-    if not info.is_surface:
-        extra[f"{label}_r.nii.gz"] = lambda p: save_voxel_map(r, ijk, info.volume_shape, info.affine, nifti_path=p)
+    else:
+        extra[f"{label}_r.nii.gz"] = lambda p: save_voxel_map(r, ijk, target, nifti_path=p)
+        if flatmap:
+            lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0  # symmetric, so r = 0 is white
+            extra[f"{label}_r.png"] = lambda p: save_voxel_map(r, ijk, target, png_path=p, vmin=-lim, vmax=lim,
+                                                               cmap="RdBu_r", title=f"{label} encoding accuracy",
+                                                               units="Pearson r, predicted vs measured")
     inputs = [file_checksum(pred), {"path": str(data_path.resolve())}]
     return write_report(out, kind="encoding", preset=None, protocol=protocol, n=len(stim), metrics=metrics,
                         details=details, inputs=inputs, figure=lambda p: _r_histogram(r, p), extra_files=extra,
@@ -332,18 +365,33 @@ def evaluate_encoding(pred: str | os.PathLike, subject: int, out: str | os.PathL
 @one_run
 def evaluate_mask(mask: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
                   root: str | os.PathLike | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Dice, precision and recall of a voxel mask against a reference mask (values > 0)."""
+    """Dice, precision and recall of a voxel mask against a reference mask (values > 0).
+
+    ``figure.png`` draws the mask over the reference (overlap, mask only, reference only): a pycortex flatmap when
+    the subject's preprocessed dataset on the same grid names a pycortex subject, else a nilearn mosaic.
+    """
     from fmrikit.io.nifti import check_same_grid, image_data, load_image
 
     claim_outputs([out], kind="evaluate mask", overwrite=overwrite, inputs=[mask, reference], root=root)
     a, b = load_image(mask, ndim=3), load_image(reference, ndim=3)
     check_same_grid({str(reference): (b.shape, b.affine), str(mask): (a.shape, a.affine)})
-    res = M.mask_overlap(image_data(a, mask) > 0, image_data(b, reference) > 0)
+    in_mask, in_reference = image_data(a, mask) > 0, image_data(b, reference) > 0
+    res = M.mask_overlap(in_mask, in_reference)
     metrics = {"dice": Metric("Dice", res["dice"]), "precision": Metric("precision", res["precision"]),
                "recall": Metric("recall", res["recall"])}
+    target = _mask_target(mask, reference, a, root)
+
+    def figure(path: Path) -> None:
+        from fmrikit.viz.maps import save_overlay
+
+        save_overlay(in_mask, in_reference, target, path, mask_name=_mask_name(mask),
+                     reference_name=_mask_name(reference),
+                     title=f"{_mask_name(mask)} vs {_mask_name(reference)}: Dice {res['dice']:.3f}, "
+                           f"precision {res['precision']:.3f}, recall {res['recall']:.3f}")
+
     return write_report(out, kind="mask", preset=None, protocol={"foreground": "value > 0"}, n=res["n_mask"],
                         metrics=metrics, details=res, inputs=[file_checksum(mask), file_checksum(reference)],
-                        overwrite=overwrite)
+                        figure=figure, overwrite=overwrite)
 
 
 @one_run
@@ -378,6 +426,37 @@ def evaluate_labels(labels: str | os.PathLike, reference: str | os.PathLike, out
 
 # -- helpers ----------------------------------------------------------------------------------
 
+def _mask_name(path) -> str:
+    """A mask's short name for figures: its file name without the NIfTI extension."""
+    name = Path(path).name
+    return name[:-7] if name.endswith(".nii.gz") else Path(name).stem
+
+
+def _mask_target(mask, reference, img, root):
+    """Where a mask of ``img``'s grid is drawn: the grid of the subject's preprocessed dataset (its pycortex subject
+    and anatomy) when one of the same grid is found from a ``sub-NN`` / ``subjNN`` in the paths, else a mosaic."""
+    import re
+
+    from fmrikit.data.dataset import read_info
+    from fmrikit.viz.maps import MapTarget
+
+    plain = MapTarget(tuple(img.shape[:3]), np.asarray(img.affine, np.float64))
+    for path in (mask, reference):
+        found = re.findall(r"sub-?j?(\d+)", str(Path(path).resolve()))
+        if not found:
+            continue
+        subject = int(found[-1])
+        for dataset in (Path(mask).resolve().parent / f"{subject_label(subject)}_desc-preproc_betas.h5",
+                        preproc_betas_path(root, subject)):
+            try:
+                info = read_info(dataset)
+                if tuple(info.volume_shape) == plain.volume_shape and np.allclose(info.affine, plain.affine):
+                    return info.map_target.check()
+            except (FmrikitError, OSError, KeyError, TypeError, ValueError) as exc:
+                logger.debug("mask picture: %s not used (%s)", dataset, exc)
+    return plain
+
+
 def _preset(name: str) -> dict[str, Any]:
     check_option("preset", name, PRESETS)
     return dict(PRESETS[name])
@@ -402,11 +481,11 @@ def _network(key: str, clip_model, weights_dir):
 
 
 def _network_metric(net, label: str, kind: str, gt: np.ndarray, rec: np.ndarray, batch_size: int,
-                    device: str) -> Metric:
+                    device: str, groups: np.ndarray | None = None) -> Metric:
     f_gt = net.extract(gt, batch_size=batch_size, device=device)
     f_rec = net.extract(rec, batch_size=batch_size, device=device)
     if kind == "two_way":
-        return Metric(label, M.two_way_identification(f_gt, f_rec), chance=0.5, n=len(gt))
+        return Metric(label, M.two_way_identification(f_gt, f_rec, groups), chance=0.5, n=len(gt))
     return Metric(label, M.correlation_distance(f_gt, f_rec), higher_is_better=False, n=len(gt))
 
 
@@ -478,7 +557,8 @@ def _surface_r_maps(r: np.ndarray, ijk: np.ndarray, n_vertices: int, label: str,
 
     names = vertex_map_names(label, "r")
     lim = 0.5 if np.nanmax(np.abs(r)) <= 0.5 else 1.0
-    style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding r")
+    style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} encoding accuracy",
+                 units="Pearson r, predicted vs measured")
     out = {names[h]: (lambda p, h=h: save_vertex_map(r, ijk[:, 0], ijk[:, 1], n_vertices, gifti={h: p}))
            for h in ("lh", "rh")}
     if pictures:
@@ -506,6 +586,20 @@ def _surface_roi_breakdown(info, cols: np.ndarray, r: np.ndarray) -> dict[str, A
     return out
 
 
+def _reconstruction_record(pred) -> dict[str, Any]:
+    """The sidecar of the ``reconstruct`` run that wrote a folder of reconstructions (``OUT/images`` or its
+    ``sample-KK`` folders), {} when there is none."""
+    import json
+
+    for folder in (Path(pred), *Path(pred).parents[:2]):
+        if (folder / "reconstruct.json").is_file():
+            try:
+                return json.loads((folder / "reconstruct.json").read_text())
+            except json.JSONDecodeError:
+                return {}
+    return {}
+
+
 def _input(path) -> dict[str, Any]:
     path = Path(path)
     return file_checksum(path) if path.is_file() else {"path": str(path.resolve())}
@@ -520,18 +614,31 @@ def _pyplot():
     return plt
 
 
-def _recon_figure(gt: np.ndarray, rec: np.ndarray, keys: list, path: Path, n_max: int = 8) -> None:
+def recon_title(metrics: dict[str, Metric], n: int, width: int = 110) -> str:
+    """The recon figure's title: what is shown, then the computed metrics (chance in brackets) wrapped at ``width``
+    characters."""
+    shown = [f"{m.label.split(' (')[0]} {m.value:.3f}" + ("" if m.chance is None else f" (chance {m.chance:g})")
+             for m in metrics.values() if m.status == "ok"]
+    import textwrap
+
+    return "\n".join([f"reconstructions (bottom) vs ground truth (top), {n} pairs scored",
+                      *textwrap.wrap(", ".join(shown), width)])
+
+
+def _recon_figure(gt: np.ndarray, rec: np.ndarray, keys: list, path: Path, metrics: dict[str, Metric],
+                  n_max: int = 8) -> None:
     plt = _pyplot()
     n = min(n_max, len(gt))
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(max(1.6 * n, 7.5), 4.3), squeeze=False)
     for j in range(n):
-        for row, (images, title) in enumerate(((gt, "truth"), (rec, "recon"))):
+        for row, (images, title) in enumerate(((gt, "truth"), (rec, "reconstruction"))):
             ax = axes[row, j]
             ax.imshow(images[j])
             ax.set_xticks([]), ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(title)
-        axes[0, j].set_title(str(keys[j]), fontsize=8)
+        axes[0, j].set_title(f"stimulus {keys[j]}", fontsize=8)
+    fig.suptitle(recon_title(metrics, len(gt), width=int(fig.get_figwidth() * 14)), fontsize=9)  # 9 pt: ~14 chars/in
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -546,7 +653,8 @@ def _retrieval_figure(metrics: dict[str, Metric], details: dict, path: Path) -> 
     ax.bar(["image", "brain"], means, yerr=err, color=["tab:blue", "tab:orange"], capsize=4)
     ax.axhline(metrics[names[0]].chance, color="k", ls="--", lw=1, label="chance")
     ax.set_ylim(0, 1)
-    ax.set_ylabel("top-1 accuracy")
+    ax.set_ylabel("top-1 accuracy (fraction)")
+    ax.set_title(f"top-1 retrieval, chance {metrics[names[0]].chance:.3f} (bars: 95% CI over draws)", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -558,8 +666,9 @@ def _r_histogram(r: np.ndarray, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4.5, 3))
     ax.hist(r[np.isfinite(r)], bins=60, color="tab:blue")
     ax.axvline(float(np.nanmedian(r)), color="k", ls="--", lw=1, label=f"median {np.nanmedian(r):.3f}")
-    ax.set_xlabel("voxel Pearson r")
+    ax.set_xlabel("voxel Pearson r (predicted vs measured)")
     ax.set_ylabel("voxels")
+    ax.set_title(f"encoding accuracy of {int(np.isfinite(r).sum())} voxels", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

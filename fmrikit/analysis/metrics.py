@@ -32,6 +32,10 @@ PROTOCOL_ANTIALIAS = True
 #: Smallest image side accepted by :func:`ssim` (its Gaussian window is 11 pixels wide).
 SSIM_MIN_SIDE = 11
 
+#: A noise ceiling of 0 in :func:`noise_normalized_score` becomes this fraction (the Algonauts 2023 code's choice,
+#: not NaN), so the voxel still counts: 100 % when r > 0, else 0.
+NC_ZERO = 1e-14
+
 
 # -- reconstruction --------------------------------------------------------------------------
 
@@ -160,7 +164,7 @@ def ssim(gt: np.ndarray, rec: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:
+def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray, groups: np.ndarray | None = None) -> float:
     """Two-way identification: how often a reconstruction is closer to its own image than to another.
 
     With R[i, j] = Pearson r(gt_i, rec_j) (``np.corrcoef(F_gt, F_rec)[:N, N:]``), reconstruction
@@ -171,6 +175,9 @@ def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:
     ----------
     feat_gt, feat_rec : ndarray, shape (N, ...)
         Network features of the ground-truth images and of their reconstructions, flattened to (N, D).
+    groups : ndarray, shape (N,), optional
+        Stimulus of each pair, when a stimulus has several reconstructions (one per trial): reconstruction
+        j is then compared only with the ground truths of the other stimuli (the same image would tie).
 
     Returns
     -------
@@ -180,13 +187,25 @@ def two_way_identification(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:
     Raises
     ------
     DataValueError
-        Shapes differ, N < 2, non-finite values, or a constant feature row.
+        Shapes differ, N < 2 (fewer than 2 stimuli with ``groups``), non-finite values, or a constant
+        feature row.
     """
     a, b = _flat_pair(feat_gt, feat_rec, "feat_gt", "feat_rec", min_n=2)
     r = _standardize_rows(a, "feat_gt") @ _standardize_rows(b, "feat_rec").T
     n = len(r)
-    wins = (r < np.diag(r)[None, :]).sum(axis=0)  # the diagonal never beats itself: R[j, j] < R[j, j] is False
-    return float(np.mean(wins / (n - 1)))
+    if groups is None:
+        wins = (r < np.diag(r)[None, :]).sum(axis=0)  # the diagonal never beats itself: R[j, j] < R[j, j] is False
+        return float(np.mean(wins / (n - 1)))
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise DataValueError("one group per pair is needed", expected=f"shape ({n},)", found=f"shape {groups.shape}")
+    other = groups[:, None] != groups[None, :]
+    n_other = other.sum(axis=0)
+    if not n_other.all():
+        raise DataValueError("two-way identification needs at least two stimuli", expected=">= 2 distinct groups",
+                             found="1")
+    wins = ((r < np.diag(r)[None, :]) & other).sum(axis=0)
+    return float(np.mean(wins / n_other))
 
 
 def correlation_distance(feat_gt: np.ndarray, feat_rec: np.ndarray) -> float:
@@ -409,7 +428,7 @@ def noise_ceiling_algonauts(ncsnr: np.ndarray, n_images_by_repeats: dict[int, in
 
 
 def noise_normalized_score(r: np.ndarray, nc_percent: np.ndarray) -> np.ndarray:
-    """Encoding accuracy as a percentage of the noise ceiling.
+    """Encoding accuracy as a percentage of the noise ceiling (the Algonauts 2023 challenge's score).
 
     Parameters
     ----------
@@ -421,7 +440,9 @@ def noise_normalized_score(r: np.ndarray, nc_percent: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of float64, shape (n_voxels,)
-        100 * max(r, 0)^2 / (nc / 100), capped at 100; NaN where nc == 0 or r is NaN.
+        100 * max(r, 0)^2 / (nc / 100), capped at 100; NaN where r is NaN. A noise ceiling of 0 is
+        replaced by :data:`NC_ZERO` (as a fraction), as the Algonauts code does: such a voxel scores 100
+        when r > 0 and 0 otherwise.
 
     Raises
     ------
@@ -437,10 +458,9 @@ def noise_normalized_score(r: np.ndarray, nc_percent: np.ndarray) -> np.ndarray:
     if nc.size and (nc.min() < 0 or nc.max() > 100):
         raise DataValueError("noise ceiling must be a percentage", expected="values in [0, 100]",
                              found=f"range [{nc.min():.4g}, {nc.max():.4g}]")
-    score = np.full(r.shape, np.nan)
-    ok = nc > 0
-    score[ok] = np.minimum(100.0 * np.maximum(r[ok], 0.0) ** 2 / (nc[ok] / 100.0), 100.0)
-    return score
+    fraction = np.where(nc == 0, NC_ZERO, nc / 100.0)
+    with np.errstate(invalid="ignore"):  # NaN r stays NaN
+        return np.minimum(100.0 * np.maximum(r, 0.0) ** 2 / fraction, 100.0)
 
 
 def summarize(values: np.ndarray) -> dict:
@@ -545,7 +565,8 @@ def _check_draws(n: int, n_candidates: int, n_draws: int) -> None:
         raise InputError("retrieval needs at least 2 candidates and 2 draws", expected="n_candidates, n_draws >= 2",
                          found=f"n_candidates={n_candidates}, n_draws={n_draws}")
     if n < n_candidates:
-        raise InputError("fewer items than retrieval candidates", expected=f"N >= {n_candidates}", found=f"N = {n}")
+        raise InputError("fewer items than retrieval candidates (a draw is never shrunk to fit: ask for at most N)",
+                         expected=f"n_candidates <= N = {n}", found=f"n_candidates = {n_candidates}")
 
 
 def _over_draws(a: np.ndarray, b: np.ndarray, n_candidates: int, n_draws: int, seed: int,

@@ -31,6 +31,82 @@ from fmrikit.project import preproc_betas_path, subject_label
 
 #: Images whose noise-free responses make the tuning profiles that :func:`oracle_clusters` clusters.
 PROFILE_IMAGES = 1000
+#: Voxels with a true noise ceiling above this (%) carry signal for :func:`fraction_of_oracle`.
+MIN_NOISE_CEILING = 5.0
+
+
+def fraction_of_oracle(r: np.ndarray, oracle_r: np.ndarray, noise_ceiling: np.ndarray,
+                       min_noise_ceiling: float = MIN_NOISE_CEILING) -> dict:
+    """An encoder's voxel r as a fraction of the oracle's, on the voxels that carry signal.
+
+    Parameters
+    ----------
+    r, oracle_r : ndarray, shape (n_voxels,)
+        Pearson r of the prediction and of the noise-free responses with the measured test responses.
+    noise_ceiling : ndarray, shape (n_voxels,)
+        True noise ceiling (%) of each voxel.
+    min_noise_ceiling : float
+        Voxels above it (and with a finite r and a positive oracle r) are scored.
+
+    Returns
+    -------
+    dict
+        ``median`` and ``p75`` of r / oracle r over the scored voxels (NaN when none), ``n_voxels`` scored and
+        ``min_noise_ceiling``.
+    """
+    r, oracle_r, nc = (np.asarray(a, dtype=np.float64) for a in (r, oracle_r, noise_ceiling))
+    if not r.shape == oracle_r.shape == nc.shape:
+        raise InputError("r, oracle r and noise ceiling need one value per voxel",
+                         found=f"shapes {r.shape}, {oracle_r.shape}, {nc.shape}")
+    keep = (nc > min_noise_ceiling) & np.isfinite(r) & np.isfinite(oracle_r) & (oracle_r > 0)
+    frac = r[keep] / oracle_r[keep]
+    return {"median": float(np.median(frac)) if frac.size else float("nan"),
+            "p75": float(np.percentile(frac, 75)) if frac.size else float("nan"),
+            "n_voxels": int(keep.sum()), "min_noise_ceiling": float(min_noise_ceiling)}
+
+
+def cluster_scores(labels: list[np.ndarray], classes: list[np.ndarray], categories: list[int], *,
+                   early: list[np.ndarray] | None = None, early_truth: list[np.ndarray] | None = None) -> dict:
+    """How well cluster labels of several subjects recover known voxel classes.
+
+    Parameters
+    ----------
+    labels : list of ndarray of int, each shape (n_voxels_s,)
+        Cluster labels per subject, one label space shared by all subjects.
+    classes : list of ndarray of int, each shape (n_voxels_s,)
+        True class of each voxel.
+    categories : list of int
+        Classes scored by ``ari_category``, ``purity`` and ``agreement`` (e.g. the category-selective ones).
+    early, early_truth : list of ndarray, optional
+        Per subject, a boolean mask of early voxels and their true labels there (e.g. binned pRF
+        position or visual area), each of ``early[s].sum()`` values.
+
+    Returns
+    -------
+    dict
+        ``ari_category``: adjusted Rand index on the category voxels of all subjects pooled (so the same label
+        must mean the same class in every subject); ``purity``: share of category voxels whose cluster's most
+        common class is their own; ``agreement``: share of categories whose most common label is the same in every
+        subject; ``ari_early`` (with ``early``): ARI of the early voxels' labels against ``early_truth``;
+        ``n_category``.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    inside = [np.isin(c, categories) for c in classes]
+    lab = np.concatenate([np.asarray(l)[m] for l, m in zip(labels, inside)])
+    cls = np.concatenate([np.asarray(c)[m] for c, m in zip(classes, inside)])
+    out: dict = {"n_category": int(len(cls))}
+    if len(cls):
+        out["ari_category"] = float(adjusted_rand_score(cls, lab))
+        out["purity"] = float(sum(np.bincount(cls[lab == u]).max() for u in np.unique(lab)) / len(cls))
+        majority = [[np.bincount(np.asarray(l)[m & (c == k)]).argmax() if (m & (c == k)).any() else -1
+                     for l, c, m in zip(labels, classes, inside)] for k in categories]
+        present = [m for m in majority if min(m) >= 0]
+        out["agreement"] = float(np.mean([len(set(m)) == 1 for m in present])) if present else float("nan")
+    if early is not None:
+        lab_e = np.concatenate([np.asarray(l)[e] for l, e in zip(labels, early)])
+        out["ari_early"] = float(adjusted_rand_score(np.concatenate(early_truth), lab_e))
+    return out
 
 
 def informative_mask(nsd_root: str | os.PathLike, subject: int) -> Path:

@@ -47,6 +47,9 @@ def error_line(text: str) -> None:
 _OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 #: Exit status of an interrupted command (128 + SIGINT), as shells report Ctrl-C.
 INTERRUPTED = 130
+def warning_line(text: str) -> None:
+    """Print one yellow ``warning:`` line on stderr."""
+    err_console.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True)
 
 
 def call(fn: Callable[..., T], *args, **kwargs) -> T:

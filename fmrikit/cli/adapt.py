@@ -12,8 +12,8 @@ from fmrikit.cli import options as o
 from fmrikit.cli import reports
 from fmrikit.cli._common import ModelGroup, call, sessions_list
 from fmrikit.cli.pretrain import AverageRepeats, PresetBatch, PresetEpochs, PresetLr, PresetWeightDecay
-from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
-from fmrikit.methods.mindeye.settings import SUBJECT_BATCH_SIZE, TrainSettings
+from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize, encoder_preset
+from fmrikit.methods.mindeye.settings import TrainSettings, decoder_preset, with_options
 from fmrikit.methods.neuropictor.settings import NeuroPictorOptions
 
 app = typer.Typer(cls=ModelGroup, no_args_is_help=True,
@@ -31,10 +31,13 @@ def decoder(
                                                     "brainmask with --mask].")] = None,
     sessions: o.Sessions = None,
     backbone: o.DecoderBackbone = None,
-    unfreeze_backbone: o.Unfreeze = False,
-    epochs: o.Epochs = TrainSettings.epochs,
-    batch_size: o.TrialBatch = SUBJECT_BATCH_SIZE,
-    lr: o.Lr = TrainSettings.lr,
+    unfreeze_backbone: Annotated[bool, typer.Option(
+        "--unfreeze-backbone", help="Fine-tune the whole pretrained model on the subject (MindEye2's published "
+                                    "1-session arm); otherwise only the new input layer trains.")] = False,
+    preset: o.Preset = "small",
+    epochs: o.PresetEpochs = None,
+    batch_size: o.PresetBatch = None,
+    lr: o.PresetLr = None,
     weight_decay: o.WeightDecay = TrainSettings.weight_decay,
     mse_weight: o.MseWeight = TrainSettings.mse_weight,
     temperature: o.Temperature = TrainSettings.temperature,
@@ -49,11 +52,13 @@ def decoder(
     on its own)."""
     from fmrikit.methods.mindeye.adapt import adapt_subject
 
+    chosen = call(decoder_preset, preset)
     result = call(adapt_subject, subject, root=root, roi=roi, mask=mask, sessions=sessions_list(sessions),
                   backbone=backbone, unfreeze_backbone=unfreeze_backbone,
-                  settings=TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                         mse_weight=mse_weight, temperature=temperature, seed=seed),
-                  desc=desc, device=device, resume=resume, overwrite=overwrite)
+                  settings=with_options(chosen.subject, epochs=epochs, batch_size=batch_size, lr=lr,
+                                        weight_decay=weight_decay, mse_weight=mse_weight, temperature=temperature,
+                                        seed=seed),
+                  preset=preset, desc=desc, device=device, resume=resume, overwrite=overwrite)
     reports.retrieval(f"subject decoder ({result.n_voxels} voxels)", result.model, result.retrieval)
 
 
@@ -68,20 +73,25 @@ def encoder(
     pretrained: Annotated[bool, typer.Option(help="Learn only the new subject's voxel embeddings on the frozen "
                                                   "pretrained encoder (--no-pretrained trains a fresh single-subject "
                                                   "encoder on the same images).")] = True,
+    preset: o.EncoderPreset = "small",
     features: Annotated[Optional[str], typer.Option(help="With --no-pretrained: image features, gabor, "
-                                                         "effnet-lite0, clip or dinov2 [default: gabor].")] = None,
+                                                         "effnet-lite0, clip or dinov2 [default: the preset's].")]
+    = None,
     image_model: o.ImageModel = None,
+    grid: o.Grid = None,
     channels: Annotated[Optional[int], typer.Option(min=1, help="With --no-pretrained: channels each feature level is "
-                                                                f"projected to [default: {EncoderSize.channels}].")]
-    = None,
+                                                                "projected to [default: the preset's].")] = None,
     embed_dim: Annotated[Optional[int], typer.Option(min=1, help="With --no-pretrained: size of each voxel's "
-                                                                 f"embedding [default: {EncoderSize.embed_dim}].")]
-    = None,
-    epochs: o.Epochs = EncoderSettings.epochs,
-    batch_size: o.ImageBatch = EncoderSettings.batch_images,
-    voxels_per_image: o.VoxelsPerImage = EncoderSettings.voxels_per_image,
-    lr: o.Lr = EncoderSettings.lr,
-    cosine_weight: o.CosineWeight = EncoderSettings.cosine_weight,
+                                                                 "embedding [default: the preset's].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs [default: the preset's].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step and process [default: the "
+                                                                  "preset's].")] = None,
+    voxels_per_image: Annotated[Optional[int], typer.Option(min=2, help="Voxels drawn for each image of a step "
+                                                                        "[default: the preset's].")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Adam learning rate [default: the "
+                                                                       "preset's].")] = None,
+    cosine_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of (1 - cosine similarity) against "
+                                                                         "the MSE [default: the preset's].")] = None,
     seed: o.Seed = EncoderSettings.seed,
     desc: o.Desc = "adapt",
     device: o.Device = "auto",
@@ -92,13 +102,17 @@ def encoder(
     """A new subject on the universal encoder: only its voxel embeddings, the image side frozen."""
     from fmrikit.methods.encoder.runs import adapt_encoder
 
-    sizes = {k: v for k, v in {"channels": channels, "embed_dim": embed_dim}.items() if v is not None}
+    chosen = call(encoder_preset, preset, features=features, grid=grid, channels=channels, embed_dim=embed_dim,
+                  epochs=epochs, batch_images=batch_size, voxels_per_image=voxels_per_image, lr=lr,
+                  cosine_weight=cosine_weight, seed=seed)
+    if pretrained:  # features and sizes come from the base; the library refuses any given
+        sizes = {k: v for k, v in {"channels": channels, "embed_dim": embed_dim}.items() if v is not None}
+        image = {"features": features, "grid": grid, "size": EncoderSize(**sizes) if sizes else None}
+    else:
+        image = {"features": chosen.features, "grid": chosen.grid, "size": chosen.size}
     result = call(adapt_encoder, subject, root=root, roi=roi, base=backbone, pretrained=pretrained, n_train=n_train,
-                  sessions=sessions_list(sessions), features=features, image_model=image_model,
-                  size=EncoderSize(**sizes) if sizes else None,
-                  settings=EncoderSettings(epochs=epochs, batch_images=batch_size, voxels_per_image=voxels_per_image,
-                                           lr=lr, cosine_weight=cosine_weight, seed=seed),
-                  desc=desc, device=device, resume=resume, overwrite=overwrite)
+                  sessions=sessions_list(sessions), image_model=image_model, **image, settings=chosen.settings,
+                  preset=chosen.name, desc=desc, device=device, resume=resume, overwrite=overwrite)
     for key, scores in result.scores.items():
         reports.encoding(f"encoder {key}", result.model, scores)
 

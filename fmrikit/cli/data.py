@@ -70,8 +70,8 @@ def preprocess(
                                                   "files, 1 for float.")] = "auto",
     pycortex_subject: Annotated[Optional[str], typer.Option(help="pycortex subject for the flatmap.")] = None,
     pycortex_xfm: Annotated[Optional[str], typer.Option(help="pycortex transform for the flatmap.")] = None,
-    flatmap: Annotated[bool, typer.Option(help="Render the flatmap PNG when a pycortex subject is known.")]
-    = True,
+    flatmap: Annotated[bool, typer.Option(help="Draw the map's picture: a pycortex flatmap with a pycortex subject, "
+                                               "else a nilearn mosaic on the subject's anatomy.")] = True,
     name: Annotated[Optional[str], typer.Option(help="Name of the voxel selection in output names (roi-NAME) "
                                                      "[default: from --roi; none for nsdgeneral].")] = None,
     root: o.Root = None,

@@ -25,12 +25,13 @@ def encode(
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/sub-NN/sub-NN_encode-<name>]."
                                                 )] = None,
     batch_size: ForwardBatch = 32,
-    max_flatmaps: Annotated[int, typer.Option(min=0, help="Flatmap PNGs for the first this many images.")] = 16,
+    max_flatmaps: Annotated[int, typer.Option(min=0, help="Pictures (pycortex flatmaps, else nilearn mosaics) for the "
+                                                          "first this many images.")] = 16,
     device: o.Device = "auto",
     root: o.Root = None,
     overwrite: o.Overwrite = False,
 ) -> None:
-    """Predicted responses to images: a 4D NIfTI, an HDF5 of the values and flatmaps."""
+    """Predicted responses to images: a 4D NIfTI, an HDF5 of the values and pictures."""
     from fmrikit.methods.encoder.predict import encode_images
 
     result = call(encode_images, images, subject, model=model, shared=shared, root=root, out=out,
@@ -45,13 +46,17 @@ def cluster_embeddings(
     model: Annotated[Optional[Path], typer.Option(help="Encoder folder [default: <root>/models/encoder].")] = None,
     method: Annotated[str, typer.Option(help="kmeans, or gmm (Gaussian mixture, as the paper's public code).")]
     = "kmeans",
+    space: Annotated[str, typer.Option(help="response: each voxel's predicted response profile over the candidate "
+                                            "images; embedding: the L2-normalised embeddings (the paper's).")]
+    = "response",
     images: Annotated[Optional[Path], typer.Option(help="Folder of candidate images for each cluster's montage "
                                                         "[default: the subjects' stimuli].")] = None,
     max_images: Annotated[int, typer.Option(min=1, help="Most candidate images scored (a random subset when more).")]
     = 1000,
     top: Annotated[int, typer.Option(min=1, help="Images per cluster montage.")] = 8,
     seed: o.Seed = 0,
-    flatmap: Annotated[bool, typer.Option(help="Render a flatmap PNG per subject.")] = True,
+    flatmap: Annotated[bool, typer.Option(help="Draw a picture of the labels per subject (pycortex flatmap, else "
+                                               "nilearn mosaic).")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: <root>/clusters/<method>-k<k>].")]
     = None,
     batch_size: ForwardBatch = 32,
@@ -62,7 +67,8 @@ def cluster_embeddings(
     """Cluster voxel embeddings of several subjects into one functional map; each cluster's top images."""
     from fmrikit.methods.encoder.clusters import cluster_embeddings as run
 
-    result = call(run, k, subjects=int_list(subjects, "--subjects"), model=model, method=method, images=images,
+    result = call(run, k, subjects=int_list(subjects, "--subjects"), model=model, method=method, space=space,
+                  images=images,
                   max_images=max_images, top=top, root=root, out=out, seed=seed, flatmap=flatmap,
                   batch_size=batch_size, device=device, overwrite=overwrite)
     out_console.print(f"{k} clusters over {', '.join(result.labels)}: {result.out}")

@@ -80,6 +80,10 @@ def recon(
     truth: Annotated[Path, typer.Option(help="Folder of ground-truth images or an HDF5 brick (row = stim id).")],
     preset: Annotated[str, typer.Option(help="Protocol preset: mindeye2 | braindiffuser.")] = "mindeye2",
     truth_dataset: Annotated[str, typer.Option(help="Dataset in an HDF5 truth.")] = "imgBrick",
+    repeats: Annotated[Optional[str], typer.Option(help="Several reconstructions of one stimulus (a session file's "
+                                                        "trials): 'trials' scores each trial, 'average' averages "
+                                                        "each stimulus's reconstructions [default: refuse].")]
+    = None,
     clip_model: Annotated[Optional[str], typer.Option(help="Local CLIP ViT-L/14 folder or HF-cache id.")] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help="Folder with alexnet.pth, inception_v3.pth, "
                                                              "efficientnet_b1.pth, swav_resnet50.pth.")] = None,
@@ -93,7 +97,7 @@ def recon(
     from fmrikit.analysis.evaluate import evaluate_recon
 
     folder = _out(out, "recon", root)
-    record = call(evaluate_recon, pred, truth, folder, preset=preset, truth_dataset=truth_dataset,
+    record = call(evaluate_recon, pred, truth, folder, preset=preset, truth_dataset=truth_dataset, repeats=repeats,
                   clip_model=clip_model, weights_dir=weights_dir, device=device, batch_size=batch_size, root=root,
                   overwrite=overwrite)
     _show(record, folder)
@@ -127,7 +131,8 @@ def encoding(
     subject: Annotated[int, typer.Option(min=1, help="Subject whose preprocessed dataset holds the measurements.")],
     roi: Annotated[Optional[str], typer.Option(help="Voxel selection of the dataset [default: nsdgeneral].")]
     = None,
-    flatmap: Annotated[bool, typer.Option(help="Draw a flatmap of r.")] = True,
+    flatmap: Annotated[bool, typer.Option(help="Draw a picture of r (pycortex flatmap, else nilearn mosaic).")]
+    = True,
     out: OutOption = None,
     root: o.Root = None,
     overwrite: o.Overwrite = False,

@@ -9,7 +9,7 @@ import typer
 
 from fmrikit import __version__
 from fmrikit.cli import adapt, data, encode, evaluate, pretrain, reconstruct, report, troi
-from fmrikit.cli._common import FmrikitGroup, call, out_console, setup_logging
+from fmrikit.cli._common import FmrikitGroup, call, out_console, setup_logging, warning_line
 
 app = typer.Typer(name="fmrikit", cls=FmrikitGroup, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -57,11 +57,13 @@ def sys_info(
     info = system_info()
     if as_json:
         out_console.print_json(json.dumps(info, default=str))
-        return
-    table = Table(show_header=False, box=None)
-    for key, value in info.items():
-        table.add_row(f"[bold]{key}[/]", str(value))
-    out_console.print(table)
+    else:
+        table = Table(show_header=False, box=None)
+        for key, value in info.items():
+            table.add_row(f"[bold]{key}[/]", str(value))
+        out_console.print(table)
+    if "pycortex_filestore_warning" in info:
+        warning_line(info["pycortex_filestore_warning"])
 
 
 def _show_plan(name: str, batch_size: Optional[int], as_json: bool) -> None:

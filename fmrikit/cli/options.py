@@ -64,12 +64,36 @@ Hidden = Annotated[int, typer.Option(min=1, help="Backbone width.")]
 Blocks = Annotated[int, typer.Option(min=1, help="Residual blocks in the backbone.")]
 DecoderBackbone = Annotated[Optional[Path], typer.Option(help="Pretrained decoder folder [default: "
                                                               "<root>/models/decoder].")]
+# the decoder's options a --preset sets (None: the preset's value)
+PresetFeatures = Annotated[Optional[str], typer.Option(
+    "--features", help="Image features of the targets: gabor, effnet-lite0, clip or dinov2 [default: the preset's: "
+                       "gabor (small), clip (paper)].")]
+Targets = Annotated[Optional[str], typer.Option(help="What the decoder predicts: tokens (the image's patch tokens of "
+                                                     "the features' last level, as MindEye2) or pooled (one vector) "
+                                                     "[default: the preset's: tokens].")]
+PresetHidden = Annotated[Optional[int], typer.Option("--hidden", min=1, help="Backbone width [default: the "
+                                                                              "preset's: 256 (small), 4096 (paper)].")]
+PresetBlocks = Annotated[Optional[int], typer.Option("--blocks", min=1, help="Residual blocks in the backbone "
+                                                                              "[default: the preset's: 2, 4].")]
+PresetEpochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs [default: the preset's: "
+                                                                              "30 (small), 150 (paper)].")]
+PresetBatch = Annotated[Optional[int], typer.Option("--batch-size", min=2, help="Trials per step and process, split "
+                                                    "over subjects [default: the preset's: 32 for pretraining and 24 "
+                                                    "for a new subject (small), 24 (paper)].")]
+PresetLr = Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Peak learning rate [default: the preset's: "
+                                                                          "1e-3 (small), 3e-4 (paper)].")]
 Unfreeze = Annotated[bool, typer.Option("--unfreeze-backbone", help="Train the pretrained backbone too.")]
 
 # -- the universal encoder ---------------------------------------------------------------------------------------
 Channels = Annotated[int, typer.Option(min=1, help="Channels each feature level is projected to.")]
 EmbedDim = Annotated[int, typer.Option(min=1, help="Size of each voxel's embedding.")]
 VoxelsPerImage = Annotated[int, typer.Option(min=2, help="Voxels sampled per image and step.")]
+EncoderPreset = Annotated[str, typer.Option(help="small (CPU: EfficientNet-Lite0 features) or paper (the Universal "
+                                                 "Brain Encoder's: DINOv2 features, needs --image-model); the options "
+                                                 "below override it.")]
+Grid = Annotated[Optional[int], typer.Option(min=1, help="Patch grid side of gabor / effnet-lite0 features, e.g. 14 "
+                                                         "or 16 for small receptive fields [default: the "
+                                                         "extractor's, 8 / 7].")]
 CosineWeight = Annotated[float, typer.Option(min=0.0, help="Weight of (1 - cosine similarity) against the MSE.")]
 
 # -- Stable Diffusion and NeuroPictor -----------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import typer
 from fmrikit.cli import options as o
 from fmrikit.cli import reports
 from fmrikit.cli._common import ModelGroup, call, int_list, out_console, sessions_list
-from fmrikit.engine.settings import SupervisedSettings
-from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize
+from fmrikit.methods.encoder.settings import EncoderSettings, encoder_preset
 from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS
-from fmrikit.methods.mindeye.settings import PRIOR_SETTINGS, ModelSize, TrainSettings
+from fmrikit.methods.mindeye.settings import (PRIOR_SETTINGS, DecoderPreset, ModelSize, TrainSettings,
+                                             decoder_preset, with_options)
 from fmrikit.methods.neuropictor.settings import NeuroPictorOptions
 from fmrikit.project import subject_label
 
@@ -44,13 +44,15 @@ AverageRepeats = Annotated[bool, typer.Option("--average-repeats/--single-trials
 def decoder(
     subjects: o.Subjects,
     roi: o.Roi = "nsdgeneral",
-    features: o.Features = "gabor",
+    preset: o.Preset = "small",
+    features: o.PresetFeatures = None,
     image_model: o.ImageModel = None,
-    hidden: o.Hidden = ModelSize.hidden,
-    blocks: o.Blocks = ModelSize.n_blocks,
-    epochs: o.Epochs = TrainSettings.epochs,
-    batch_size: o.TrialBatch = TrainSettings.batch_size,
-    lr: o.Lr = TrainSettings.lr,
+    targets: o.Targets = None,
+    hidden: o.PresetHidden = None,
+    blocks: o.PresetBlocks = None,
+    epochs: o.PresetEpochs = None,
+    batch_size: o.PresetBatch = None,
+    lr: o.PresetLr = None,
     weight_decay: o.WeightDecay = TrainSettings.weight_decay,
     mse_weight: o.MseWeight = TrainSettings.mse_weight,
     temperature: o.Temperature = TrainSettings.temperature,
@@ -65,31 +67,49 @@ def decoder(
     under torchrun."""
     from fmrikit.methods.mindeye.pretrain import pretrain_decoder
 
-    result = call(pretrain_decoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out, features=features,
-                  image_model=image_model, size=ModelSize(hidden=hidden, n_blocks=blocks, proj_hidden=hidden),
-                  settings=TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                         mse_weight=mse_weight, temperature=temperature, seed=seed),
-                  device=device, resume=resume, overwrite=overwrite)
+    chosen = call(decoder_preset, preset)
+    result = call(pretrain_decoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out,
+                  features=features or chosen.features, image_model=image_model, targets=targets or chosen.targets,
+                  size=decoder_size(chosen, hidden, blocks),
+                  settings=with_options(chosen.pretrain, epochs=epochs, batch_size=batch_size, lr=lr,
+                                        weight_decay=weight_decay, mse_weight=mse_weight, temperature=temperature,
+                                        seed=seed),
+                  preset=preset, device=device, resume=resume, overwrite=overwrite)
     for key, scores in result.retrieval.items():
         reports.retrieval(f"decoder {key}", result.model, scores)
+
+
+def decoder_size(preset: DecoderPreset, hidden: Optional[int], blocks: Optional[int]) -> ModelSize:
+    """A preset's decoder size with the width (of the backbone and the projector) and depth given on the command
+    line."""
+    return with_options(preset.size, hidden=hidden, proj_hidden=hidden, n_blocks=blocks)
 
 
 @app.command("encoder")
 def encoder(
     subjects: o.Subjects,
     roi: o.Roi = "nsdgeneral",
-    features: Annotated[str, typer.Option(help="Image features (multi-level patches): gabor, effnet-lite0, clip or "
-                                               "dinov2.")] = "gabor",
+    preset: o.EncoderPreset = "small",
+    features: Annotated[Optional[str], typer.Option(help="Image features (multi-level patches): gabor, "
+                                                         "effnet-lite0, clip or dinov2 [default: the "
+                                                         "preset's].")] = None,
     image_model: o.ImageModel = None,
-    channels: o.Channels = EncoderSize.channels,
-    embed_dim: o.EmbedDim = EncoderSize.embed_dim,
+    grid: o.Grid = None,
+    channels: Annotated[Optional[int], typer.Option(min=1, help="Channels each feature level is projected to "
+                                                                "[default: the preset's].")] = None,
+    embed_dim: Annotated[Optional[int], typer.Option(min=1, help="Size of each voxel's embedding [default: the "
+                                                                 "preset's].")] = None,
     sessions: o.Sessions = None,
     n_train: o.NTrain = None,
-    epochs: o.Epochs = EncoderSettings.epochs,
-    batch_size: o.ImageBatch = EncoderSettings.batch_images,
-    voxels_per_image: o.VoxelsPerImage = EncoderSettings.voxels_per_image,
-    lr: o.Lr = EncoderSettings.lr,
-    cosine_weight: o.CosineWeight = EncoderSettings.cosine_weight,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs [default: the preset's].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step and process [default: the "
+                                                                  "preset's].")] = None,
+    voxels_per_image: Annotated[Optional[int], typer.Option(min=2, help="Voxels drawn for each image of a step "
+                                                                        "[default: the preset's].")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Adam learning rate [default: the "
+                                                                       "preset's].")] = None,
+    cosine_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of (1 - cosine similarity) against "
+                                                                         "the MSE [default: the preset's].")] = None,
     seed: o.Seed = EncoderSettings.seed,
     device: o.Device = "auto",
     out: Out = None,
@@ -100,12 +120,13 @@ def encoder(
     """The voxel-centric universal image-to-fMRI encoder, trained on several subjects at once (torchrun-ready)."""
     from fmrikit.methods.encoder.runs import pretrain_encoder
 
-    result = call(pretrain_encoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out, features=features,
-                  image_model=image_model, size=EncoderSize(channels=channels, embed_dim=embed_dim),
-                  settings=EncoderSettings(epochs=epochs, batch_images=batch_size, voxels_per_image=voxels_per_image,
-                                           lr=lr, cosine_weight=cosine_weight, seed=seed),
-                  sessions=sessions_list(sessions), n_train=n_train, device=device, resume=resume,
-                  overwrite=overwrite)
+    chosen = call(encoder_preset, preset, features=features, grid=grid, channels=channels, embed_dim=embed_dim,
+                  epochs=epochs, batch_images=batch_size, voxels_per_image=voxels_per_image, lr=lr,
+                  cosine_weight=cosine_weight, seed=seed)
+    result = call(pretrain_encoder, int_list(subjects, "--subjects"), roi=roi, root=root, out=out,
+                  features=chosen.features, image_model=image_model, grid=chosen.grid, size=chosen.size,
+                  settings=chosen.settings, sessions=sessions_list(sessions), n_train=n_train, preset=chosen.name,
+                  device=device, resume=resume, overwrite=overwrite)
     for key, scores in result.scores.items():
         reports.encoding(f"encoder {key}", result.model, scores)
 

@@ -9,7 +9,10 @@ Contract
 ``voxels/ijk``       int32 (n_voxels, 3), indices into the source grid
 ``voxels/ncsnr``     float32 (n_voxels,), optional
 root attributes      ``affine`` (4, 4), ``volume_shape`` (3,), ``subject``, ``stimuli_path``,
-                     ``stimuli_dataset``, ``pycortex_subject``, ``pycortex_xfm`` (may be empty);
+                     ``stimuli_dataset``, ``pycortex_subject``, ``pycortex_xfm`` (may be empty),
+                     ``anatomy`` (picture background on the grid, may be empty), and the conventions
+                     (:data:`CONVENTION_ATTRS`): ``sessions``, ``normalisation``, ``planned_repeats``,
+                     ``n_test_images``, ``n_test_images_all_repeats``, ``test_stim_ids``;
                      NSD sources also ``nsd_root``, ``space``, ``betas_version``
 
 Surface form (columns are vertices of a named mesh instead of voxels of a grid)
@@ -28,7 +31,7 @@ In memory (:class:`DatasetInfo`) a surface column is addressed as a voxel is, so
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,52 @@ SURFACE_COLUMNS = ("vertices/hemi", "vertices/index")
 #: Root attributes of each form.
 VOLUME_ATTRIBUTES = ("subject", "affine", "volume_shape")
 SURFACE_ATTRIBUTES = ("subject", "mesh", "n_vertices")
+#: Root attributes that record the data conventions (written by ``preprocess``, copied into every sidecar).
+CONVENTION_ATTRS = ("sessions", "betas_version", "space", "normalisation", "planned_repeats", "n_test_images",
+                    "n_test_images_all_repeats", "test_stim_ids")
+
+
+def conventions(stim_id: np.ndarray, session: np.ndarray, shared: np.ndarray, *, betas_version: str = "",
+                space: str = "", normalisation: str = "", planned_repeats: np.ndarray | None = None) -> dict:
+    """The data conventions two labs compare before comparing tables.
+
+    Parameters
+    ----------
+    stim_id, session, shared : ndarray, shape (n_trials,)
+        The dataset's trial tables.
+    betas_version, space, normalisation : str
+        NSD beta version and grid, and how the betas were normalised ("" when unknown).
+    planned_repeats : ndarray of int, shape (n_trials,), optional
+        How often the design shows each trial's image over all its sessions (NSD: 3); default the most
+        presentations of a shared image in these trials.
+
+    Returns
+    -------
+    dict
+        ``sessions`` (read, sorted), ``betas_version``, ``space``, ``normalisation``, ``planned_repeats``,
+        ``n_test_images`` (distinct shared images: the test set), ``n_test_images_all_repeats`` (those shown
+        ``planned_repeats`` times in these sessions: 982 over NSD's first 37 sessions, 1000 over 40) and
+        ``test_stim_ids`` (sorted, 0-based).
+    """
+    test, counts = np.unique(np.asarray(stim_id)[np.asarray(shared, bool)], return_counts=True)
+    if planned_repeats is None:
+        planned = np.full(len(test), counts.max() if len(counts) else 0)
+    else:
+        first = {int(s): int(r) for s, r in zip(np.asarray(stim_id)[::-1], np.asarray(planned_repeats)[::-1])}
+        planned = np.array([first[int(s)] for s in test], dtype=np.int64)
+    return {"sessions": sorted(int(v) for v in np.unique(session)), "betas_version": betas_version or None,
+            "space": space or None, "normalisation": normalisation or None,
+            "planned_repeats": int(planned.max()) if len(planned) else None, "n_test_images": int(len(test)),
+            "n_test_images_all_repeats": int((counts >= planned).sum()), "test_stim_ids": test.astype(int).tolist()}
+
+
+def convention_attrs(record: dict) -> dict:
+    """A :func:`conventions` record as the HDF5 root attributes ``preprocess`` writes (``betas_version`` and
+    ``space`` are written with the source's attributes)."""
+    return {"sessions": np.asarray(record["sessions"], np.int64), "normalisation": record["normalisation"] or "",
+            "planned_repeats": record["planned_repeats"] or 0, "n_test_images": record["n_test_images"],
+            "n_test_images_all_repeats": record["n_test_images_all_repeats"],
+            "test_stim_ids": np.asarray(record["test_stim_ids"], np.int64)}
 
 
 @dataclass(frozen=True)
@@ -65,6 +114,28 @@ class DatasetInfo:
     nsd_root: str = ""
     space: str = ""
     mesh: str = ""
+    anatomy: str = ""
+    recorded: dict = field(default_factory=dict)
+
+    @property
+    def conventions(self) -> dict:
+        """The dataset's data conventions (:func:`conventions`), as ``preprocess`` recorded them; the sessions and
+        the test stimulus ids are read from the trial tables."""
+        record = conventions(self.stim_id, self.session, self.shared, space=self.space,
+                             betas_version=self.recorded.get("betas_version", ""),
+                             normalisation=self.recorded.get("normalisation", ""))
+        for key in ("planned_repeats", "n_test_images_all_repeats"):
+            if key in self.recorded:
+                record[key] = int(self.recorded[key])
+        return record
+
+    @property
+    def map_target(self):
+        """Where per-voxel maps of this dataset are drawn (:class:`fmrikit.viz.maps.MapTarget`)."""
+        from fmrikit.viz.maps import MapTarget
+
+        return MapTarget(tuple(self.volume_shape), np.asarray(self.affine), self.pycortex_subject, self.pycortex_xfm,
+                         self.anatomy)
 
     @property
     def n_trials(self) -> int:
@@ -127,8 +198,32 @@ def read_info(path: str | os.PathLike) -> DatasetInfo:
             stim_id=f["trials/stim_id"][:], session=f["trials/session"][:], shared=f["trials/shared"][:],
             stimuli_path=str(a.get("stimuli_path", "")), stimuli_dataset=str(a.get("stimuli_dataset", "")),
             pycortex_subject=str(a.get("pycortex_subject", "")), pycortex_xfm=str(a.get("pycortex_xfm", "")),
-            nsd_root=str(a.get("nsd_root", "")), space=str(a.get("space", "")), **columns,
+            nsd_root=str(a.get("nsd_root", "")), space=str(a.get("space", "")), anatomy=_anatomy(a),
+            recorded={k: _attr(a[k]) for k in CONVENTION_ATTRS if k in a}, **columns,
         )
+
+
+def _attr(value):
+    """An HDF5 attribute as a plain Python value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _anatomy(attrs) -> str:
+    """The dataset's picture background: its ``anatomy`` attribute, else (datasets written before it) the NSD
+    tree's reference for the subject and grid, when the tree is still there."""
+    if "anatomy" in attrs:
+        return str(attrs["anatomy"])
+    if "mesh" in attrs:  # a surface dataset: its pictures are drawn on the mesh
+        return ""
+    nsd_root, space = str(attrs.get("nsd_root", "")), str(attrs.get("space", "")) or "func1pt8mm"
+    if not nsd_root or not Path(nsd_root, "nsddata").is_dir():
+        return ""
+    from fmrikit.io.nsd import NSDLayout
+
+    path = NSDLayout(nsd_root).anatomy_path(int(attrs["subject"]), space)
+    return str(path) if path is not None else ""
 
 
 def require_grid(info: DatasetInfo, what: str) -> None:

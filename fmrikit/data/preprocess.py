@@ -8,7 +8,9 @@ Two entry points share one streaming core:
 
 Per session: scale to percent signal change, z-score each voxel over the session's trials
 (ddof 0), optionally fitting mean and std on non-shared trials only. One session is in
-memory at a time, so peak memory does not grow with the number of sessions.
+memory at a time, so peak memory does not grow with the number of sessions. The dataset
+records its conventions (sessions, beta version, normalisation, the test stimulus ids and how
+many of them have all their repeats: :func:`fmrikit.data.dataset.conventions`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from fmrikit._progress import track
 from fmrikit.errors import CorruptFileError, DataValueError, InputError, MissingInputError
 from fmrikit.checks import check_number
 from fmrikit.io.atomic import claim_outputs, one_run, staged_outputs
-from fmrikit.io.hdf5 import h5_betas_shape, open_h5, read_masked_betas_h5
+from fmrikit.io.hdf5 import as_float32_rows, h5_betas_shape, open_h5, read_masked_betas_h5
 from fmrikit.io.images import check_image
 from fmrikit.io.nifti import check_same_grid, image_data, iter_masked_volumes, load_image, load_mask
 from fmrikit.io.nsd import NSDLayout, TrialDesign
@@ -63,7 +65,7 @@ class PreprocessResult:
     betas: Path
     mask: Path
     sidecar: Path
-    flatmap: Path | None
+    picture: Path | None  # the map's PNG: a pycortex flatmap, else a nilearn mosaic
     n_trials: int
     n_voxels: int
     n_dropped: int
@@ -101,7 +103,9 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
     pycortex_subject, pycortex_xfm : str, optional
         pycortex subject and transform for the flatmap; read from a simulated tree's marker.
     flatmap : bool
-        Render the flatmap PNG when a pycortex subject is known.
+        Draw the picture of the noise-ceiling (or mean-response) map, whose NIfTI is always written: a pycortex
+        flatmap when a pycortex subject is known, else a nilearn mosaic on the subject's anatomy
+        (``T1_to_<space>``, ``mean`` or ``brainmask`` of the NSD tree).
     name : str, optional
         Name of the voxel selection in the output file names (``roi-<name>``); default from
         ``roi`` and ``labels``; nsdgeneral gives the plain ``sub-NN_desc-preproc`` names.
@@ -161,8 +165,9 @@ def preprocess_nsd(nsd_root: str | os.PathLike, subject: int, *, root: str | os.
         name = Path(roi).name.split(".nii")[0] if roi.endswith((".nii", ".nii.gz")) else roi
         name += "".join(f"l{v}" for v in labels or [])
     sources = [*files.values(), mask_path, layout.expdesign_path, stimuli.path, ncsnr_path]
+    anatomy = layout.anatomy_path(subject, space)
     return _run(subject, design, parts, mask, affine, stimuli, root=root, ncsnr_volume=ncsnr, scale="auto", name=name,
-                sources=sources,
+                sources=sources, anatomy=anatomy,
                 attrs={"nsd_root": str(layout.root.resolve()), "space": space, "betas_version": betas},
                 zscore_exclude_shared=zscore_exclude_shared, pycortex=(pycortex_subject, pycortex_xfm),
                 flatmap=flatmap, overwrite=overwrite, command="preprocess", params=params, inputs=inputs)
@@ -198,7 +203,8 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
     input_scale : float or str
         Divide stored values by this (a number > 0, or its text); "auto" uses 300 for integer files
         (NSD's convention), 1 for float files.
-    Other parameters are as in :func:`preprocess_nsd`.
+    Other parameters are as in :func:`preprocess_nsd`; without a pycortex subject the pictures are drawn
+    over ``mask``.
 
     Returns
     -------
@@ -267,7 +273,7 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
                   pycortex_xfm=pycortex_xfm)
     inputs = [file_checksum(trials_tsv), file_checksum(mask)]
     return _run(subject, design, parts, mask_arr, affine, stimuli, root=root, ncsnr_volume=None, scale=input_scale,
-                name=name, attrs={}, sources=[*used, trials_tsv, mask, images],
+                name=name, anatomy=Path(mask), attrs={}, sources=[*used, trials_tsv, mask, images],
                 zscore_exclude_shared=zscore_exclude_shared, pycortex=(pycortex_subject, pycortex_xfm),
                 flatmap=flatmap, overwrite=overwrite, command="preprocess", params=params, inputs=inputs)
 
@@ -275,20 +281,29 @@ def preprocess_files(betas_files: list[str | os.PathLike], trials_tsv: str | os.
 # -- the streaming core -------------------------------------------------------------------
 
 def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask, affine,
-         stimuli: StimulusSource, *, root, ncsnr_volume, scale, name, attrs, zscore_exclude_shared, pycortex, flatmap,
-         overwrite, command, params, inputs, sources: list[Path]) -> PreprocessResult:
+         stimuli: StimulusSource, *, root, ncsnr_volume, scale, name, anatomy: Path | None, attrs,
+         zscore_exclude_shared, pycortex, flatmap, overwrite, command, params, inputs,
+         sources: list[Path]) -> PreprocessResult:
     import h5py
+
+    from fmrikit.data.dataset import convention_attrs, conventions
+    from fmrikit.viz.maps import MapTarget, save_voxel_map
 
     label, stem = subject_label(subject), dataset_stem(subject, name)
     names = {k: f"{stem}_{k}" for k in ("betas.h5", "betas.json", "mask.nii.gz")}
-    render = flatmap and all(pycortex)
     map_name = f"{stem}_{'noiseceiling' if ncsnr_volume is not None else 'meanpsc'}"
-    if render:
-        names.update({"map_png": map_name + ".png", "map_nii": map_name + ".nii.gz"})
-    if render:  # fail before the heavy work, not after it
-        from fmrikit.io.pycortex import check_flatmap_target
-
-        check_flatmap_target(pycortex[0], pycortex[1], mask.shape)
+    names["map_nii"] = map_name + ".nii.gz"
+    if flatmap:
+        names["map_png"] = map_name + ".png"
+    # what the picture needs is checked before the heavy work, not after it
+    target = MapTarget(tuple(mask.shape), affine, pycortex[0] or "", pycortex[1] or "",
+                       str(anatomy.resolve()) if anatomy is not None else "").check(pycortex=flatmap)
+    fitted_on = "its non-shared" if zscore_exclude_shared else "all its"
+    normalisation = (f"z-score per voxel within each session over {fitted_on} trials (ddof 0), after dividing by "
+                     f"{_scale_text(scale)}; constant voxels dropped")
+    record = conventions(design.stim_id, design.session, design.shared, betas_version=attrs.get("betas_version", ""),
+                         space=attrs.get("space", ""), normalisation=normalisation,
+                         planned_repeats=design.planned_repeats)
     ijk = np.argwhere(mask).astype(np.int32)  # C order over (X, Y, Z)
     n_trials, n_vox = len(design.stim_id), len(ijk)
     out_dir = subject_dir(root, subject)
@@ -305,6 +320,7 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
                             where=lambda s: parts[s][0].path)
             _write_tables(out, design, ijk, subject, affine, mask.shape, stimuli, pycortex, ncsnr_volume)
             out.attrs.update(attrs)
+            out.attrs.update({"anatomy": target.anatomy, **convention_attrs(record)})
         n_dropped = int(constant.sum())
         keep = ~constant
         if n_dropped:
@@ -316,26 +332,26 @@ def _run(subject, design: TrialDesign, parts: dict[int, list[SessionPart]], mask
         kept_mask = np.zeros(mask.shape, dtype=np.uint8)
         kept_mask[tuple(ijk.T)] = 1
         save_nifti(kept_mask, affine, tmp[names["mask.nii.gz"]])
+        if ncsnr_volume is not None:
+            nc = ncsnr_volume[tuple(ijk.T)].astype(np.float64) ** 2
+            values, title, units = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (3 trials)", "noise ceiling (%)"
+        else:
+            values, title, units = psc, f"{label} mean response", "mean response (% signal change)"
+        drawn = save_voxel_map(values, ijk, target, nifti_path=tmp[names["map_nii"]],
+                               png_path=tmp[names["map_png"]] if flatmap else None, title=title, units=units,
+                               vmin=0.0 if ncsnr_volume is not None else None)
         extra = {"n_trials": n_trials, "n_voxels": int(len(ijk)), "n_dropped_constant": n_dropped,
-                 "n_sessions": len(parts), "n_shared_trials": int(design.shared.sum())}
-        if render:
-            from fmrikit.viz.flatmap import save_voxel_map
-
-            if ncsnr_volume is not None:
-                nc = ncsnr_volume[tuple(ijk.T)].astype(np.float64) ** 2
-                values, title = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (%, 3 trials)"
-            else:
-                values, title = psc, f"{label} mean response (% signal change)"
-            save_voxel_map(values, ijk, mask.shape, affine, nifti_path=tmp[names["map_nii"]],
-                           png_path=tmp[names["map_png"]], pycortex_subject=pycortex[0], pycortex_xfm=pycortex[1],
-                           title=title)
+                 "n_sessions": len(parts), "n_shared_trials": int(design.shared.sum()), "conventions": record,
+                 "pictures": {names["map_png"]: drawn["picture"]} if flatmap else {}}
+        if flatmap and "png" not in drawn:
+            del names["map_png"]
         write_sidecar(tmp[names["betas.json"]], command=command, parameters=params, inputs=inputs,
                       run_id=run_id, outputs=sorted(names.values()), extra=extra,
                       root=root, folder=out_dir)
     ensure_dataset_description(root)
     return PreprocessResult(betas=out_dir / names["betas.h5"], mask=out_dir / names["mask.nii.gz"],
                             sidecar=out_dir / names["betas.json"],
-                            flatmap=out_dir / names["map_png"] if render else None,
+                            picture=out_dir / names["map_png"] if "map_png" in names else None,
                             n_trials=n_trials, n_voxels=int(len(ijk)), n_dropped=n_dropped)
 
 
@@ -373,36 +389,50 @@ def stream_sessions(out, design: TrialDesign, sessions: list[int], read, n_colum
             raise DataValueError("too few trials to z-score a session", path=where(session),
                                  expected=">= 2 trials" + (" not shared" if zscore_exclude_shared else ""),
                                  found=f"{len(fit)} in session {session}")
-        mean, std = fit.mean(0), fit.std(0)
-        constant |= (std == 0) | (fit.max(0) == fit.min(0))  # float32 rounding can leave std > 0
-        x -= mean
+        constant |= fit.max(0) == fit.min(0)  # float32 rounding can leave std > 0
+        mean = fit.mean(0)
+        fit -= mean  # x itself when every trial is fitted
+        std = np.sqrt(np.einsum("ij,ij->j", fit, fit) / len(fit))  # one pass, no temporaries
+        if fit is not x:
+            x -= mean
+        constant |= std == 0
         x /= np.where(std == 0, 1, std)
         ds[row:row + len(x)] = x
         row += len(x)
+        del x, fit  # before the next session is read: one session in memory at a time
+
+
+def _scale_text(scale) -> str:
+    if scale == "auto":
+        return f"{NSD_BETA_SCALE:g} for integer betas (NSD's int16 percent signal change x 300), 1 for float betas"
+    return f"{float(scale):g}"
 
 
 def _read_session(session_parts: list[SessionPart], ijk: np.ndarray, scale, inputs: list) -> np.ndarray:
     """Masked betas of one session, float32 (n_trials, n_voxels), scaled to % signal change."""
     blocks = []
     for part in session_parts:
+        in_order = np.array_equal(part.rows, np.arange(part.n_volumes))
         if part.path.suffix in (".hdf5", ".h5"):
-            values = read_masked_betas_h5(part.path, ijk)[part.rows]
+            values = read_masked_betas_h5(part.path, ijk)
             inputs.append(file_checksum(part.path))
+            x, dtype = as_float32_rows(values if in_order else values[part.rows]), values.dtype
         else:
             wanted = np.zeros(part.n_volumes, dtype=bool)
             wanted[part.rows] = True
             checksum: dict = {}
-            kept = [block[wanted[start:start + len(block)]]
-                    for start, block in iter_masked_volumes(part.path, ijk, checksum=checksum)]
+            x, filled, dtype = np.empty((int(wanted.sum()), len(ijk)), np.float32), 0, None
+            for start, block in iter_masked_volumes(part.path, ijk, checksum=checksum):
+                keep = wanted[start:start + len(block)]
+                kept = block if keep.all() else block[keep]
+                x[filled:filled + len(kept)] = kept  # file order, as float32
+                filled, dtype = filled + len(kept), block.dtype
             inputs.append(checksum)
-            values = np.concatenate(kept)
-            # rows may repeat or be out of order: map file order back to the part's order
-            order = np.searchsorted(np.nonzero(wanted)[0], part.rows)
-            values = values[order]
-        divisor = (NSD_BETA_SCALE if np.issubdtype(values.dtype, np.integer) else 1.0) if scale == "auto" \
-            else float(scale)
-        x = values.astype(np.float32)
-        if not np.issubdtype(values.dtype, np.integer) and not np.isfinite(x).all():
+            if not in_order:  # rows may repeat or be out of order: map file order back to the part's order
+                x = x[np.searchsorted(np.nonzero(wanted)[0], part.rows)]
+        integer = np.issubdtype(dtype, np.integer)
+        divisor = (NSD_BETA_SCALE if integer else 1.0) if scale == "auto" else float(scale)
+        if not integer and not np.isfinite(x).all():
             bad = int((~np.isfinite(x)).any(1).sum())
             raise DataValueError("betas contain NaN or Inf", path=part.path, expected="finite values",
                                  found=f"non-finite values in {bad} trial(s)")

@@ -272,6 +272,7 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
 
     from fmrikit.io.atomic import staged_outputs
     from fmrikit.viz.surface import save_vertex_map, vertex_map_names
+    from fmrikit.data.dataset import convention_attrs, conventions
 
     label, stem = subject_label(subject), dataset_stem(subject, name)
     names = {k: f"{stem}_{k}" for k in ("betas.h5", "betas.json")}
@@ -282,6 +283,9 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
     outputs = [*names.values(), *(mask_names[h] for h in HEMIS), *map_names.values()]
     out_dir = subject_dir(root, subject)
     n_trials, n_cols = len(design.stim_id), len(hemi)
+    record = conventions(design.stim_id, design.session, design.shared, betas_version=attrs.get("betas_version", ""),
+                         space=attrs.get("space", ""), normalisation=extra["scaling"],
+                         planned_repeats=design.planned_repeats)
     with staged_outputs(out_dir, outputs, overwrite=overwrite) as tmp:
         constant, psc_sum = np.zeros(n_cols, bool), np.zeros(n_cols, np.float64)
         with h5py.File(tmp[names["betas.h5"]], "w") as out:
@@ -300,7 +304,7 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
                 out.create_dataset("stimuli/file", data=[stimuli.files[i] for i in ids], dtype=h5py.string_dtype())
             out.attrs.update({"subject": int(subject), "mesh": MESH, "n_vertices": int(n_vertices),
                               "stimuli_path": str(Path(stimuli.path).resolve()), "stimuli_dataset": stimuli.dataset,
-                              **attrs})
+                              **attrs, **convention_attrs(record)})
         n_dropped = int(constant.sum())
         if n_dropped:
             log.warning("%s: dropped %d constant vertices of %d", label, n_dropped, n_cols)
@@ -311,22 +315,22 @@ def write_surface_dataset(subject: int, name: str, design: TrialDesign, hemi: np
                         label_names={1: "kept"})
         if ncsnr is not None:
             nc = ncsnr[keep].astype(np.float64) ** 2
-            values, title = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (%, 3 trials)"
+            values, title, units = 100 * nc / (nc + 1 / 3), f"{label} noise ceiling (3 trials)", "noise ceiling (%)"
         else:
-            values, title = (psc_sum / max(n_trials, 1))[keep], f"{label} {mean[1]}"
+            values, title, units = (psc_sum / max(n_trials, 1))[keep], f"{label} {mean[1]}", mean[1]
         save_vertex_map(values, hemi, vertex, n_vertices, gifti={h: tmp[map_names[h]] for h in HEMIS},
                         flat_png=tmp[map_names["flat"]] if flatmap else None,
-                        inflated_png=tmp[map_names["inflated"]] if flatmap else None, title=title)
+                        inflated_png=tmp[map_names["inflated"]] if flatmap else None, title=title, units=units)
         write_sidecar(tmp[names["betas.json"]], command="preprocess", parameters=params, inputs=inputs,
                       run_id=new_run_id(), outputs=sorted(outputs),
                       extra={"n_trials": n_trials, "n_vertices": int(keep.sum()), "n_dropped_constant": n_dropped,
                              "n_sessions": int(len(np.unique(design.session))),
                              "n_shared_trials": int(design.shared.sum()), "mesh": MESH,
-                             "mesh_vertices_per_hemisphere": int(n_vertices), **extra})
+                             "mesh_vertices_per_hemisphere": int(n_vertices), "conventions": record, **extra})
     ensure_dataset_description(root)
     return PreprocessResult(betas=out_dir / names["betas.h5"], mask=out_dir / mask_names["lh"],
                             sidecar=out_dir / names["betas.json"],
-                            flatmap=out_dir / map_names["flat"] if flatmap else None,
+                            picture=out_dir / map_names["flat"] if flatmap else None,
                             n_trials=n_trials, n_voxels=int(keep.sum()), n_dropped=n_dropped)
 
 

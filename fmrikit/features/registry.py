@@ -20,7 +20,7 @@ EXTRACTORS = ("gabor", "effnet-lite0", "clip", "dinov2")
 
 
 def get_extractor(name: str, *, image_model: str | None = None,
-                  layers: Sequence[int | str] | None = None) -> FeatureExtractor:
+                  layers: Sequence[int | str] | None = None, grid: int | None = None) -> FeatureExtractor:
     """An image feature extractor by name.
 
     Parameters
@@ -36,6 +36,9 @@ def get_extractor(name: str, *, image_model: str | None = None,
         Levels of :meth:`FeatureExtractor.patches`: Gabor scale indices (0 finest), EfficientNet-Lite0
         layer names (``"block2"``, ``"head"``; an int ``i`` means ``"block{i}"``), or transformer layer
         numbers (0 = embeddings, k = output of block k). Default per extractor.
+    grid : int, optional
+        ``gabor`` and ``effnet-lite0`` only: side of the patch grid every level is pooled to (default the
+        extractor's, 8 and 7); a finer grid (16, 14) hosts smaller receptive fields.
 
     Returns
     -------
@@ -44,7 +47,8 @@ def get_extractor(name: str, *, image_model: str | None = None,
     Raises
     ------
     InputError
-        Unknown name or layer, ``image_model`` missing for clip/dinov2 or given for another extractor.
+        Unknown name or layer, ``image_model`` missing for clip/dinov2 or given for another extractor, a
+        ``grid`` for clip/dinov2 (their grid is the model's) or below 1.
     MissingInputError
         The weights are not installed or not found locally.
     """
@@ -55,6 +59,9 @@ def get_extractor(name: str, *, image_model: str | None = None,
                              expected="image_model: a save_pretrained folder or a cached Hugging Face id")
         from fmrikit.features.hf_models import ClipExtractor, Dinov2Extractor
 
+        if grid is not None:
+            raise InputError(f"the {name} extractor's patch grid is its model's", expected="no grid",
+                             found=str(grid))
         cls = ClipExtractor if name == "clip" else Dinov2Extractor
         return cls(image_model, layers=layers)
     if image_model:
@@ -64,12 +71,31 @@ def get_extractor(name: str, *, image_model: str | None = None,
         from fmrikit.features.base import layer_number
         from fmrikit.features.gabor import GaborExtractor
 
-        return GaborExtractor(scales=None if layers is None else tuple(layer_number(v) for v in layers))
+        grids = {} if grid is None else {"grid": grid}
+        return GaborExtractor(scales=None if layers is None else tuple(layer_number(v) for v in layers), **grids)
     from fmrikit.features.effnet import EffnetLite0Extractor
 
-    return EffnetLite0Extractor(layers=layers)
+    return EffnetLite0Extractor(layers=layers, **({} if grid is None else {"grid": grid}))
 
 
-def feature_spec(name: str, image_model: str | None) -> dict[str, Any]:
-    """How a decoder's image embeddings are computed (stored with the model)."""
-    return {"name": name, "image_model": image_model}
+def feature_spec(name: str, image_model: str | None, grid: int | None = None) -> dict[str, Any]:
+    """How a model's image features are computed (stored with the model); ``grid`` only when given.
+
+    Raises
+    ------
+    InputError
+        A ``grid`` for clip / dinov2 (their grid is the model's) or below 1.
+    """
+    if grid is not None:
+        from fmrikit.checks import check_number
+
+        check_number("--grid", grid, low=1)
+        if name in ("clip", "dinov2"):
+            raise InputError(f"the {name} extractor's patch grid is its model's", expected="no --grid",
+                             found=str(grid))
+    return {"name": name, "image_model": image_model, **({} if grid is None else {"grid": grid})}
+
+
+def spec_extractor(spec: dict[str, Any]) -> FeatureExtractor:
+    """The extractor of a :func:`feature_spec` record."""
+    return get_extractor(spec["name"], image_model=spec.get("image_model"), grid=spec.get("grid"))

@@ -33,12 +33,15 @@ class TrialDesign:
         Position of the trial in its session's betas file.
     shared : ndarray of bool, shape (n_trials,)
         Whether the image belongs to the set every subject saw.
+    planned_repeats : ndarray of int64, shape (n_trials,), optional
+        How often the design shows the trial's image over all its sessions (NSD: 3); None when unknown.
     """
 
     stim_id: np.ndarray
     session: np.ndarray
     index_in_session: np.ndarray
     shared: np.ndarray
+    planned_repeats: np.ndarray | None = None
 
 
 class NSDLayout:
@@ -121,6 +124,15 @@ class NSDLayout:
     def ncsnr_path(self, subject: int, space: str, betas: str) -> Path:
         return self.betas_dir(subject, space, betas) / "ncsnr.nii.gz"
 
+    def anatomy_path(self, subject: int, space: str) -> Path | None:
+        """The subject's anatomical reference on a functional grid, for pictures: ``T1_to_<space>.nii.gz``, else
+        ``mean.nii.gz`` (the mean EPI), else ``brainmask.nii.gz``; None when there is none."""
+        folder = self.subject_dir(subject) / space
+        for name in (f"T1_to_{space}.nii.gz", "mean.nii.gz", "brainmask.nii.gz"):
+            if (folder / name).is_file():
+                return folder / name
+        return None
+
     def _check_subject(self, subject: int) -> None:
         if not self.subject_dir(subject).is_dir():
             have = sorted(p.name for p in (self.root / "nsddata/ppdata").glob("subj*"))
@@ -184,8 +196,9 @@ class NSDLayout:
             n = next(iter(trials_per_session.values()))
             counts = np.full(len(master) // n, n, dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
+        planned = np.bincount(master)  # presentations of each of the subject's images over the whole design
         responses = self._responses_counts(subject)
-        stim, sess, idx = [], [], []
+        stim, sess, idx, repeats = [], [], [], []
         for session, n_file in sorted(trials_per_session.items()):
             if session > len(counts):
                 raise DataValueError("session not in design file", path=self.expdesign_path,
@@ -206,11 +219,13 @@ class NSDLayout:
                                      expected=f">= {t[-1] + 1} trials", found=str(len(master)))
             k = master[t]
             stim.append(subjectim[subject - 1, k - 1] - 1)
+            repeats.append(planned[k])
             sess.append(np.full(len(t), session, dtype=np.int16))
             idx.append(np.arange(len(t)))
         stim_id = np.concatenate(stim).astype(np.int64)
         shared = np.isin(stim_id + 1, design["sharedix"])
-        return TrialDesign(stim_id, np.concatenate(sess), np.concatenate(idx), shared)
+        return TrialDesign(stim_id, np.concatenate(sess), np.concatenate(idx), shared,
+                           np.concatenate(repeats).astype(np.int64))
 
     def _responses_counts(self, subject: int) -> dict[int, int] | None:
         path = self.responses_path(subject)

@@ -59,6 +59,11 @@ class HashingReader:
         self._hash.update(data)
         return data
 
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto(buffer)
+        self._hash.update(memoryview(buffer)[:n])
+        return n
+
     def readable(self) -> bool:
         return True
 

@@ -14,16 +14,30 @@ def _neuropictor() -> tuple[Callable[..., dict], Callable[[dict], list]]:
 
 
 def _latent_mapper() -> tuple[Callable[..., dict], Callable[[dict], list]]:
-    from fmrikit.methods.latent.plan import plan_latent_mapper, plan_rows
+    from fmrikit.engine.memory import plan_rows
+    from fmrikit.methods.latent.plan import plan_latent_mapper
 
     return plan_latent_mapper, plan_rows
 
 
+def _troi() -> tuple[Callable[..., dict], Callable[[dict], list]]:
+    from fmrikit.engine.memory import plan_rows
+    from fmrikit.methods.troi.plan import plan_troi
+
+    return plan_troi, plan_rows
+
+
+def _encoder() -> tuple[Callable[..., dict], Callable[[dict], list]]:
+    from fmrikit.engine.memory import plan_rows
+    from fmrikit.methods.encoder.plan import plan_encoder
+
+    return plan_encoder, plan_rows
+
+
 #: Plan name -> a loader of (plan function taking ``batch_size`` and keywords, its table rows).
 PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {
-    "neuropictor": _neuropictor,
-    "latent-mapper": _latent_mapper,  # the report's best mapper (GCN); plan_latent_mapper(mapper=...) for the others
-}
+    "encoder": _encoder, "neuropictor": _neuropictor, "troi": _troi,
+    "latent-mapper": _latent_mapper}  # the report's best mapper (GCN); plan_latent_mapper(mapper=...) for the others
 
 
 def make_plan(name: str, batch_size: int | None = None, **kwargs: Any) -> tuple[dict[str, Any], list]:

@@ -368,6 +368,9 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
         if route.dataset is None or not route.dataset.is_file():
             raise MissingInputError("the model's dataset is gone", path=route.dataset, expected="a preprocessed dataset")
         x, stim, names, source = dataset_inputs(route.dataset, route.ijk, trials, route.mesh)
+    warnings = [w for w in (training_overlap(route, betas, trials),) if w]
+    for line in warnings:
+        log.warning(line)
     run_id = new_run_id()
     with staged_dir(out, overwrite=overwrite, kind="reconstruct") as stage:
         n_sheet = min(max_sheet, len(x))
@@ -400,9 +403,53 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
                       outputs=["contact_sheet.png", "predictions.h5"] + [str(p.relative_to(stage)) for p in written],
                       root=root, folder=out,
                       extra={"route": route.record, "n_inputs": int(len(x)), "stim_id": stim.tolist(),
+                             "warnings": warnings, "train_sessions": route.train_sessions,
+                             "conventions": _conventions(route.dataset),
                              "seeds": [[sample_seed(seed, r, s) for r in range(len(x))] for s in range(samples)]})
     return ReconstructResult(out=out, images=[out / p.relative_to(stage) for p in written],
                              contact_sheet=out / "contact_sheet.png", n_inputs=len(x))
+
+
+def training_overlap(route: Route, betas: Path | None, trials: str | None) -> str | None:
+    """One line when the inputs include trials that trained the model (their reconstructions are not test results);
+    None otherwise.
+
+    Parameters
+    ----------
+    route : Route
+        Its ``train_sessions`` name the sessions whose non-shared trials trained the model.
+    betas : Path or None
+        A betas file; an NSD ``betas_sessionNN`` file of a training session is warned about.
+    trials : str or None
+        ``shared`` (never trained on) or trial rows of the model's dataset.
+    """
+    from fmrikit.data.dataset import read_info
+
+    if not route.train_sessions:
+        return None
+    trained = sorted(route.train_sessions)
+    if betas is not None:
+        match = SESSION_FILE.search(Path(betas).name)
+        if match is None or int(match.group(1)) not in trained:
+            return None
+        return (f"{Path(betas).name} is session {int(match.group(1))}, whose non-shared trials trained "
+                f"{route.model_path.name} (sessions {trained}): those reconstructions are not test results")
+    if trials == "shared" or route.dataset is None or not route.dataset.is_file():
+        return None
+    info = read_info(route.dataset)
+    rows = parse_trial_rows(trials, info.n_trials, route.dataset)
+    seen = rows[np.isin(info.session[rows], trained) & ~info.shared[rows]]
+    if not seen.size:
+        return None
+    return (f"{seen.size} of the {len(rows)} trials (e.g. trial {int(seen[0])}) trained {route.model_path.name} "
+            f"(non-shared trials of sessions {trained}): their reconstructions are not test results")
+
+
+def _conventions(dataset: Path | None) -> dict | None:
+    """The data conventions of the model's dataset (None when it is gone)."""
+    from fmrikit.data.dataset import read_info
+
+    return read_info(dataset).conventions if dataset is not None and dataset.is_file() else None
 
 
 def _truth_images(route: Route, stim: np.ndarray) -> list[np.ndarray] | None:

@@ -89,6 +89,7 @@ def build_report(root: str | os.PathLike | None = None, *, out: str | os.PathLik
     -------
     ReportResult
     """
+    from fmrikit.report.overlays import draw_selection_overlays
     from fmrikit.report.page import Assets, render
     from fmrikit.viz.curves import save_training_curves
 
@@ -107,5 +108,6 @@ def build_report(root: str | os.PathLike | None = None, *, out: str | os.PathLik
                     png = save_training_curves(item.log, staged[FILES] / f"curve{len(curves):03d}.png", item.title)
                 if png is not None:
                     curves[item.log] = png
+        draw_selection_overlays(inv, staged[FILES])
         staged[out.name].write_text(render(inv, assets, curves, steps))
     return ReportResult(page=out, files=out.parent / FILES, inventory=inv, steps=steps)

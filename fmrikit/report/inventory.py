@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrikit.project import project_root
+from fmrikit.viz.curves import read_log
 
 SUBJECT = re.compile(r"^sub-(\d+)$")
 
@@ -43,6 +44,10 @@ class Output:
         Its per-epoch training log.
     subject : str or None
         ``sub-NN`` when the output belongs to one subject.
+    mask : Path or None
+        The binary voxel mask of a dataset or voxel selection (NIfTI), when it exists.
+    linked : list of Output
+        Evaluations shown on this output's card.
     """
 
     kind: str
@@ -53,6 +58,8 @@ class Output:
     numbers: list[tuple[str, str]] = field(default_factory=list)
     log: Path | None = None
     subject: str | None = None
+    mask: Path | None = None
+    linked: list[Output] = field(default_factory=list)
 
 
 @dataclass
@@ -124,8 +131,9 @@ def _dataset(sidecar_path: Path, subject: str) -> Output:
         numbers.append(("constant voxels dropped", _fmt(sidecar["n_dropped_constant"])))
     images = [(png, "noise ceiling (%)" if "noiseceiling" in png.name else png.stem)
               for png in _pngs(sidecar_path.parent, f"{stem}_*.png")]
+    mask = sidecar_path.with_name(f"{stem}_mask.nii.gz")
     return Output("dataset", f"{stem} (voxel selection {p.get('roi', '?')})", sidecar_path.with_name(f"{stem}_betas.h5"),
-                  sidecar, images, numbers, subject=subject)
+                  sidecar, images, numbers, subject=subject, mask=mask if mask.is_file() else None)
 
 
 def _subject_run(sidecar_path: Path, subject: str) -> Output | None:
@@ -140,13 +148,20 @@ def _subject_run(sidecar_path: Path, subject: str) -> Output | None:
     if command == "roi-train":
         numbers.append(("coarse-region voxels", _fmt(sidecar.get("n_coarse_voxels"))))
     numbers += _retrieval_numbers(sidecar.get("retrieval"))
-    images = [(png, _caption(png.name)) for png in _pngs(sidecar_path.parent, f"{stem}_*.png")]
-    log = sidecar_path.with_name(f"{stem}_log.tsv")
+    images = sorted(((png, _caption(png.name)) for png in _pngs(sidecar_path.parent, f"{stem}_*.png")),
+                    key=lambda item: _ORDER.get(item[1], len(_ORDER)))
+    log, mask = sidecar_path.with_name(f"{stem}_log.tsv"), sidecar_path.with_name(f"{stem}_mask.nii.gz")
     return Output(kind, f"{stem} ({command})", sidecar_path.with_name(f"{stem}_decoder"), sidecar, images, numbers,
-                  log=log if log.is_file() else None, subject=subject)
+                  log=log if log.is_file() else None, subject=subject, mask=mask if mask.is_file() else None)
+
+
+#: Order of a subject run's pictures: the mask first (the report adds its overlays after it), training curves last.
+_ORDER = {"selected voxels": 0, "mask weights": 2, "training curves": 9}
 
 
 def _caption(name: str) -> str:
+    if name.startswith("training_log_") and name.endswith(".png"):  # one log per part of a model
+        return f"training curves ({name[len('training_log_'):-4]})"
     for key, text in (("_mask.png", "selected voxels"), ("_weights.png", "mask weights"), ("_log.png", "training curves"),
                       ("noiseceiling", "noise ceiling (%)"), ("clusters", "clusters")):
         if key in name:
@@ -169,7 +184,12 @@ def _model(folder: Path, subject: str | None) -> Output:
         elif isinstance(s, dict) and "mse_ratio" in s:
             numbers.append((f"{key}: masked MSE / mean-flatmap MSE", _fmt(s["mse_ratio"])))
     logs = sorted(folder.glob("training_log*.tsv"))
-    images = [(png, _caption(png.name)) for png in _pngs(folder)]
+    single = [log for log in logs if len(read_log(log).get("epoch", [])) == 1]
+    for log in single:  # a closed-form fit logs one row: its numbers, not a curve
+        numbers += [(f"{log.stem.replace('training_log', 'fit').replace('_', ' ')}: {name}", _fmt(values[0], 4))
+                    for name, values in read_log(log).items() if name != "epoch"]
+    images = [(png, _caption(png.name)) for png in _pngs(folder) if png.with_suffix(".tsv") not in single]
+    logs = [log for log in logs if log not in single]
     name = config.get("class") or run.get("command") or folder.name
     return Output("model", f"{folder.name} ({name})", folder, run, images, numbers,
                   log=logs[0] if logs else None, subject=subject)
@@ -187,9 +207,17 @@ def _reconstruction(folder: Path, subject: str) -> Output:
 
 def _encoding(folder: Path, subject: str) -> Output:
     sidecar = _json(folder / "encode.json")
-    numbers = [("images", _fmt(sidecar.get("n_images", len(sidecar.get("images", [])) or None)))]
-    images = [(png, png.stem) for png in _pngs(folder)[:6]]
+    p = sidecar.get("parameters", {})
+    numbers = [("images", _fmt(p.get("n_images") or sidecar.get("n_images"))),
+               ("which", "the subject's shared (test) images" if p.get("shared") else str(p.get("images")))]
+    images = [(png, _prediction_caption(png.name)) for png in _pngs(folder)[:6]]
     return Output("encoding", folder.name, folder, sidecar, images, numbers, subject=subject)
+
+
+def _prediction_caption(name: str) -> str:
+    """``sub-01_img-stim-26_pred.png`` -> ``predicted response to stim-26 (z-scored betas)``."""
+    image = name.split("_img-", 1)[1].rsplit("_pred", 1)[0] if "_img-" in name else Path(name).stem
+    return f"predicted response to {image} (z-scored betas)"
 
 
 def _clusters(folder: Path) -> Output:
@@ -201,6 +229,20 @@ def _clusters(folder: Path) -> Output:
     images = [(png, "clusters of " + png.name.split("_")[0]) for png in _pngs(folder, "sub-*_desc-clusters*.png")]
     images += [(png, png.stem.replace("_top-images", ": top images")) for png in _pngs(folder, "cluster-*_top-images.png")]
     return Output("clusters", folder.name, folder, sidecar, images, numbers)
+
+
+_EVALUATION_CAPTIONS = {
+    ("mask", "figure.png"): "the mask over its reference (yellow: both; red: mask only; blue: reference only)",
+    ("recon", "figure.png"): "ground truth (top) and reconstruction (bottom), with the computed metrics",
+    ("retrieval", "figure.png"): "top-1 retrieval accuracy with 95% intervals",
+    ("encoding", "figure.png"): "voxel r histogram",
+    ("encoding", "r.png"): "encoding accuracy per voxel (Pearson r, predicted vs measured)"}
+
+
+def result_name(path: Path) -> str:
+    """A results file's short name: its folder and that folder's parent (``troi/sub-01``)."""
+    path = Path(path)
+    return f"{path.parent.parent.name}/{path.parent.name}" if path.parent.parent.name else path.parent.name
 
 
 def _evaluation(path: Path) -> Output | None:
@@ -217,9 +259,10 @@ def _evaluation(path: Path) -> Output | None:
             skipped.append(m["label"])
     if skipped:
         numbers.append(("skipped (no weights or network here)", ", ".join(skipped)))
-    images = [(path.parent / name, f"{record['kind']} evaluation")
+    images = [(path.parent / name, _EVALUATION_CAPTIONS.get((record["kind"], name.split("_")[-1]),
+                                                          f"{record['kind']} evaluation"))
               for name in record.get("outputs", []) if name.endswith(".png") and (path.parent / name).is_file()]
-    title = f"{record['kind']}: {path.parent.name} (n = {record.get('n')})"
+    title = f"{record['kind']}: {result_name(path)} (n = {record.get('n')})"
     return Output("evaluation", title, path, record, images, numbers)
 
 
@@ -274,4 +317,61 @@ def inventory(root: str | os.PathLike | None = None, *, extra: list[str | os.Pat
                 item = _evaluation(path)
                 if item is not None:
                     outputs.append(item)
+    _link_mask_evaluations(outputs)
+    _link_scored_evaluations(outputs)
     return Inventory(root=root, description=_json(root / "dataset_description.json"), outputs=outputs)
+
+
+def evaluation_inputs(record: dict[str, Any]) -> tuple[Path | None, Path | None]:
+    """The first two inputs an evaluation scored (``evaluate mask``: the mask and the reference; ``evaluate recon``:
+    the reconstructions and the truth), resolved, None when unrecorded."""
+    inputs = record.get("provenance", {}).get("inputs") or []
+    paths = [Path(i["path"]).resolve() if isinstance(i, dict) and i.get("path") else None for i in inputs[:2]]
+    return tuple(paths + [None] * (2 - len(paths)))
+
+
+def _reference_name(path: Path | None) -> str:
+    if path is None:
+        return "reference"
+    name = path.name[:-7] if path.name.endswith(".nii.gz") else path.stem
+    return f"{path.parent.name}/{name}" if path.parent.name else name
+
+
+def _link_mask_evaluations(outputs: list[Output]) -> None:
+    """Show each ``evaluate mask`` result on the card of the mask it scored: its overlap numbers and figure."""
+    by_mask: dict[Path, list[Output]] = {}
+    for item in outputs:
+        if item.kind == "evaluation" and item.sidecar.get("kind") == "mask":
+            mask, _ = evaluation_inputs(item.sidecar)
+            if mask is not None:
+                by_mask.setdefault(mask, []).append(item)
+    for item in outputs:
+        if item.mask is None:
+            continue
+        for evaluation in by_mask.get(item.mask.resolve(), []):
+            _, reference = evaluation_inputs(evaluation.sidecar)
+            name = _reference_name(reference)
+            metrics = evaluation.sidecar.get("metrics", {})
+            item.numbers += [(f"vs {name}: {metrics[k]['label']}", _fmt(metrics[k]["value"]))
+                             for k in ("dice", "precision", "recall")
+                             if metrics.get(k, {}).get("status") == "ok"]
+            at = 1 if item.kind == "selection" else len(item.images)  # beside the selection's mask
+            item.images[at:at] = [(path, f"overlap with {name} (yellow: both)") for path, _ in evaluation.images]
+
+
+def _link_scored_evaluations(outputs: list[Output]) -> None:
+    """Show each ``evaluate recon`` / ``evaluate encoding`` result beside the output it scored (the folder of the
+    reconstructions' ``images/``, of the predictions' HDF5): its numbers, named by the results folder, and pictures."""
+    by_folder: dict[tuple[str, Path], list[Output]] = {}
+    for item in outputs:
+        kind = {"recon": "reconstruction", "encoding": "encoding"}.get(item.sidecar.get("kind"))
+        if item.kind == "evaluation" and kind:
+            scored, _ = evaluation_inputs(item.sidecar)
+            if scored is not None:
+                by_folder.setdefault((kind, scored.parent), []).append(item)
+    for item in outputs:
+        for evaluation in by_folder.get((item.kind, item.path.resolve()), []):
+            item.numbers += [(f"{result_name(evaluation.path)}: {label}", value) for label, value in evaluation.numbers]
+            at = 0 if item.kind == "encoding" else len(item.images)  # an accuracy map before example predictions
+            item.images[at:at] = sorted(evaluation.images, key=lambda image: image[0].name == "figure.png")
+            item.linked.append(evaluation)

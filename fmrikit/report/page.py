@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fmrikit.report.inventory import Inventory, Output
+from fmrikit.report.inventory import Inventory, Output, result_name
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1d1d1f; }
@@ -21,10 +21,12 @@ table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
 td, th { border: 1px solid #ccd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #eef1f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .figures { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; } figure img { max-width: 560px; max-height: 460px; border: 1px solid #dde; }
-figcaption { font-size: 12px; color: #444; max-width: 560px; }
+figure { margin: 0; } figure img { max-width: 560px; border: 1px solid #dde; }
+figcaption { font-size: 13px; color: #333; max-width: 560px; }
+section { scroll-margin-top: 40px; }
 .card { border: 1px solid #dde; border-radius: 6px; padding: 6px 14px 10px; margin: 10px 0; background: #fcfcfe; }
 .missing { color: #8a5a00; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; } .cards > .card { flex: 1 1 560px; margin: 0; }
 """
 
 SECTIONS = [("project", "Project"), ("subjects", "Subjects"), ("models", "Models"),
@@ -135,15 +137,20 @@ def project_rows(inv: Inventory) -> list[tuple[str, str]]:
     return rows
 
 
+def _section(key: str, body: str) -> str:
+    return f"<section id='{key}'>{body}</section>"
+
+
 def render(inv: Inventory, assets: Assets, curves: dict[Path, Path], steps: list[str]) -> str:
     """The whole page as HTML text (the pictures are copied by ``assets`` while rendering)."""
     from fmrikit._version import __version__
     from fmrikit.analysis.results import compare_rows
 
     parts = [f"<h1>fmrikit report</h1><div class='where'>{_e(inv.root)} &middot; fmrikit {__version__}</div>"]
-    parts.append("<h2 id='project'>Project</h2>" + _table(project_rows(inv)))
+    project = "<h2>Project</h2>" + _table(project_rows(inv))
     if steps:
-        parts.append("<h3>Next steps</h3><ul>" + "".join(f"<li class='missing'>{_e(s)}</li>" for s in steps) + "</ul>")
+        project += "<h3>Next steps</h3><ul>" + "".join(f"<li class='missing'>{_e(s)}</li>" for s in steps) + "</ul>"
+    parts.append(_section("project", project))
     present = {"project"}
     sub_html = []
     for subject in inv.subjects:
@@ -153,32 +160,34 @@ def render(inv: Inventory, assets: Assets, curves: dict[Path, Path], steps: list
             sub_html.append(f"<h3 id='{subject}'>{subject}</h3>" + "".join(_card(o, assets, curves) for o in items))
     if sub_html:
         present.add("subjects")
-        parts.append("<h2 id='subjects'>Subjects</h2>" + "".join(sub_html))
+        parts.append(_section("subjects", "<h2>Subjects</h2>" + "".join(sub_html)))
     models = [o for o in inv.of("model") if o.subject is None]
     if models:
         present.add("models")
-        parts.append("<h2 id='models'>Models</h2>" + "".join(_card(o, assets, curves) for o in models))
+        parts.append(_section("models", "<h2>Models</h2>" + "".join(_card(o, assets, curves) for o in models)))
     recon = inv.of("reconstruction")
     if recon:
         present.add("reconstructions")
-        evals = [e for e in inv.of("evaluation") if e.sidecar.get("kind") == "recon"]
-        parts.append("<h2 id='reconstructions'>Reconstructions</h2>" + "".join(_card(o, assets, curves) for o in recon)
-                     + "".join(_card(e, assets, curves) for e in evals))
+        linked = {id(e) for o in recon for e in o.linked}
+        evals = [e for e in inv.of("evaluation") if e.sidecar.get("kind") == "recon" and id(e) not in linked]
+        parts.append(_section("reconstructions", "<h2>Reconstructions</h2>"
+                              + "".join(_card(o, assets, curves) for o in recon)
+                              + "".join(_card(e, assets, curves) for e in evals)))
     encoder = inv.of("encoding") + inv.of("clusters")
     if encoder:
         present.add("encoder")
-        parts.append("<h2 id='encoder'>Encoder</h2>" + "".join(_card(o, assets, curves) for o in encoder))
+        parts.append(_section("encoder", "<h2>Encoder</h2>" + "".join(_card(o, assets, curves) for o in encoder)))
     evaluations = inv.of("evaluation")
     if evaluations:
         present.add("evaluations")
-        block = ["<h2 id='evaluations'>Evaluations</h2>"]
+        block = ["<h2>Evaluations</h2>"]
         for kind in sorted({e.sidecar["kind"] for e in evaluations}):
             like = [e for e in evaluations if e.sidecar["kind"] == kind]
             if len(like) > 1:
-                header = ["metric"] + [e.path.parent.name for e in like]
+                header = ["metric"] + [result_name(e.path) for e in like]
                 block.append(f"<h3>{_e(kind)}: side by side</h3>" + _grid(header, compare_rows([e.sidecar for e in like])))
-            block += [_card(e, assets, curves) for e in like]
-        parts.append("".join(block))
+            block.append("<div class='cards'>" + "".join(_card(e, assets, curves) for e in like) + "</div>")
+        parts.append(_section("evaluations", "".join(block)))
     nav = "".join(f"<a href='#{key}'>{label}</a>" for key, label in SECTIONS if key in present)
     nav += "".join(f"<a href='#{s}'>{s}</a>" for s in inv.subjects if "subjects" in present)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>fmrikit report: {_e(inv.root.name)}"

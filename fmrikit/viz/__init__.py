@@ -1,2 +1,2 @@
-"""Figures: pycortex flatmaps and volume maps of per-voxel values, flat-mesh and inflated pictures of per-vertex
-values."""
+"""Figures: per-voxel maps (NIfTI + pycortex flatmap or nilearn mosaic), flatmaps, montages, flat-mesh and inflated
+pictures of per-vertex values."""

@@ -45,7 +45,8 @@ def save_training_curves(log_path: str | os.PathLike, png_path: str | os.PathLik
     Returns
     -------
     Path or None
-        The PNG, or None when the log has no epoch or no numeric column to draw.
+        The PNG, or None when the log has fewer than two epochs (a closed-form fit logs one row: no curve) or no
+        numeric column to draw.
     """
     import matplotlib
 
@@ -57,7 +58,7 @@ def save_training_curves(log_path: str | os.PathLike, png_path: str | os.PathLik
     epochs = columns.get("epoch")
     losses = [c for c in LOSS_COLUMNS if c in columns]
     others = [c for c in columns if c not in losses and c not in SKIP_COLUMNS]
-    if not epochs or not (losses or others):
+    if len(epochs or []) < 2 or not (losses or others):
         return None
     panels = [p for p in (losses, others) if p]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)

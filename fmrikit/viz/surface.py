@@ -17,6 +17,7 @@ import numpy as np
 from fmrikit.errors import InputError
 from fmrikit.io.fsaverage import FSAVERAGE5_VERTICES, flat_layout, fsaverage5_mesh, fsaverage5_sulc, visual_crop
 from fmrikit.io.surface import HEMI_LABEL, HEMIS, save_gifti_map
+from fmrikit.viz.keys import label_palette
 
 _VIEWS = ("lateral", "medial", "ventral")
 
@@ -86,7 +87,7 @@ def save_vertex_map(values: np.ndarray, hemi: np.ndarray, vertex: np.ndarray, n_
                     gifti: dict[str, str | os.PathLike] | None = None, flat_png: str | os.PathLike | None = None,
                     inflated_png: str | os.PathLike | None = None, label_names: dict[int, str] | None = None,
                     vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis",
-                    title: str | None = None) -> dict[str, Path]:
+                    title: str | None = None, units: str | None = None) -> dict[str, Path]:
     """Write a per-column vector of a surface dataset as GIFTI files and / or pictures.
 
     Parameters
@@ -106,6 +107,8 @@ def save_vertex_map(values: np.ndarray, hemi: np.ndarray, vertex: np.ndarray, n_
         Colour range; default the 1st and 99th percentiles (labels: the label range).
     cmap : str
     title : str, optional
+    units : str, optional
+        The colour bar's label (a label map's bar names its labels instead).
 
     Returns
     -------
@@ -127,7 +130,8 @@ def save_vertex_map(values: np.ndarray, hemi: np.ndarray, vertex: np.ndarray, n_
         lo = float(np.percentile(finite, 1)) if vmin is None and finite.size else vmin
         hi = float(np.percentile(finite, 99)) if vmax is None and finite.size else vmax
     shown = {h: m[:FSAVERAGE5_VERTICES] for h, m in maps.items()}
-    style = dict(vmin=lo, vmax=hi, cmap=_colormap(cmap, label_names), title=title, discrete=label_names is not None)
+    style = dict(vmin=lo, vmax=hi, cmap=_colormap(cmap, label_names), title=title, discrete=label_names is not None,
+                 names=label_names, units=units)
     if flat_png is not None:
         written["flat"] = render_flat(shown, flat_png, **style)
     if inflated_png is not None:
@@ -141,13 +145,12 @@ def _colormap(cmap: str, label_names):
 
     if label_names is None:
         return matplotlib.colormaps[cmap]
-    k = max(label_names)
-    base = matplotlib.colormaps["tab20"]
-    return ListedColormap([base((c - 1) % 20) for c in range(1, k + 1)])
+    return ListedColormap(label_palette(max(label_names)))
 
 
 def render_flat(maps: dict[str, np.ndarray], png_path: str | os.PathLike, *, vmin=None, vmax=None,
-                cmap="viridis", title: str | None = None, discrete: bool = False) -> Path:
+                cmap="viridis", title: str | None = None, discrete: bool = False, names: dict | None = None,
+                units: str | None = None) -> Path:
     """Both hemispheres' fsaverage5 flat patches on the visual crop, the map over sulcal shading, a colour bar.
 
     Parameters
@@ -161,6 +164,10 @@ def render_flat(maps: dict[str, np.ndarray], png_path: str | os.PathLike, *, vmi
     discrete : bool
         Labels: each face takes a vertex's label (the one two of its vertices share, else its first) instead
         of interpolating.
+    names : dict of int to str, optional
+        Label names, written on the colour bar of a label map.
+    units : str, optional
+        The colour bar's label of a continuous map.
     """
     plt = _pyplot()
     from matplotlib.colors import Normalize
@@ -186,12 +193,13 @@ def render_flat(maps: dict[str, np.ndarray], png_path: str | os.PathLike, *, vmi
     ax.axis("off")
     for text, x in (("L", 0.02), ("R", 0.98)):
         ax.text(x, 0.98, text, transform=ax.transAxes, ha="center", va="top", fontsize=12, weight="bold")
-    _colorbar(fig, ax, mappable, norm, cmap, discrete)
+    _colorbar(fig, ax, mappable, norm, cmap, discrete, names=names, units=units)
     return _save(fig, png_path, title)
 
 
 def render_inflated(maps: dict[str, np.ndarray], png_path: str | os.PathLike, *, vmin=None, vmax=None,
-                    cmap="viridis", title: str | None = None, discrete: bool = False) -> Path:
+                    cmap="viridis", title: str | None = None, discrete: bool = False, names: dict | None = None,
+                    units: str | None = None) -> Path:
     """Each hemisphere's inflated fsaverage5 surface from the side, the midline and below (nilearn's
     ``plot_surf``), sulcal depth as background, one colour bar.
 
@@ -211,7 +219,8 @@ def render_inflated(maps: dict[str, np.ndarray], png_path: str | os.PathLike, *,
                       colorbar=False, axes=axes[row, col], engine="matplotlib")
             axes[row, col].set_title(f"{HEMI_LABEL[hemi]} {view}", fontsize=8, pad=0)
     fig.subplots_adjust(left=0, right=0.88, bottom=0, top=0.9, wspace=0, hspace=0.05)
-    _colorbar(fig, fig.add_axes([0.9, 0.15, 0.02, 0.6]), None, norm, cmap, discrete, own_axes=True)
+    _colorbar(fig, fig.add_axes([0.9, 0.15, 0.02, 0.6]), None, norm, cmap, discrete, own_axes=True, names=names,
+              units=units)
     return _save(fig, png_path, title, tight=False)  # a tight box would draw the 3D panels twice
 
 
@@ -225,7 +234,8 @@ def _face_labels(values: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.where((a == b) | (a == c), a, np.where(b == c, b, a))
 
 
-def _colorbar(fig, ax, mappable, norm, cmap, discrete: bool, own_axes: bool = False) -> None:
+def _colorbar(fig, ax, mappable, norm, cmap, discrete: bool, own_axes: bool = False, names=None,
+              units=None) -> None:
     import matplotlib.cm
 
     if mappable is None:
@@ -235,6 +245,10 @@ def _colorbar(fig, ax, mappable, norm, cmap, discrete: bool, own_axes: bool = Fa
     if discrete:
         k = int(round(norm.vmax - 0.5))
         bar.set_ticks(range(1, k + 1) if k <= 20 else np.linspace(1, k, 5).round().astype(int))
+        if names and k <= 20:
+            bar.set_ticklabels([names.get(c, str(c)) for c in range(1, k + 1)])
+    elif units:
+        bar.set_label(units)
 
 
 def _pyplot():

@@ -15,7 +15,7 @@ from fmrikit.analysis.evaluate import evaluate_encoding, evaluate_labels, evalua
 from fmrikit.cli.main import app
 from fmrikit.data.dataset import read_betas, read_info
 from fmrikit.data.preprocess import preprocess_nsd
-from fmrikit.errors import DataValueError
+from fmrikit.errors import DataValueError, InputError
 
 runner = CliRunner()
 
@@ -126,6 +126,9 @@ def test_retrieval_pairs_by_stim_id(tmp_path):
     _emb(tmp_path / "fewer.h5", image[:350], ids[:350])
     with pytest.raises(DataValueError, match="different stimuli"):
         evaluate_retrieval(tmp_path / "fewer.h5", tmp_path / "img.h5", tmp_path / "out3")
+    with pytest.raises(InputError, match="--candidates is larger than the test set"):  # never shrunk silently
+        evaluate_retrieval(tmp_path / "brain.h5", tmp_path / "img.h5", tmp_path / "out4", n_candidates=401)
+    assert not (tmp_path / "out4").exists()
 
 
 def test_encoding_against_numpy(nsd_tree, tmp_path):
@@ -171,3 +174,34 @@ def test_mask_and_labels_against_sklearn(tmp_path):
     assert rec["metrics"]["ari"]["value"] == pytest.approx(adjusted_rand_score(lb[a], la[a]))
     res = runner.invoke(app, ["evaluate", "compare", str(tmp_path / "m/results.json"), str(tmp_path / "l/results.json")])
     assert res.exit_code == 0 and "Dice" in res.output and "adjusted Rand" in res.output
+
+
+def test_mask_evaluation_draws_the_overlay(tmp_path):
+    shape, aff = (7, 8, 9), np.diag([1.8, 1.8, 1.8, 1.0])
+    a, b = np.zeros(shape, bool), np.zeros(shape, bool)
+    a[1:4, 1:6, 2:7] = True
+    b[3:6, 2:7, 2:7] = True
+    nib.save(nib.Nifti1Image(a.astype(np.int16), aff), tmp_path / "troi.nii.gz")
+    nib.save(nib.Nifti1Image(b.astype(np.int16), aff), tmp_path / "truth.nii.gz")
+    rec = evaluate_mask(tmp_path / "troi.nii.gz", tmp_path / "truth.nii.gz", tmp_path / "m", root=tmp_path / "proj")
+    assert "figure.png" in rec["outputs"]
+    from PIL import Image
+
+    from fmrikit.viz.maps import OVERLAY_COLORS
+
+    img = np.asarray(Image.open(tmp_path / "m/figure.png").convert("RGB"), int)
+    counts = [int((np.abs(img - [int(c[i:i + 2], 16) for i in (1, 3, 5)]).sum(-1) < 40).sum()) for c in OVERLAY_COLORS]
+    assert min(counts) > 30  # overlap, mask only and reference only are all drawn
+    # more reference-only voxels than overlap voxels: the picture shows more of the third colour than the first
+    assert ((~a & b).sum() > (a & b).sum()) == (counts[2] > counts[0])
+
+
+def test_recon_figure_title_names_the_computed_metrics_only():
+    from fmrikit.analysis.evaluate import recon_title
+    from fmrikit.analysis.results import Metric
+
+    metrics = {"pixcorr": Metric("PixCorr", 0.1234, chance=0.0), "ssim": Metric("SSIM", 0.3456),
+               "clip": Metric.skipped("CLIP", "no weights")}
+    title = recon_title(metrics, 12)
+    assert "12 pairs" in title and "PixCorr 0.123 (chance 0)" in title and "SSIM 0.346" in title
+    assert "CLIP" not in title  # a skipped metric has no number to show

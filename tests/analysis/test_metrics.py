@@ -293,10 +293,11 @@ def test_noise_ceiling_algonauts_by_hand():
 
 
 def test_noise_normalized_score_by_hand():
-    r = np.array([0.5, -0.2, 0.9, np.nan, 0.3])
-    nc = np.array([50.0, 50.0, 20.0, 50.0, 0.0])
-    # 100 * 0.25 / 0.5 = 50; negative r -> 0; 100 * 0.81 / 0.2 = 405 -> capped; NaN r; nc = 0
-    np.testing.assert_allclose(M.noise_normalized_score(r, nc), [50.0, 0.0, 100.0, np.nan, np.nan])
+    r = np.array([0.5, -0.2, 0.9, np.nan, 0.3, -0.1, 1e-8])
+    nc = np.array([50.0, 50.0, 20.0, 50.0, 0.0, 0.0, 0.0])
+    # 100 * 0.25 / 0.5 = 50; negative r -> 0; 100 * 0.81 / 0.2 = 405 -> capped; NaN r; nc = 0 is 1e-14 as in the
+    # Algonauts code: r = 0.3 -> 0.09 / 1e-14 capped at 100, r < 0 -> 0, r = 1e-8 -> 100 * 1e-16 / 1e-14 = 1
+    np.testing.assert_allclose(M.noise_normalized_score(r, nc), [50.0, 0.0, 100.0, np.nan, 100.0, 0.0, 1.0])
     with pytest.raises(DataValueError):
         M.noise_normalized_score(r, nc[:4])
 
@@ -371,3 +372,18 @@ def test_encoder_retrieval_matches_a_loop_over_candidates():
     assert perfect["top1"]["mean"] == 1.0
     with pytest.raises(InputError):
         M.encoder_retrieval(pred, measured, n_candidates=41)
+
+
+def test_two_way_with_groups_skips_the_same_stimulus():
+    """Per-trial reconstructions: a reconstruction never competes with its own stimulus's other trials."""
+    rng = np.random.default_rng(4)
+    groups = np.array([0, 0, 1, 2, 2, 2, 3])
+    f_gt = rng.normal(size=(4, 30))[groups]
+    f_rec = f_gt + rng.normal(scale=1.5, size=f_gt.shape)
+    r = np.corrcoef(f_gt, f_rec)[:7, 7:]
+    want = np.mean([np.mean([r[i, j] < r[j, j] for i in range(7) if groups[i] != groups[j]]) for j in range(7)])
+    assert M.two_way_identification(f_gt, f_rec, groups) == pytest.approx(want, abs=1e-12)
+    # without groups the identical ground truths tie and count as failures
+    assert M.two_way_identification(f_gt, f_rec) < want
+    with pytest.raises(DataValueError, match="two stimuli"):
+        M.two_way_identification(f_gt[:2], f_rec[:2], groups[:2])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from fmrikit.analysis.oracle import informative_mask, main, oracle_clusters, oracle_encoding
+from fmrikit.analysis.oracle import cluster_scores, fraction_of_oracle, informative_mask, main, oracle_clusters, oracle_encoding
 from fmrikit.data.dataset import read_info
 from fmrikit.errors import MissingInputError
 from fmrikit.project import preproc_betas_path
@@ -66,3 +66,26 @@ def test_mask_and_command_line(project, sim_world, tmp_path, capsys):
     assert main(["encoding", "--subject", "1", "--root", str(project), "--out", str(tmp_path / "e")]) == 0
     assert (tmp_path / "e/sub-01_pred.h5").is_file()
     assert main(["encoding", "--subject", "3", "--root", str(project), "--out", str(tmp_path / "f")]) == 2
+
+
+def test_fraction_of_oracle_scores_only_voxels_with_signal():
+    r = np.array([0.4, 0.1, 0.3, np.nan, 0.2, 0.9])
+    oracle = np.array([0.8, 0.5, 0.3, 0.5, -0.1, 0.9])
+    nc = np.array([50.0, 20.0, 6.0, 50.0, 50.0, 4.0])
+    # kept: 0.5, 0.2, 1.0 (NaN r, a negative oracle r and NC <= 5 % are dropped)
+    found = fraction_of_oracle(r, oracle, nc)
+    assert found["n_voxels"] == 3 and found["median"] == pytest.approx(0.5)
+    assert found["p75"] == pytest.approx(np.percentile([0.5, 0.2, 1.0], 75))
+
+
+def test_cluster_scores_by_hand():
+    # subject 1: classes 2, 2, 3, 3, 1 (1 = early); subject 2: classes 3, 2, 2
+    labels = [np.array([5, 5, 7, 5, 0]), np.array([7, 5, 5])]
+    classes = [np.array([2, 2, 3, 3, 1]), np.array([3, 2, 2])]
+    found = cluster_scores(labels, classes, [2, 3], early=[classes[0] == 1, classes[1] == 1],
+                           early_truth=[np.array([4]), np.array([], int)])
+    cat_labels, cat_classes = [5, 5, 7, 5, 7, 5, 5], [2, 2, 3, 3, 3, 2, 2]
+    assert found["ari_category"] == pytest.approx(adjusted_rand_score(cat_classes, cat_labels))
+    assert found["purity"] == pytest.approx(6 / 7)  # label 5: four 2s and one 3; label 7: two 3s
+    # class 2 -> 5 in both; class 3 -> tie 7/5 in subject 1 (bincount argmax takes 5), 7 in subject 2
+    assert found["agreement"] == pytest.approx(0.5) and found["n_category"] == 7

@@ -304,6 +304,10 @@ numbers("pretrain encoder", ENC, {"--channels": ["0"], "--embed-dim": ["0"], "--
                                   "--batch-size": ["0"], "--lr": ["nan", "0"], "--cosine-weight": ["-1", "nan"],
                                   "--epochs": ["0"], "--n-train": ["0", "1"]})
 devices("pretrain encoder", ENC)
+case("pretrain encoder", "--preset huge", lambda w: [*ENC(w), "--preset", "huge"], "huge")
+case("pretrain encoder", "--grid 0", lambda w: [*ENC(w), "--grid", "0"], "--grid")
+case("pretrain encoder", "--grid with dinov2", lambda w: [*ENC(w), "--features", "dinov2", "--image-model",
+                                                          str(w.tmp / "none"), "--grid", "14"], "grid")
 outputs("pretrain encoder", lambda w: ["pretrain", "encoder", "--subjects", "1", *R(w)])
 case("pretrain encoder", "--sessions 0", lambda w: [*ENC(w), "--sessions", "0"], "--sessions")
 case("pretrain encoder", "--sessions 5", lambda w: [*ENC(w), "--sessions", "5"], "sessions")
@@ -455,6 +459,7 @@ CLU = lambda w: ["cluster-embeddings", "--k", "2", *R(w), "--out", str(w.tmp / "
 numbers("cluster-embeddings", CLU, {"--k": ["1"], "--top": ["0"], "--max-images": ["0"], "--batch-size": ["0"]})
 case("cluster-embeddings", "--k above the voxels", lambda w: [*CLU(w), "--k", "100000"], "k")
 case("cluster-embeddings", "--method nope", lambda w: [*CLU(w), "--method", "kmean"], "kmean")
+case("cluster-embeddings", "--space nope", lambda w: [*CLU(w), "--space", "weights"], "weights")
 case("cluster-embeddings", "--subjects 9", lambda w: [*CLU(w), "--subjects", "9"], "sub-09")
 case("cluster-embeddings", "truncated PNG", lambda w: [*CLU(w), "--images", str(w.tmp / "images")],
      "trial-0_stim-0.png", setup=lambda w, mp: (_copy(w, "images"), _truncate(w.tmp / "images/trial-0_stim-0.png")))

@@ -44,10 +44,11 @@ def test_pretrain_writes_a_model_folder_with_log_and_sidecar(project):
     assert not (project / "models/.decoder.checkpoint").exists()
 
 
-def test_roi_train_keeps_the_budget_inside_the_coarse_region(project):
+def test_roi_train_keeps_the_budget_inside_the_coarse_region(project, sim_world):
+    truth = sim_world / "truth/subj01/informative_mask.nii.gz"
     res = runner.invoke(app, ["roi-train", "--subject", "1", "--budget", "150", "--sessions", "1", "--root",
                               str(project), "--stage1-epochs", "4", "--warmup-epochs", "1", "--epochs", "2",
-                              "--no-flatmap", *TINY])
+                              "--no-flatmap", "--truth-mask", str(truth), *TINY])
     assert res.exit_code == 0, res.output
     sub = project / "sub-01"
     mask = nib.load(sub / "sub-01_desc-troi_mask.nii.gz")
@@ -61,6 +62,11 @@ def test_roi_train_keeps_the_budget_inside_the_coarse_region(project):
     counts = sidecar["stage1_voxels_per_epoch"]
     assert counts[0] == sidecar["n_coarse_voxels"] and counts[-1] == 150
     assert sidecar["parameters"]["sessions"] == [1] and sidecar["retrieval"]["n_candidates"] >= 2
+    assert sidecar["parameters"]["preset"] == "small" and sidecar["features"]["targets"] == "tokens"
+    # the per-epoch truth log: its last precision is the final mask's, counted here from the two NIfTIs
+    informative = nib.load(truth).get_fdata() > 0
+    assert sidecar["stage1"][-1]["precision"] == pytest.approx((m & informative).sum() / m.sum())
+    assert {"w_informative", "w_other", "kept_informative", "lasso", "capped"} <= set(sidecar["stage1"][0])
     with h5py.File(project / "sub-01/sub-01_roi-brainmask_desc-preproc_betas.h5") as f:
         n_train = int(((f["trials/session"][:] == 1) & ~f["trials/shared"][:]).sum())
     assert sidecar["n_train_trials"] == n_train

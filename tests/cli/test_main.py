@@ -29,6 +29,19 @@ def test_sys_info_json():
     assert "S1" in info["pycortex_subjects"] and "hf_cache" in info
 
 
+def test_sys_info_warns_about_a_filestore_outside_the_environment(monkeypatch, tmp_path):
+    from fmrikit import sysinfo
+
+    assert sysinfo.filestore_warning(f"{tmp_path}/env/share/pycortex/db", f"{tmp_path}/env", "cfg") is None
+    line = sysinfo.filestore_warning(f"{tmp_path}/other/db", f"{tmp_path}/env", "~/.config/pycortex/options.cfg")
+    assert "outside the active environment" in line and "options.cfg" in line
+    monkeypatch.setattr(sysinfo.sys, "prefix", str(tmp_path / "env"))  # pycortex's store is in the real env
+    res = runner.invoke(app, ["sys-info", "--json"])
+    assert res.exit_code == 0
+    assert "outside the active environment" in json.loads(res.stdout)["pycortex_filestore_warning"]
+    assert res.stderr.startswith("warning: pycortex's filestore")
+
+
 def test_import_is_light():
     import subprocess
     import sys

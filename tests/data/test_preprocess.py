@@ -9,7 +9,7 @@ import pytest
 from fmrikit.data.dataset import read_betas, read_info
 from fmrikit.data.preprocess import parse_sessions, preprocess_files, preprocess_nsd
 from fmrikit.errors import GridMismatchError, InputError
-from tests.nsd_fixture import AFFINE, CONSTANT_VOXEL, SHAPE, TRIALS, expected
+from tests.nsd_fixture import AFFINE, AFFINE_1MM, CONSTANT_VOXEL, SHAPE, SHAPE_1MM, TRIALS, expected
 
 
 @pytest.mark.parametrize("subject", [1, 2])
@@ -35,6 +35,26 @@ def test_nsd_matches_independent_numpy(nsd_tree, tmp_path, subject, exclude_shar
     side = json.loads(res.sidecar.read_text())
     assert side["parameters"]["subject"] == subject and side["run_id"] and "numpy" in side["versions"]
     assert all("sha256" in i or "sha256_fingerprint" in i for i in side["inputs"])
+
+
+def test_func1mm_space_reads_the_1mm_grid(nsd_tree, tmp_path):
+    res = preprocess_nsd(nsd_tree, 1, root=tmp_path / "proj", space="func1mm", flatmap=False)
+    betas, stim, sess, shared, ijk = expected(nsd_tree, 1, space="func1mm")
+    info = read_info(res.betas)
+    np.testing.assert_allclose(read_betas(res.betas), betas, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(info.ijk, ijk)
+    np.testing.assert_array_equal(info.stim_id, stim)
+    assert info.volume_shape == SHAPE_1MM and info.space == "func1mm"
+    np.testing.assert_allclose(info.affine, AFFINE_1MM)
+    assert info.anatomy.endswith("func1mm/T1_to_func1mm.nii.gz") and info.conventions["space"] == "func1mm"
+    noise = nib.load(tmp_path / "proj/sub-01/sub-01_desc-preproc_noiseceiling.nii.gz")
+    assert noise.shape == SHAPE_1MM and np.isfinite(noise.get_fdata()[tuple(ijk.T)]).all()
+
+
+def test_conventions_exclude_shared_recorded(nsd_tree, tmp_path):
+    res = preprocess_nsd(nsd_tree, 2, root=tmp_path / "proj", zscore_exclude_shared=True, flatmap=False)
+    conv = read_info(res.betas).conventions
+    assert "non-shared" in conv["normalisation"] and conv == json.loads(res.sidecar.read_text())["conventions"]
 
 
 def test_constant_voxel_dropped_and_counted(nsd_tree, tmp_path, caplog):

@@ -59,7 +59,7 @@ def test_mask_and_map_are_gifti_per_hemisphere_with_pictures(dataset):
         nc = nib.load(sub / f"sub-01_hemi-{h}_desc-preproc_noiseceiling.func.gii").darrays[0].data
         assert np.isfinite(nc).sum() == (hemi == k).sum() and (nc[np.isfinite(nc)] <= 100).all()
     assert result.mask.name == "sub-01_hemi-L_desc-preproc_mask.label.gii"
-    assert result.flatmap.stat().st_size > 0 and (sub / "sub-01_desc-preproc_noiseceiling_inflated.png").is_file()
+    assert result.picture.stat().st_size > 0 and (sub / "sub-01_desc-preproc_noiseceiling_inflated.png").is_file()
 
 
 def test_roi_labels_of_the_fsaverage_atlas(tree, dataset):

@@ -229,3 +229,35 @@ def test_shared_images_seen_three_times_by_every_subject(small):
         assert all((shown == i).sum() == 3 for i in shared)
     info = pd.read_csv(small / "nsddata/experiments/nsd/nsd_stim_info_merged.csv", index_col=0)
     assert (info.loc[shared - 1, "subject1_rep2"] > 0).all()
+
+
+def test_truth_reader(world, tmp_path):
+    from fmrikit.data.world.truth import read_noise_free, read_truth
+    from fmrikit.errors import DataValueError, MissingInputError
+
+    truth = read_truth(world, 2)
+    with h5py.File(world / "simulation_truth.h5") as f:
+        g = f["subj02"]
+        assert {tuple(v) for v in truth.ijk} == {tuple(v) for v in np.argwhere(g["informative_mask"][:])}
+        np.testing.assert_allclose(truth.ncsnr, g["ncsnr"][:][tuple(truth.ijk.T)], rtol=1e-5)
+        free = g["responses/noise_free"][:]
+    early = np.isin(np.array(truth.areas)[truth.area], ["V1", "V2", "V3", "hV4", "V3AB"])
+    assert early.any() and (~early).any()
+    assert np.isfinite(truth.prf[early]).all() and np.isnan(truth.prf[~early]).all()
+    assert np.isnan(truth.semantic[early]).all() and np.isfinite(truth.semantic[~early]).all()
+    assert truth.semantic.shape[1] == len(truth.description_names)
+    np.testing.assert_allclose(truth.prf_size[early], truth.prf[early, 2] / np.sqrt(truth.prf[early, 3]))
+    # responses of chosen voxels and images, in the order asked, zero where a voxel has no signal
+    outside = np.array([[0, 0, 0]])
+    picked, has = read_noise_free(world, 2, np.array([5, 1, 5]), np.vstack([truth.ijk[[7, 3]], outside]))
+    np.testing.assert_array_equal(has, [True, True, False])
+    np.testing.assert_array_equal(picked[:, :2], free[[5, 1, 5]][:, [7, 3]])
+    assert (picked[:, 2] == 0).all()
+    with pytest.raises(MissingInputError, match="subject"):
+        read_truth(world, 3)
+    with pytest.raises(MissingInputError, match="ground truth"):
+        read_truth(tmp_path, 1)
+    with h5py.File(tmp_path / "simulation_truth.h5", "w") as f:
+        f.attrs["world_version"] = 1
+    with pytest.raises(DataValueError, match="version"):
+        read_truth(tmp_path, 1)

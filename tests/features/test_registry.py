@@ -70,6 +70,21 @@ def test_effnet_patches_levels_and_padding(effnet, images):
     np.testing.assert_allclose(patches[:, 2], block14, rtol=1e-4, atol=1e-5)
 
 
+def test_a_finer_grid_pools_the_same_maps_to_more_cells(images):
+    from fmrikit.features.registry import feature_spec, get_extractor, spec_extractor
+
+    fine = spec_extractor(feature_spec("effnet-lite0", None, 14))
+    assert fine.patch_shape == (5, 196, 192) and fine.config()["grid"] == 14
+    # block7 is a 14 x 14 map at 224 px: a 14-grid keeps it as it is
+    patches = get_extractor("effnet-lite0", layers=["block7"], grid=14).patches(images, batch_size=3)
+    block7 = effnet_lite0("block7").extract(images).reshape(3, 80, 196).transpose(0, 2, 1)
+    np.testing.assert_allclose(patches[:, 0, :, :80], block7, rtol=1e-4, atol=1e-5)
+    assert get_extractor("gabor", grid=16).patch_shape[1] == 256
+    assert feature_spec("gabor", None) == {"name": "gabor", "image_model": None}  # old records unchanged
+    with pytest.raises(InputError):
+        get_extractor("dinov2", image_model="x", grid=14)
+
+
 def test_import_is_light():
     code = "import fmrikit.features.registry, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -80,3 +80,29 @@ def test_dataset_trials_and_shared_averages(dataset):
 def test_sample_seeds_depend_on_seed_row_and_sample_only():
     seeds = {sample_seed(s, r, k) for s in (0, 1) for r in range(20) for k in range(3)}
     assert len(seeds) == 120 and sample_seed(0, 4, 1) == sample_seed(0, 4, 1)
+
+
+def test_training_trials_and_sessions_are_warned_about(dataset):
+    from pathlib import Path
+
+    from fmrikit.diffusion import Route
+    from fmrikit.pipelines.reconstruct import training_overlap
+
+    info = read_info(dataset)
+
+    def route(sessions):
+        return Route(ijk=info.ijk, affine=info.affine, volume_shape=info.volume_shape, dataset=dataset,
+                     model_path=Path("sub-01_desc-gcn_latentmapper"), record={}, inputs=[], predict=None,
+                     generate=None, train_sessions=sessions)
+
+    session2 = Path("betas_session02.nii.gz")
+    assert "session 2" in training_overlap(route([1, 2]), session2, None)
+    assert training_overlap(route([1]), session2, None) is None
+    assert training_overlap(route(None), session2, None) is None  # a model that saw none of this subject
+    trained = np.nonzero((info.session == 1) & ~info.shared)[0][:3]
+    test = np.nonzero(info.shared)[0][:2]
+    rows = ",".join(str(r) for r in np.concatenate([trained, test]))
+    line = training_overlap(route([1]), None, rows)
+    assert line.startswith(f"3 of the 5 trials (e.g. trial {trained.min()})")
+    assert training_overlap(route([1]), None, ",".join(map(str, test))) is None
+    assert training_overlap(route([1, 2]), None, "shared") is None

@@ -122,3 +122,22 @@ def test_the_page_renders_in_a_real_browser(chain, tmp_path):
                    check=True, capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("L"), float)
     assert pixels.shape == (2400, 1280) and pixels.std() > 10
+
+
+@pytest.mark.browser
+def test_the_screenshot_script_renders_one_png_per_section(chain, tmp_path):
+    from pathlib import Path
+
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        pytest.skip("chromium is not installed (apt install chromium)")
+    _, html, _ = _page(chain)
+    script = Path(__file__).resolve().parents[2] / "examples/report_screenshots.sh"
+    subprocess.run(["bash", str(script), str(chain / "report.html"), str(tmp_path / "shots")], check=True,
+                   capture_output=True, timeout=600)
+    sections = re.findall(r"<section id='([\w-]+)'>", html)
+    shots = sorted((tmp_path / "shots").glob("*.png"))
+    assert [p.stem.split("-", 1)[1] for p in shots] == sections
+    for shot in shots:
+        pixels = np.asarray(Image.open(shot).convert("L"), float)
+        assert pixels.shape[1] == 1280 and 100 < pixels.shape[0] < 16000 and pixels.std() > 10
+    assert not list(chain.glob(".report.section-*.html"))  # the per-section copies are removed

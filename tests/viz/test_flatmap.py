@@ -4,7 +4,8 @@ import pytest
 from PIL import Image
 
 from fmrikit.errors import GridMismatchError, InputError
-from fmrikit.viz.flatmap import render_flatmap, save_voxel_map, voxels_to_volume
+from fmrikit.viz.flatmap import render_flatmap, voxels_to_volume
+from fmrikit.viz.maps import MapTarget, save_voxel_map
 
 
 def test_voxels_to_volume_scatter():
@@ -22,9 +23,10 @@ def test_nifti_and_flatmap_of_cortical_values(tmp_path):
     anat = load_anatomy()
     ijk = anat.cortex_ijk
     values = anat.flat_xy[:, 0]  # left-right position on the flatmap: a ramp across the PNG
-    out = save_voxel_map(values, ijk, anat.shape, anat.affine, nifti_path=tmp_path / "m.nii.gz",
-                         png_path=tmp_path / "m.png", pycortex_subject="S1", pycortex_xfm="fullhead",
+    target = MapTarget(anat.shape, anat.affine, "S1", "fullhead").check()
+    out = save_voxel_map(values, ijk, target, nifti_path=tmp_path / "m.nii.gz", png_path=tmp_path / "m.png",
                          cmap="gray", title="ramp")
+    assert out["picture"] == {"renderer": "pycortex flatmap", "pycortex_subject": "S1", "pycortex_xfm": "fullhead"}
     img = nib.load(out["nifti"])
     assert img.shape == anat.shape
     np.testing.assert_allclose(img.get_fdata()[tuple(ijk.T)], values, rtol=1e-5)

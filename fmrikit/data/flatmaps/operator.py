@@ -227,6 +227,42 @@ def resize_weights(n_in: int, n_out: int) -> np.ndarray:
     return weights / weights.sum(1, keepdims=True)
 
 
+def check_flatmap_source(info, pycortex_subject: str | None = None, pycortex_xfm: str | None = None
+                         ) -> tuple[str, str]:
+    """The pycortex subject and transform a dataset's flatmaps are drawn from, checked (a cortical surface is
+    what NeuroPictor's flatmaps need; most NSD users have not imported their subjects into pycortex).
+
+    Parameters
+    ----------
+    info : fmrikit.data.dataset.DatasetInfo
+    pycortex_subject, pycortex_xfm : str, optional
+        Default the dataset's own.
+
+    Returns
+    -------
+    subject, xfm : str
+
+    Raises
+    ------
+    MissingInputError
+        The dataset names no pycortex subject: one line naming the options that supply it.
+    InputError, GridMismatchError
+        Unknown subject or transform, or a transform of another grid.
+    """
+    from fmrikit.io.pycortex import check_flatmap_target
+
+    subject = pycortex_subject or info.pycortex_subject
+    xfm = pycortex_xfm or info.pycortex_xfm
+    if not (subject and xfm):
+        raise MissingInputError("cortical flatmaps need the subject's cortical surface in pycortex", path=info.path,
+                                expected="a dataset preprocessed with --pycortex-subject NAME --pycortex-xfm XFM (the "
+                                         "subject's FreeSurfer surfaces imported into pycortex, e.g. subj01 / "
+                                         "func1pt8_to_anat0pt8_autoFSbbr)",
+                                found=f"subject {subject!r}, transform {xfm!r}")
+    check_flatmap_target(subject, xfm, info.volume_shape)
+    return subject, xfm
+
+
 def crop_operator(info, pycortex_subject, pycortex_xfm, margin: int):
     """The un-resized stage: dataset voxels to the cropped pycortex flatmap image.
 
@@ -241,15 +277,9 @@ def crop_operator(info, pycortex_subject, pycortex_xfm, margin: int):
     """
     from scipy import sparse
 
-    from fmrikit.io.pycortex import FLATMAP_HEIGHT, quiet_pycortex, check_flatmap_target
+    from fmrikit.io.pycortex import FLATMAP_HEIGHT, quiet_pycortex
 
-    subject = pycortex_subject or info.pycortex_subject
-    xfm = pycortex_xfm or info.pycortex_xfm
-    if not (subject and xfm):
-        raise MissingInputError("no pycortex subject and transform for the flatmap", path=info.path,
-                                expected="a dataset preprocessed with --pycortex-subject/--pycortex-xfm, or pass them",
-                                found=f"subject {subject!r}, transform {xfm!r}")
-    check_flatmap_target(subject, xfm, info.volume_shape)
+    subject, xfm = check_flatmap_source(info, pycortex_subject, pycortex_xfm)
     from cortex.quickflat import utils as qutils
 
     with quiet_pycortex():

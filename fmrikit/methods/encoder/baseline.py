@@ -104,7 +104,7 @@ def ridge_baseline(subject: int, *, root: str | os.PathLike | None = None, roi: 
                                   "n_features": int(flat.shape[1]), "cv": 5, "n_targets_batch": n_targets_batch},
                       outputs=files + ["ridge.json"],
                       extra={"encoding": scores, "fit_seconds": seconds, "n_train_images": len(data.train_stim),
-                             "median_alpha": float(np.median(ridge.alphas))},
+                             "median_alpha": float(np.median(ridge.alphas)), "conventions": data.info.conventions},
                       root=root, folder=out)
     return RidgeResult(out=out, scores=scores, fit_seconds=seconds)
 

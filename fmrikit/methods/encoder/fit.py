@@ -1,10 +1,10 @@
 """Joint training of the universal encoder on several subjects.
 
 Each step takes ``batch_images`` (subject, image) pairs from the union of all subjects' training
-images and, per subject in the step, ``voxels_per_image`` voxels sampled at random (an images x
-voxels grid, so the voxel side of the model runs once per step); the loss is
-``(1 - w) MSE + w (1 - cos)`` on those voxels, so memory depends on the sample, not on the
-subjects' voxel counts. Responses are averaged over an image's repeats; the shared images are
+images and, for each image, its own ``voxels_per_image`` voxels drawn at random (as in the Universal
+Brain Encoder paper: 32 images, 5000 voxels each); the loss is ``(1 - w) MSE + w (1 - cos)`` on those
+voxels, the cosine over each image's sample, so memory depends on the sample, not on the subjects'
+voxel counts. Responses are averaged over an image's repeats; the shared images are
 the test set. Checkpoints, resume and DDP work as for the decoder (:mod:`fmrikit.methods.mindeye.loop`).
 """
 
@@ -83,6 +83,26 @@ def encoder_data(data: SubjectData, features) -> EncoderData:
                        checksum=data.checksum)
 
 
+def sample_voxels(rng: np.random.Generator, n_images: int, n_voxels: int, per_image: int) -> np.ndarray:
+    """Voxels of one step: for each image its own ``per_image`` voxels, drawn without replacement.
+
+    Parameters
+    ----------
+    rng : Generator
+    n_images, n_voxels, per_image : int
+        ``per_image`` is capped at ``n_voxels`` (then every image gets every voxel).
+
+    Returns
+    -------
+    ndarray of int64, shape (n_images, min(per_image, n_voxels))
+        Sorted within each row.
+    """
+    n = min(per_image, n_voxels)
+    if n == n_voxels:
+        return np.broadcast_to(np.arange(n_voxels), (n_images, n)).copy()
+    return np.sort(np.argpartition(rng.random((n_images, n_voxels)), n - 1, axis=1)[:, :n], axis=1)
+
+
 class _StepLoss(nn.Module):
     """A step's loss over every subject in the batch, in one forward (DDP allows one per backward)."""
 
@@ -91,7 +111,7 @@ class _StepLoss(nn.Module):
         self.model, self.cosine_weight = model, cosine_weight
 
     def forward(self, groups: list[tuple[torch.Tensor, str, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """``groups``: per subject (features (b, L, P, C), key, voxels (n,), target (b, n)); images-weighted mean."""
+        """``groups``: per subject (features (b, L, P, C), key, voxels (b, n), target (b, n)); images-weighted mean."""
         total = sum(len(f) * encoder_loss(self.model(f, key, v).float(), y, self.cosine_weight)
                     for f, key, v, y in groups)
         return total / sum(len(f) for f, _, _, _ in groups)
@@ -148,11 +168,10 @@ def fit_encoder(model: UniversalEncoder, data: list[EncoderData], settings: Enco
                 groups = []
                 for k in np.unique(batch[:, 0]):
                     d, images = data[k], batch[batch[:, 0] == k, 1]
-                    n = min(settings.voxels_per_image, d.n_voxels)
-                    voxels = np.sort(rng.choice(d.n_voxels, n, replace=False))  # one sample for the step's images
+                    voxels = sample_voxels(rng, len(images), d.n_voxels, settings.voxels_per_image)
                     groups.append((d.train_features[images].to(ctx.device).float(), d.key,
                                    torch.from_numpy(voxels).to(ctx.device),
-                                   d.train_y[images[:, None], voxels[None]].to(ctx.device)))
+                                   d.train_y[images[:, None], voxels].to(ctx.device)))
                 with autocast:
                     loss = net(groups)
                 optimizer_step(loss, optimizer, f"{description} epoch {epoch + 1}")

@@ -10,7 +10,8 @@ For one image and one voxel:
 4. functional attention: softmax over the L*C pooled features of ``F @ embedding`` with a
    learned functional embedding ``F`` (L*C, E) weights their sum into one scalar.
 
-Only the voxels asked for are computed, so memory does not grow with a subject's voxel count.
+Only the voxels asked for are computed, so memory does not grow with a subject's voxel count; the voxel side
+(query, key folding, functional weights) is computed once per distinct voxel of a call.
 The key projection is folded into the query (``q . (W v + b + pos) = (W^T q) . v + q . (b + pos)``),
 so the patch scores cost C rather than E multiply-adds each.
 """
@@ -92,19 +93,38 @@ class UniversalEncoder(PretrainedModule):
         -------
         Tensor, shape (B, n)
         """
-        emb = self.voxel_embeddings[key][voxels]  # (n, E) or (B, n, E): shared voxels are computed once
-        query = self.query(emb)
+        # the voxel side once per distinct voxel, then gathered per (image, voxel) pair: a step that samples
+        # voxels per image computes each embedding's query and functional weights once, not once per image
+        unique, inverse = torch.unique(voxels, return_inverse=True)
+        return self.pairs(features, self.voxel_embeddings[key][unique], inverse)
+
+    def pairs(self, features: torch.Tensor, embeddings: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Predicted responses of (image, voxel) pairs, given the embeddings of the distinct voxels.
+
+        Parameters
+        ----------
+        features : Tensor, shape (B, L, P, in_channels)
+        embeddings : Tensor, shape (U, E)
+            Embeddings of the distinct voxels asked for.
+        index : Tensor of int64, shape (n,) or (B, n)
+            Rows of ``embeddings``: the same voxels for every image, or one set per image.
+
+        Returns
+        -------
+        Tensor, shape (B, n)
+        """
+        query = self.query(embeddings)
         scale = 1.0 / math.sqrt(query.shape[-1])
+        functional = torch.softmax(embeddings @ self.functional.T * scale, dim=-1)  # (U, L*C)
         pooled = []
         for level, (proj, key_proj, mlp) in enumerate(zip(self.level_proj, self.key_proj, self.mlps)):
             values = proj(features[:, level])  # (B, P, C)
-            q_values = query @ key_proj.weight  # (..., n, C)
-            q_fixed = query @ (key_proj.bias + self.positions).T  # (..., n, P)
+            q_values = (query @ key_proj.weight)[index]  # (n, C) or (B, n, C)
+            q_fixed = (query @ (key_proj.bias + self.positions).T)[index]  # (n, P) or (B, n, P)
             weights = torch.softmax((q_values @ values.transpose(1, 2) + q_fixed) * scale, dim=-1)  # (B, n, P)
             pooled.append(mlp(weights @ values))  # (B, n, C)
         pooled = torch.cat(pooled, dim=-1)  # (B, n, L*C)
-        functional = torch.softmax(emb @ self.functional.T * scale, dim=-1)  # (..., n, L*C)
-        return (functional * pooled).sum(-1)
+        return (functional[index] * pooled).sum(-1)
 
 
 def encoder_loss(pred: torch.Tensor, target: torch.Tensor, cosine_weight: float = 0.1) -> torch.Tensor:

@@ -5,7 +5,7 @@ Outputs, in one folder written atomically:
 ``sub-NN_pred.nii.gz``    4D float32 (X, Y, Z, n_images) on the subject's grid, NaN outside its voxels
 ``sub-NN_pred.h5``        ``pred`` float32 (n_images, n_voxels), ``image_name``, ``stim_id`` (when every
                           image has one: then ``fmrikit evaluate encoding`` reads it), ``voxels/ijk``
-``sub-NN_img-<name>_pred.png``  flatmaps of the first images
+``sub-NN_img-<name>_pred.png``  pictures of the first images (pycortex flatmaps, else nilearn mosaics)
 ``encode.json``           sidecar
 
 For a subject on a surface (its dataset's ``mesh``): ``sub-NN_hemi-{L,R}_pred.mgh`` (float32 (n_vertices, 1, 1,
@@ -34,7 +34,7 @@ from fmrikit.engine.serialization import weights_checksum
 from fmrikit.project import subject_dir, subject_label
 from fmrikit.engine.steps import memory_guard
 
-#: Flatmaps drawn by default (one PNG per image; pycortex takes about a second each).
+#: Pictures drawn by default (one PNG per image; about a second each).
 MAX_FLATMAPS = 16
 
 
@@ -72,7 +72,8 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     batch_size : int
         Images per forward pass.
     max_flatmaps : int
-        Flatmap PNGs for the first this many images (0 for none).
+        Pictures for the first this many images (0 for none): pycortex flatmaps when the subject has a pycortex
+        subject, else nilearn mosaics.
     device : str
     overwrite : bool
 
@@ -81,9 +82,10 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     EncodeResult
     """
     from fmrikit.data.dataset import read_info
-    from fmrikit.features.registry import get_extractor
+    from fmrikit.features.registry import spec_extractor
     from fmrikit.io.nifti import write_nifti_series
     from fmrikit.viz.flatmap import voxels_to_volume
+    from fmrikit.viz.maps import MapTarget
     from fmrikit.devices import resolve_device
     from fmrikit.methods.encoder.runs import encoder_dataset, find_encoder, load_encoder, subject_info
 
@@ -100,6 +102,9 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
     dev = resolve_device(device)
     encoder, record = load_encoder(path, device=dev)
     entry = subject_info(record, key, path)
+    mesh = entry.get("mesh", "")
+    # what the pictures need, checked before the work (a surface is drawn on its mesh)
+    target = None if mesh else MapTarget.from_record(entry).check(pycortex=max_flatmaps > 0)
     if shared:
         info = read_info(encoder_dataset(record, key, path))
         image_set = stimulus_images(info, info.stim_id[info.shared])
@@ -107,11 +112,10 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
             raise InputError("the subject's dataset has no shared images", path=info.path, expected="trials/shared")
     else:
         image_set = file_images(images)
-    extractor = get_extractor(record["features"]["name"], image_model=record["features"].get("image_model"))
+    extractor = spec_extractor(record["features"])
     ijk = encoder.voxel_index[key].ijk.cpu().numpy().astype(np.int64)
     shape, affine = tuple(entry["volume_shape"]), np.asarray(entry["affine"])
     n = len(image_set)
-    mesh = entry.get("mesh", "")
     with staged_dir(out, overwrite=overwrite, kind="encode") as stage:
         pred = _predict_to_h5(stage / f"{label}_pred.h5", encoder, key, image_set, extractor, ijk, root=root,
                               batch_size=batch_size, device=dev, mesh=mesh)
@@ -121,8 +125,8 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
             write_nifti_series((voxels_to_volume(row, ijk, shape) for row in _rows(pred)), n, shape, affine,
                                stage / f"{label}_pred.nii.gz")
             files = [f"{label}_pred.h5", f"{label}_pred.nii.gz"]
-        if max_flatmaps and (mesh or entry.get("pycortex_subject")):
-            files += _flatmaps(stage, pred, image_set, ijk, entry, label, max_flatmaps)
+        pictures = _pictures(stage, pred, image_set, ijk, target, entry, label, max_flatmaps) if max_flatmaps else {}
+        files += [name for name, picture in pictures.items() if "error" not in picture]
         write_sidecar(stage / "encode.json", command="encode", seed=None, run_id=new_run_id(),
                       inputs=[{"path": str(path.resolve()), "sha256": weights_checksum(path)}]
                       + ([file_checksum(p) for p in image_set.paths] if image_set.paths else []),
@@ -130,6 +134,7 @@ def encode_images(images: str | os.PathLike | None, subject: int, *, model: str 
                                   "shared": shared, "n_images": n, "batch_size": batch_size,
                                   "features": record["features"], "device": str(dev)},
                       outputs=files + ["encode.json"],
+                      extra={"pictures": pictures, "conventions": entry.get("conventions")},
                       root=root, folder=out)
     return EncodeResult(out=out, n_images=n, files=files)
 
@@ -189,16 +194,18 @@ def _rows(path: Path):
             yield f["pred"][k]
 
 
-def _flatmaps(stage: Path, pred_path: Path, image_set: ImageSet, ijk, entry, label: str, limit: int) -> list[str]:
+def _pictures(stage: Path, pred_path: Path, image_set: ImageSet, ijk, target, entry: dict, label: str,
+              limit: int) -> dict[str, dict]:
+    """Pictures of the first ``limit`` predictions: {file name: picture record}."""
     import h5py
 
-    from fmrikit.viz.flatmap import save_voxel_map
+    from fmrikit.viz.maps import save_voxel_map
     from fmrikit.viz.surface import save_vertex_map
 
     with h5py.File(pred_path, "r") as f:
         first = f["pred"][:min(limit, f["pred"].shape[0])]
     lim = float(np.percentile(np.abs(first), 99)) or 1.0  # one symmetric range for every map
-    names = []
+    pictures = {}
     for row, values in enumerate(first):
         name = f"{label}_img-{_safe(image_set.names[row])}_pred.png"
         style = dict(vmin=-lim, vmax=lim, cmap="RdBu_r", title=f"{label} predicted response: {image_set.names[row]}")
@@ -206,12 +213,10 @@ def _flatmaps(stage: Path, pred_path: Path, image_set: ImageSet, ijk, entry, lab
             inflated = name.replace(".png", "_inflated.png")
             save_vertex_map(values, ijk[:, 0], ijk[:, 1], entry["volume_shape"][1], flat_png=stage / name,
                             inflated_png=stage / inflated, **style)
-            names += [name, inflated]
+            pictures.update({name: {"picture": "flat mesh"}, inflated: {"picture": "inflated mesh"}})
             continue
-        save_voxel_map(values, ijk, tuple(entry["volume_shape"]), np.asarray(entry["affine"]), png_path=stage / name,
-                       pycortex_subject=entry["pycortex_subject"], pycortex_xfm=entry["pycortex_xfm"], **style)
-        names.append(name)
-    return names
+        pictures[name] = save_voxel_map(values, ijk, target, png_path=stage / name, **style)["picture"]
+    return pictures
 
 
 def _surface_series(stage: Path, pred_path: Path, ijk: np.ndarray, n_vertices: int, label: str) -> list[str]:

@@ -86,8 +86,9 @@ def _subjects_of(path: Path) -> list[str]:
 @one_run
 def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str | os.PathLike | None = None,
                      out: str | os.PathLike | None = None, features: str = "gabor", image_model: str | None = None,
-                     size: EncoderSize | None = None, settings: EncoderSettings | None = None,
-                     sessions: list[int] | None = None, n_train: int | None = None, device: str = "auto",
+                     grid: int | None = None, size: EncoderSize | None = None,
+                     settings: EncoderSettings | None = None, sessions: list[int] | None = None,
+                     n_train: int | None = None, preset: str | None = None, device: str = "auto",
                      resume: bool = False, overwrite: bool = False) -> EncoderResult:
     """Train the universal encoder jointly on several subjects.
 
@@ -105,12 +106,16 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         Multi-level patch features: ``gabor``, ``effnet-lite0``, ``clip``, ``dinov2``.
     image_model : str, optional
         Local folder or cached Hugging Face id for ``clip`` / ``dinov2``.
+    grid : int, optional
+        Patch grid side of ``gabor`` / ``effnet-lite0`` (default the extractor's).
     size : EncoderSize, optional
     settings : EncoderSettings, optional
     sessions : list of int, optional
         Sessions whose non-shared trials train (default all).
     n_train : int, optional
         Training images per subject, drawn at random with ``settings.seed`` (default all).
+    preset : str, optional
+        Name of the :func:`~fmrikit.methods.encoder.settings.encoder_preset` the values came from, recorded.
     device : str
         ``auto``, ``cpu``, ``cuda``; under ``torchrun`` each process takes its own GPU.
     resume : bool
@@ -132,7 +137,7 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
     settings.check()
     size.check()
     out = Path(out) if out is not None else default_encoder_path(root)
-    spec = feature_spec(features, image_model)
+    spec = feature_spec(features, image_model, grid)
     checkpoint = start_run([out], kind="pretrain encoder", overwrite=overwrite, resume=resume,
                            inputs=[preproc_betas_path(root, s, roi) for s in subjects] + [image_model], root=root,
                            settings={"subjects": subjects, "roi": roi, "features": spec, "sessions": sessions,
@@ -149,7 +154,8 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
                              description="pretrain encoder")
         scores = {d.key: encoding_scores(model, d, device=ctx.device) for d in data}
         if ctx.is_main:
-            parameters = {"subjects": [d.key for d in data], "roi": roi, "features": spec, "sessions": sessions,
+            parameters = {"preset": preset, "subjects": [d.key for d in data], "roi": roi, "features": spec,
+                          "sessions": sessions,
                           "n_train": n_train, "model": vars(size), "training": settings_record(settings),
                           "world_size": ctx.world_size}
             write_encoder(out, model, {d.key: _subject_record(d, root) for d in data}, spec=spec, roi=roi,
@@ -165,7 +171,8 @@ def pretrain_encoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
 def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                   base: str | os.PathLike | None = None, pretrained: bool = True, n_train: int | None = None,
                   sessions: list[int] | None = None, features: str | None = None, image_model: str | None = None,
-                  size: EncoderSize | None = None, settings: EncoderSettings | None = None, desc: str = "adapt",
+                  grid: int | None = None, size: EncoderSize | None = None, settings: EncoderSettings | None = None,
+                  preset: str | None = None, desc: str = "adapt",
                   out: str | os.PathLike | None = None, device: str = "auto", resume: bool = False,
                   overwrite: bool = False) -> EncoderResult:
     """Fit a new subject: only its voxel embeddings on a frozen pretrained encoder.
@@ -180,13 +187,15 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         Pretrained encoder (default ``<root>/models/encoder``).
     pretrained : bool
         False trains a fresh single-subject encoder, every weight (the from-scratch baseline);
-        ``features`` (default ``gabor``), ``image_model`` and ``size`` then apply; with a base they come
-        from it and must not be given.
+        ``features`` (default ``gabor``), ``image_model``, ``grid`` and ``size`` then apply; with a base they
+        come from it and must not be given.
     n_train : int, optional
         Training images, drawn at random with ``settings.seed`` (default all), so runs with the
         same seed and count see the same images.
     sessions : list of int, optional
     settings : EncoderSettings, optional
+    preset : str, optional
+        Name of the preset the values came from, recorded.
     desc : str
         ``desc-`` entity of the output folder ``<root>/sub-NN/sub-NN_desc-<desc>_encoder``.
     out : path-like, optional
@@ -198,10 +207,10 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
     """
     settings = settings or EncoderSettings()
     settings.check()
-    if pretrained and (features is not None or image_model is not None or size is not None):
+    if pretrained and (features is not None or image_model is not None or grid is not None or size is not None):
         raise InputError("the image features and sizes come from the pretrained encoder",
-                         expected="no features, image model or size (or pretrained=False: --no-pretrained)",
-                         found=f"features {features!r}, image model {image_model!r}, size {size}")
+                         expected="no features, image model, grid or size (or pretrained=False: --no-pretrained)",
+                         found=f"features {features!r}, image model {image_model!r}, grid {grid}, size {size}")
     check_desc(desc)
     if size is not None:
         size.check()
@@ -219,7 +228,7 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         model, record = load_encoder(base_path)
         spec = record["features"]
     else:
-        spec = feature_spec(features or "gabor", image_model)
+        spec = feature_spec(features or "gabor", image_model, grid)
     run_id = new_run_id()
     with distributed(device) as ctx:
         data = load_encoder_data(dataset, subject, spec, ctx, root=root, sessions=sessions, n_train=n_train,
@@ -245,7 +254,8 @@ def adapt_encoder(subject: int, *, root: str | os.PathLike | None = None, roi: s
         scores = {key: encoding_scores(model, data, device=ctx.device)}
         if ctx.is_main:
             subjects[key] = _subject_record(data, root)
-            parameters = {"subject": subject, "roi": roi, "base": str(base_path) if base_path else None,
+            parameters = {"preset": preset, "subject": subject, "roi": roi,
+                          "base": str(base_path) if base_path else None,
                           "pretrained": pretrained, "n_train": n_train, "sessions": sessions, "features": spec,
                           "desc": desc, "training": settings_record(settings), "world_size": ctx.world_size}
             inputs = [data.checksum]
@@ -283,9 +293,9 @@ def load_encoder_data(dataset: Path, subject: int, spec: dict, ctx: Distributed,
         ``n_train`` < 2 or more than the subject's training images.
     """
     from fmrikit.features.cache import dataset_features
-    from fmrikit.features.registry import get_extractor
+    from fmrikit.features.registry import spec_extractor
 
-    extractor = get_extractor(spec["name"], image_model=spec.get("image_model"))
+    extractor = spec_extractor(spec)
     sub = load_subject_data(dataset, subject_key(subject), sessions=sessions)
     if n_train is not None:
         images = np.unique(sub.train_stim)
@@ -334,7 +344,8 @@ def write_encoder(out: Path, model: UniversalEncoder, subjects: dict[str, dict],
         write_log(stage / LOG_NAME, history, title=f"universal encoder ({command})")
         write_sidecar(stage / SIDECAR_NAME, command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=["config.json", "model.safetensors", LOG_NAME],
-                      extra={"encoding": scores, "final_epoch": history[-1] if history else None},
+                      extra={"encoding": scores, "final_epoch": history[-1] if history else None,
+                             "conventions": {key: entry.get("conventions") for key, entry in subjects.items()}},
                       root=root, folder=out)
 
 
@@ -367,8 +378,8 @@ def _subject_record(data: EncoderData, root) -> dict:
             "n_voxels": data.n_voxels,
             "n_train_images": len(data.train_stim), "affine": np.asarray(info.affine).tolist(),
             "volume_shape": list(info.volume_shape), "mesh": info.mesh, "pycortex_subject": info.pycortex_subject,
-            "pycortex_xfm": info.pycortex_xfm, "stimuli_path": info.stimuli_path,
-            "stimuli_dataset": info.stimuli_dataset}
+            "pycortex_xfm": info.pycortex_xfm, "anatomy": info.anatomy, "stimuli_path": info.stimuli_path,
+            "stimuli_dataset": info.stimuli_dataset, "conventions": info.conventions}
 
 
 def _check_features(model: UniversalEncoder, data: EncoderData, base: Path) -> None:

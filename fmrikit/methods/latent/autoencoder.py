@@ -21,7 +21,7 @@ import torch
 from fmrikit.errors import InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
-from fmrikit.project import default_autoencoder_path, preproc_betas_path
+from fmrikit.project import default_autoencoder_path, preproc_betas_path, subject_label
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
@@ -42,8 +42,9 @@ def build_autoencoder(size: AutoencoderSize):
                          norm_num_groups=16, sample_size=size.image_size)
 
 
-def training_stimuli(subjects: list[int], root=None) -> tuple[object, np.ndarray]:
-    """The stimulus source and the non-shared stimulus ids of the subjects' preprocessed datasets.
+def training_stimuli(subjects: list[int], root=None) -> tuple[list, np.ndarray]:
+    """The subjects' preprocessed datasets (:class:`~fmrikit.data.dataset.DatasetInfo`, one stimulus source) and
+    their non-shared stimulus ids.
 
     Raises
     ------
@@ -67,7 +68,7 @@ def training_stimuli(subjects: list[int], root=None) -> tuple[object, np.ndarray
                          found=", ".join(sorted(s[0] for s in sources)))
     shared = np.unique(np.concatenate([i.stim_id[i.shared] for i in infos]))
     ids = np.setdiff1d(np.unique(np.concatenate([i.stim_id for i in infos])), shared)
-    return infos[0], ids
+    return infos, ids
 
 
 def load_images(info, stim_ids: np.ndarray, image_size: int, block: int = 256) -> np.ndarray:
@@ -131,7 +132,8 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
                            inputs=[preproc_betas_path(root, s) for s in subjects], root=root,
                            settings={"subjects": subjects, "size": size, "training": settings, "kl_weight": kl_weight})
     inputs = [file_checksum(preproc_betas_path(root, s)) for s in subjects if preproc_betas_path(root, s).is_file()]
-    info, ids = training_stimuli(subjects, root)
+    infos, ids = training_stimuli(subjects, root)
+    info = infos[0]
     if len(ids) < 20:
         raise InputError("too few training images for the autoencoder", path=info.path, expected=">= 20",
                          found=str(len(ids)))
@@ -175,7 +177,8 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
                       outputs=["config.json", "diffusion_pytorch_model.safetensors", LOG_NAME],
                       extra={"n_train_images": int(len(train)), "n_val_images": int(len(val)),
                              "best_epoch": result.best_epoch, "val_mse": min(r["val_loss"] for r in result.history),
-                             "scaling_factor": float(1 / z.std()), "stimuli": info.stimuli_path},
+                             "scaling_factor": float(1 / z.std()), "stimuli": info.stimuli_path,
+                             "conventions": {subject_label(i.subject): i.conventions for i in infos}},
                       root=root, folder=out)
     finish_run(checkpoint)
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from fmrikit.checks import check_number, check_option
-from fmrikit.engine.memory import plan_rows as _training_rows
 from fmrikit.engine.memory import training_plan
 from fmrikit.methods.latent.settings import MAPPER_PRESETS, MapperOptions
 
@@ -78,7 +77,3 @@ def plan_latent_mapper(batch_size: int | None = None, *, mapper: str = "gcn", n_
                          precision=precision,
                          settings={"mapper": mapper, "preset": "paper", "voxels": n_voxels, "target_size": out_dim})
 
-
-def plan_rows(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The plan as (section, item, value) rows for a table."""
-    return _training_rows(plan)

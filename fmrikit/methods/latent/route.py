@@ -101,7 +101,7 @@ def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=
                  volume_shape=tuple(record["volume_shape"]), mesh=record.get("mesh", ""), dataset=dataset,
                  model_path=folder,
                  record={"mapper": record["config"]["arch"], "text_mapper": text is not None, **route_record},
-                 inputs=inputs, predict=predict, generate=generate)
+                 inputs=inputs, predict=predict, generate=generate, train_sessions=record.get("train_sessions"))
 
 
 def union_voxels(image, text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

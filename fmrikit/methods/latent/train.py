@@ -122,7 +122,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     -------
     MapperResult
     """
-    from fmrikit.data.rois import atlas_labels, roi_columns
+    from fmrikit.data.rois import roi_columns
     from fmrikit.devices import resolve_device
     from fmrikit.diffusion import latent_shape, load_autoencoder
 
@@ -145,11 +145,21 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     from fmrikit.data.dataset import read_info
 
     info = read_info(dataset)
-    image_values = atlas_labels(info, options.image_roi)
+    # the voxels each mapper needs, checked before any work: one line naming the option that supplies them
+    image_values = _roi_values(info, options.image_roi, "--image-roi")
     image_cols = roi_columns(info, options.image_roi, list(options.image_labels) if options.image_labels else None,
                              values=image_values)
+    if mapper == "gcn":
+        try:
+            node_columns_from_labels(image_values[image_cols], [list(g) for g in options.gcn_nodes])
+        except DataValueError as exc:
+            raise DataValueError("--mapper gcn needs the V1 / V2 / V3+hV4 labels of its graph nodes",
+                                 path=exc.path or dataset, expected=f"--image-roi prf-visualrois (labels "
+                                 f"{list(options.gcn_nodes)}), or --mapper cnn, vae or ridge with --image-roi "
+                                 "nsdgeneral", found=f"{options.image_roi}: {exc.found}") from exc
     use_text = text and pipeline is not None
-    text_cols = (roi_columns(info, options.text_roi, list(options.text_labels) if options.text_labels else None)
+    text_cols = (roi_columns(info, options.text_roi, list(options.text_labels) if options.text_labels else None,
+                             values=_roi_values(info, options.text_roi, "--text-roi"))
                  if use_text else np.zeros(0, np.int64))
     dev = resolve_device(device)
     vae, _ = load_autoencoder(source["vae_folder"], device=dev)
@@ -207,6 +217,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
               "dataset_sha256": checksum_digest(data.checksum), PROJECT_KEY: project_pointer(out / "image", root),
               "generator": {**source, "source": portable_source(source["source"], root),
                             "vae_folder": portable_source(source["vae_folder"], root)},
+              "train_sessions": data.train_sessions,
               "image_size": image_size, "normalisation": "z-scored per session over the session's trials "
               "(fmrikit preprocess); integer betas divided by 300 first"}
     with staged_dir(out, overwrite=overwrite, kind="pretrain latent-mapper") as stage:
@@ -222,10 +233,25 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
                                   "preset": preset, "options": asdict(options), "training": {n: asdict(mapper_settings(
                                       scores[n]["arch"], overrides, preset)) for n in scores},
                                   "text": use_text, "device": str(dev)},
-                      outputs=sorted(p.name for p in stage.iterdir()), extra={**record, "scores": scores},
+                      outputs=sorted(p.name for p in stage.iterdir()),
+                      extra={**record, "scores": scores, "conventions": info.conventions},
                       root=root, folder=out)
     finish_run(checkpoints)
     return MapperResult(model=out, scores=scores, history=histories)
+
+
+def _roi_values(info, roi: str, option: str) -> np.ndarray:
+    """The ROI labels of the dataset's voxels (:func:`~fmrikit.data.rois.atlas_labels`); a missing atlas is one
+    line naming the option that supplies other voxels."""
+    from fmrikit.data.rois import atlas_labels
+
+    try:
+        return atlas_labels(info, roi)
+    except MissingInputError as exc:
+        raise MissingInputError(f"no {roi} ROI for {subject_label(info.subject)}", path=exc.path,
+                                expected=f"{exc.expected}; or {option} nsdgeneral or a mask NIfTI on the dataset's "
+                                         "grid",
+                                found=exc.found) from exc
 
 
 def _build(arch: str, x_train: torch.Tensor, out_dim: int, options: MapperOptions,

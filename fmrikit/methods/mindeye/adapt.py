@@ -1,7 +1,8 @@
 """A new subject on a pretrained decoder: a fresh input layer over chosen voxels (``adapt-subject``).
 
 This is TROI's stage 2 on its own, and the paper's annotated-ROI baseline when the voxels are an
-annotated ROI. The backbone stays frozen unless asked otherwise.
+annotated ROI. The backbone stays frozen unless asked otherwise; MindEye2's published 1-session result
+fine-tunes the whole model on the new subject (``unfreeze_backbone=True``).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def set_trainable(model: MindEyeDecoder, key: str, train_shared: bool) -> list[t
 def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: str | None = None,
                   mask: str | os.PathLike | None = None, sessions: list[int] | None = None,
                   backbone: str | os.PathLike | None = None, unfreeze_backbone: bool = False,
-                  settings: TrainSettings | None = None, desc: str = "adapt", device: str = "auto",
-                  resume: bool = False, overwrite: bool = False) -> SubjectResult:
+                  settings: TrainSettings | None = None, preset: str | None = None, desc: str = "adapt",
+                  device: str = "auto", resume: bool = False, overwrite: bool = False) -> SubjectResult:
     """Train a new subject's input layer on a pretrained decoder over an ROI or a mask.
 
     Parameters
@@ -132,9 +133,11 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
     backbone : path-like, optional
         Pretrained decoder (default ``<root>/models/decoder``).
     unfreeze_backbone : bool
-        Train the shared parts too.
+        Train the shared parts too (MindEye2's fine-tuning of the whole model on a new subject).
     settings : TrainSettings, optional
         Default batch size :data:`~fmrikit.methods.mindeye.settings.SUBJECT_BATCH_SIZE`.
+    preset : str, optional
+        Name of the preset the settings came from (recorded).
     desc : str
         ``desc-`` entity of the outputs: ``sub-NN_desc-<desc>_decoder/``, ``_log.tsv``, ``.json``.
 
@@ -155,7 +158,7 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
                            resume=resume, inputs=[dataset, mask, backbone_path], root=root,
                            settings={"subject": subject, "roi": roi, "mask": mask, "sessions": sessions,
                                      "backbone": backbone_path, "unfreeze_backbone": unfreeze_backbone,
-                                     "training": settings})
+                                     "training": settings, "preset": preset})
     if not dataset.is_file():
         raise MissingInputError("no preprocessed dataset for this subject and ROI", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} --roi {roi} first")
@@ -176,7 +179,7 @@ def adapt_subject(subject: int, *, root: str | os.PathLike | None = None, roi: s
         if ctx.is_main:
             parameters = {"subject": subject, "roi": roi, "mask": str(mask) if mask else None, "sessions": sessions,
                           "backbone": str(backbone_path), "unfreeze_backbone": unfreeze_backbone, "desc": desc,
-                          "training": settings_record(settings), "world_size": ctx.world_size}
+                          "training": settings_record(settings), "preset": preset, "world_size": ctx.world_size}
             inputs = [data.checksum] + ([file_checksum(mask)] if mask else [])
             write_subject_outputs(out_dir, names, model, data, base=backbone_path, shared_trained=unfreeze_backbone,
                                   history=result.history, scores=scores, command="adapt-subject", parameters=parameters,
@@ -240,13 +243,15 @@ def write_subject_outputs(out_dir: Path, names: dict[str, str], model: MindEyeDe
                            final=out_dir / names["model"], root=root,
                            extra={"features": read_config(base)["features"] if base else (extra or {}).get("features"),
                                   "run_id": run_id, "dataset": portable_path(data.info.path, root),
-                                  "dataset_sha256": checksum_digest(data.checksum), "mesh": data.info.mesh})
+                                  "dataset_sha256": checksum_digest(data.checksum), "mesh": data.info.mesh,
+                                  "train_sessions": data.train_sessions})
         write_log(tmp["log"], history, title=f"{command} {data.key}")
         if write_extra is not None:
             write_extra(tmp)
         write_sidecar(tmp["sidecar"], command=command, seed=seed, run_id=run_id, inputs=inputs,
                       parameters=parameters, outputs=list(names.values()),
                       extra={"retrieval": scores, "n_voxels": data.n_voxels, "n_train_trials": len(data.train_x),
-                             "final_epoch": history[-1] if history else None, **(extra or {})},
+                             "final_epoch": history[-1] if history else None, "conventions": data.info.conventions,
+                             **(extra or {})},
                       root=root, folder=out_dir)
     return {k: out_dir / v for k, v in names.items()}

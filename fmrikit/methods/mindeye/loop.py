@@ -90,7 +90,9 @@ def fit(model: MindEyeDecoder, data: list[SubjectData], targets: dict[str, torch
     per_subject = max(2, settings.batch_size // len(data))
     steps_per_epoch = max(math.ceil(shard_len(len(d.train_x), ctx) / per_subject) for d in data)
     groups = [dict(g, lr=g.get("lr", settings.lr)) for g in param_groups]
-    optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+    # fused: no temporaries the size of the parameters (a 4096-wide input layer over NSD's brainmask then trains in
+    # 20 GiB, not 24+), and faster on CPU (benchmarks/nsd_scale.py)
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     total = settings.epochs * steps_per_epoch
     if settings.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(

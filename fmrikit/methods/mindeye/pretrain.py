@@ -16,8 +16,8 @@ from fmrikit.io.provenance import PROJECT_KEY, new_run_id, portable_path, projec
 from fmrikit.methods.mindeye.model import MindEyeDecoder
 from fmrikit.project import default_decoder_path, subject_key
 from fmrikit.project import preproc_betas_path
-from fmrikit.methods.mindeye.targets import image_embeddings, retrieval_scores, set_target_statistics
-from fmrikit.features.registry import feature_spec
+from fmrikit.methods.mindeye.targets import (image_embeddings, retrieval_scores, set_target_statistics, target_shape,
+                                             target_spec)
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import distributed
@@ -38,8 +38,9 @@ class PretrainResult:
 @one_run
 def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str | os.PathLike | None = None,
                      out: str | os.PathLike | None = None, features: str = "gabor", image_model: str | None = None,
-                     size: ModelSize | None = None, settings: TrainSettings | None = None, device: str = "auto",
-                     resume: bool = False, overwrite: bool = False) -> PretrainResult:
+                     targets: str = "tokens", size: ModelSize | None = None, settings: TrainSettings | None = None,
+                     preset: str | None = None, device: str = "auto", resume: bool = False,
+                     overwrite: bool = False) -> PretrainResult:
     """Train the shared decoder on several subjects' preprocessed datasets.
 
     Parameters
@@ -57,8 +58,12 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         ``dinov2``).
     image_model : str, optional
         Local path or cached Hugging Face id for ``clip`` / ``dinov2``.
+    targets : {"tokens", "pooled"}
+        Predict the image's tokens (MindEye2) or its pooled vector (:func:`~fmrikit.methods.mindeye.targets.target_spec`).
     size : ModelSize, optional
     settings : TrainSettings, optional
+    preset : str, optional
+        Name of the preset the sizes and settings came from (recorded).
     device : str
         ``auto``, ``cpu``, ``cuda``; under ``torchrun`` each process takes its own GPU.
     resume : bool
@@ -82,11 +87,11 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
     size.check()
     out = Path(out) if out is not None else default_decoder_path(root)
     paths = [preproc_betas_path(root, s, roi) for s in subjects]
-    spec = feature_spec(features, image_model)
+    spec = target_spec(features, image_model, targets)
     checkpoint = start_run([out], kind="pretrain decoder", overwrite=overwrite, resume=resume,
                            inputs=paths + [image_model], root=root,
                            settings={"subjects": subjects, "roi": roi, "features": spec, "size": size,
-                                     "training": settings})
+                                     "training": settings, "preset": preset})
     for p in paths:
         if not p.is_file():
             raise MissingInputError("no preprocessed dataset for this subject and ROI", path=p,
@@ -101,7 +106,7 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         torch.manual_seed(settings.seed)
         model = MindEyeDecoder({d.key: d.n_voxels for d in data}, embed_dim=targets[data[0].key][0].shape[1],
                                hidden=size.hidden, n_blocks=size.n_blocks, proj_hidden=size.proj_hidden,
-                               dropout=size.dropout)
+                               dropout=size.dropout, token_shape=target_shape(spec))
         for d in data:
             model.inputs[d.key].ijk.copy_(torch.from_numpy(d.ijk))
         set_target_statistics(model, [targets[d.key][0] for d in data])
@@ -112,14 +117,14 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         scores = {d.key: retrieval_scores(model, d, targets[d.key][1], device=ctx.device) for d in data}
         if ctx.is_main:
             _write(out, model, data, paths, spec, size, settings, result.history, scores, run_id, roi, overwrite,
-                   ctx.world_size, root)
+                   ctx.world_size, root, preset)
             finish_run(checkpoint)
         ctx.barrier()
     return PretrainResult(model=out, retrieval=scores, history=result.history)
 
 
 def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, history, scores, run_id, roi,
-           overwrite, world_size, root) -> None:
+           overwrite, world_size, root, preset) -> None:
     inputs = [d.checksum for d in data]
     with staged_dir(out, overwrite=overwrite, kind="pretrain decoder") as stage:
         model.cpu().save_pretrained(stage, extra={
@@ -131,7 +136,8 @@ def _write(out: Path, model: MindEyeDecoder, data, paths, spec, size, settings, 
         write_sidecar(stage / SIDECAR_NAME, command="pretrain", seed=settings.seed, run_id=run_id, inputs=inputs,
                       parameters={"subjects": [d.key for d in data], "roi": roi, "features": spec,
                                   "model": vars(size), "training": settings_record(settings),
-                                  "world_size": world_size},
+                                  "preset": preset, "world_size": world_size},
                       outputs=["config.json", "model.safetensors", LOG_NAME],
-                      extra={"retrieval": scores, "final_epoch": history[-1] if history else None},
+                      extra={"retrieval": scores, "final_epoch": history[-1] if history else None,
+                             "conventions": {d.key: d.info.conventions for d in data}},
                       root=root, folder=out)

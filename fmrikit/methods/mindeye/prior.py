@@ -208,7 +208,7 @@ def pretrain_prior(subject: int, *, root: str | os.PathLike | None = None, decod
                                   "device": str(dev)},
                       outputs=["config.json", "diffusion_pytorch_model.safetensors", PRIOR_RECORD, LOG_NAME],
                       extra={"best_epoch": result.best_epoch, "n_train_trials": int(len(tr)),
-                             "n_val_trials": int(len(va))},
+                             "n_val_trials": int(len(va)), "conventions": data.info.conventions},
                       root=root, folder=out)
     finish_run(checkpoint)
     return out

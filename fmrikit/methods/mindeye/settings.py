@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from fmrikit.checks import check_number, check_option
 from fmrikit.engine.settings import SupervisedSettings
 
 #: Batch size of new-subject training (TROI's stages 1 and 2 and the annotated-ROI baseline), as in the paper.
 SUBJECT_BATCH_SIZE = 24
+#: What the decoder predicts: the image's tokens (MindEye2, TROI: one level of patch features, P x C) or one
+#: pooled vector.
+TARGETS = ("tokens", "pooled")
 
 
 @dataclass
@@ -93,6 +96,59 @@ class PriorSize:
         for name, value in (("prior layers", self.layers), ("prior heads", self.heads),
                             ("prior head width", self.head_dim)):
             check_number(name, value, low=1)
+
+
+@dataclass(frozen=True)
+class DecoderPreset:
+    """A named configuration of the decoder commands (``--preset``): sizes, targets, training of each stage.
+
+    Attributes
+    ----------
+    name : str
+    size : ModelSize
+    features : str
+        Image feature extractor of the targets.
+    targets : {"tokens", "pooled"}
+    pretrain : TrainSettings
+        Cross-subject pretraining (``pretrain decoder``).
+    subject : TrainSettings
+        A new subject (``adapt-subject decoder``, TROI's stage 2).
+    """
+
+    name: str
+    size: ModelSize = field(default_factory=ModelSize)
+    features: str = "gabor"
+    targets: str = "tokens"
+    pretrain: TrainSettings = field(default_factory=TrainSettings)
+    subject: TrainSettings = field(default_factory=lambda: TrainSettings(batch_size=SUBJECT_BATCH_SIZE))
+
+
+#: ``small``: CPU-sized (the defaults above). ``paper``: MindEye2 / TROI as published (Scotti et al. 2024,
+#: ``src/Train.py``; Lin et al. 2025, section 3.1): hidden 4096, 4 residual blocks, CLIP image tokens as targets
+#: (``--features clip --image-model``: the final layer's patch tokens; MindEye2's projector width equals the token
+#: width, 1024 for ViT-L/14), 150 epochs of batch 24 at a one-cycle peak lr of 3e-4, MixCo for the first third.
+DECODER_PRESETS: dict[str, DecoderPreset] = {
+    "small": DecoderPreset("small"),
+    "paper": DecoderPreset("paper", size=ModelSize(hidden=4096, n_blocks=4, proj_hidden=1024), features="clip",
+                           pretrain=TrainSettings(epochs=150, batch_size=24, lr=3e-4),
+                           subject=TrainSettings(epochs=150, batch_size=SUBJECT_BATCH_SIZE, lr=3e-4)),
+}
+
+
+def decoder_preset(name: str) -> DecoderPreset:
+    """The preset called ``name`` (:data:`DECODER_PRESETS`).
+
+    Raises
+    ------
+    InputError
+        Unknown name.
+    """
+    return DECODER_PRESETS[check_option("--preset", name, DECODER_PRESETS)]
+
+
+def with_options(settings, **options):
+    """``settings`` (a dataclass) with the options that are not None replaced: explicit options override a preset."""
+    return replace(settings, **{k: v for k, v in options.items() if v is not None})
 
 
 #: The diffusion prior's training: up to 100 epochs of batch 64 at lr 3e-4, patience 10.

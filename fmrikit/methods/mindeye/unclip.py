@@ -73,4 +73,5 @@ def unclip_route(subject: int, *, model=None, pipeline: str | None = None, root=
                  model_path=folder, record={"decoder": str(folder), "features": sub.record.get("features"),
                                            "prior": str(prior) if prior else None,
                                            "prior_guidance": prior_guidance if prior else None, **pipe_record},
-                 inputs=[{"model": str(Path(folder).resolve())}], predict=predict, generate=generate)
+                 inputs=[{"model": str(Path(folder).resolve())}], predict=predict, generate=generate,
+                 train_sessions=sub.record.get("train_sessions"))

@@ -222,7 +222,7 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
                                  "n_train_images": int(len(images) - len(val_images)),
                                  "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
                                  "val_mse": min((r["val_loss"] for r in result.history), default=None),
-                                 "scores": scores},
+                                 "scores": scores, "conventions": dataset_conventions(subjects, root, roi)},
                           root=root, folder=out)
         finish_run(checkpoint)
     ctx.barrier()
@@ -234,9 +234,20 @@ def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, siz
     """The subjects' flatmap caches (:func:`fmrikit.data.flatmaps.flatmap_dataset`), built if missing or stale.
 
     Rank 0 builds what is missing first; the other ranks then find the caches up to date (no two
-    processes write the same HDF5).
+    processes write the same HDF5). Every subject without a cache is checked for a cortical surface before
+    any cache is built.
     """
+    from fmrikit.data.dataset import read_info
     from fmrikit.data.flatmaps.cache import flatmap_dataset
+    from fmrikit.data.flatmaps.operator import check_flatmap_source
+    from fmrikit.project import flatmap_path, preproc_betas_path
+
+    for s in subjects:
+        dataset = preproc_betas_path(root, s, roi)
+        if dataset.is_file() and not flatmap_path(root, s, roi, size).is_file():
+            info = read_info(dataset)
+            if not info.is_surface:  # a surface dataset uses the common fsaverage flat space
+                check_flatmap_source(info)
 
     def caches() -> list[Path]:
         return [flatmap_dataset(s, root=root, roi=roi, size=size) for s in subjects]
@@ -247,6 +258,14 @@ def flatmap_caches(subjects: list[int], ctx: Distributed, *, root, roi: str, siz
     if not ctx.is_main:
         paths = caches()
     return paths
+
+
+def dataset_conventions(subjects: list[int], root, roi: str) -> dict[str, dict]:
+    """The data conventions of the subjects' preprocessed datasets (for a model's sidecar)."""
+    from fmrikit.data.dataset import read_info
+    from fmrikit.project import preproc_betas_path
+
+    return {subject_label(s): read_info(preproc_betas_path(root, s, roi)).conventions for s in subjects}
 
 
 def mean_flatmaps(store, owner: np.ndarray, n_subjects: int, block: int = 256) -> np.ndarray:

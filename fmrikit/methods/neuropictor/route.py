@@ -45,7 +45,7 @@ def neuropictor_route(subject: int, *, model=None, pipeline: str | None = None, 
     from fmrikit.data.splits import read_columns
     from fmrikit.diffusion import component_checksum
     from fmrikit.methods.neuropictor.train import load_neuropictor
-    from fmrikit.project import adapted_neuropictor_path, default_neuropictor_path
+    from fmrikit.project import adapted_neuropictor_path, default_neuropictor_path, subject_label
 
     if model is not None:
         folder = Path(model)
@@ -95,4 +95,4 @@ def neuropictor_route(subject: int, *, model=None, pipeline: str | None = None, 
                  record={"neuropictor": str(folder), "control_scale": control_scale,
                         "high_level_from": high_level_from, "flatmap_size": record["flatmap_size"], **pipe_record},
                  inputs=[{"model": str(folder.resolve())}, file_checksum(dataset)], predict=predict,
-                 generate=generate)
+                 generate=generate, train_sessions=record.get("train_sessions", {}).get(subject_label(subject)))

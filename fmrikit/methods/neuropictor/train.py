@@ -364,7 +364,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
     from fmrikit.data.flatmaps.store import FlatmapStore
     from fmrikit.data.flatmaps.cache import read_flatmap_info, split_rows, test_flatmaps
     from fmrikit.diffusion import quiet_loading
-    from fmrikit.methods.neuropictor.flatmap_ae import flatmap_caches
+    from fmrikit.methods.neuropictor.flatmap_ae import dataset_conventions, flatmap_caches
     from fmrikit.diffusion import image_targets
 
     dev = ctx.device
@@ -422,7 +422,9 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
     if ctx.is_main:
         record = {"subjects": subjects, "roi": roi, "flatmap_size": image_size, "image_size": sd.image_size,
                   "pipeline": {**sd.record, "source": portable_source(sd.record["source"], root)}, **base,
-                  PROJECT_KEY: project_pointer(out, root)}
+                  PROJECT_KEY: project_pointer(out, root),
+                  "train_sessions": {subject_label(s): sorted(int(v) for v in np.unique(fi.session[tr]))
+                                     for s, fi, (tr, _) in zip(subjects, flat_infos, splits)}}
         with staged_dir(out, overwrite=overwrite, kind=kind) as stage:
             modules.conditioner.to("cpu").save_pretrained(stage, extra=record)
             with quiet_loading():
@@ -437,7 +439,8 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
                           extra={**record, "n_train_samples": int(len(train_rows)),
                                  "n_train_trials": int(store.trial_count(train_rows).sum()),
                                  "n_val_trials": int(store.trial_count(val_rows).sum()),
-                                 "best_epoch": fit.best_epoch, "scores": scores},
+                                 "best_epoch": fit.best_epoch, "scores": scores,
+                                 "conventions": dataset_conventions(subjects, root, roi)},
                           root=root, folder=out)
         finish_run(checkpoint)
     ctx.barrier()

@@ -79,3 +79,38 @@ def test_cluster_embeddings_writes_maps_montages_and_sizes(encoder_project, tmp_
         assert (res.out / f"cluster-{c + 1:02d}_top-images.png").is_file()
     sidecar = json.loads((res.out / "clusters.json").read_text())
     assert sidecar["parameters"]["n_candidate_images"] == 12 and sidecar["sizes"] == res.sizes
+
+
+def test_response_space_clusters_predicted_profiles_and_embedding_space_the_embeddings(encoder_project, tmp_path):
+    from sklearn.cluster import KMeans
+
+    from fmrikit.data.dataset import read_info
+    from fmrikit.methods.encoder.fit import predict
+    from fmrikit.methods.encoder.runs import encoder_dataset, load_encoder
+
+    model, record = load_encoder(encoder_project / "models/encoder")
+    got = {}
+    for space in ("response", "embedding"):
+        got[space] = cluster_embeddings(3, subjects=[1, 2], space=space, root=encoder_project, out=tmp_path / space,
+                                        top=1, max_images=12, flatmap=False, device="cpu")
+    # the same 12 candidate images, predicted here directly: centred, unit-norm profiles, k-means
+    info = read_info(encoder_dataset(record, "sub-01", encoder_project / "models/encoder"))
+    infos = [info, read_info(encoder_dataset(record, "sub-02", encoder_project / "models/encoder"))]
+    cands = stimulus_images(info, np.concatenate([i.stim_id for i in infos]))
+    cands = cands.subset(np.sort(np.random.default_rng(0).choice(len(cands), 12, replace=False)))
+    ext = get_extractor("gabor")
+    feats = torch.from_numpy(np.asarray(cands.features(np.arange(12), ext, root=encoder_project), np.float16))
+    x = np.concatenate([predict(model, feats, k).T for k in ("sub-01", "sub-02")]).astype(np.float64)
+    x -= x.mean(1, keepdims=True)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    ref = KMeans(3, n_init=10, random_state=0).fit_predict(x)
+    labels = np.concatenate([got["response"].labels["sub-01"], got["response"].labels["sub-02"]])
+    assert adjusted_rand_score(ref, labels) > 0.99
+    emb = np.concatenate([model.voxel_embeddings[k].detach().numpy() for k in ("sub-01", "sub-02")])
+    ref = KMeans(3, n_init=10, random_state=0).fit_predict(emb / np.linalg.norm(emb, axis=1, keepdims=True))
+    labels = np.concatenate([got["embedding"].labels["sub-01"], got["embedding"].labels["sub-02"]])
+    assert adjusted_rand_score(ref, labels) > 0.99
+    sidecar = json.loads((tmp_path / "response/clusters.json").read_text())
+    assert sidecar["parameters"]["space"] == "response"
+    with pytest.raises(InputError):
+        cluster_embeddings(3, subjects=[1], space="weights", root=encoder_project, out=tmp_path / "x")

@@ -74,3 +74,17 @@ def test_only_the_given_parameters_train():
     for k in before:
         if k != "voxel_embeddings.sub-02":
             assert torch.equal(after[k], before[k]), k
+
+
+def test_each_image_of_a_step_gets_its_own_distinct_voxels():
+    from fmrikit.methods.encoder.fit import sample_voxels
+
+    rng = np.random.default_rng(0)
+    draw = sample_voxels(rng, 7, 50, 12)
+    assert draw.shape == (7, 12)
+    assert all(len(set(row)) == 12 and min(row) >= 0 and max(row) < 50 for row in draw.tolist())
+    assert len({tuple(row) for row in draw.tolist()}) == 7  # one sample per image, not one per step
+    # every voxel equally likely: counts over many draws are near uniform (binomial sd ~ 0.03 of the mean)
+    counts = np.bincount(sample_voxels(rng, 4000, 50, 12).ravel(), minlength=50)
+    assert abs(counts / counts.mean() - 1).max() < 0.15
+    np.testing.assert_array_equal(sample_voxels(rng, 3, 5, 9), np.tile(np.arange(5), (3, 1)))

@@ -19,7 +19,8 @@ QUICK = EncoderSettings(epochs=2, batch_images=8, voxels_per_image=50, lr=1e-2)
 @pytest.fixture(scope="module")
 def base(project):
     out = project / "models/encoder"
-    pretrain_encoder([1], root=project, size=SIZE, settings=QUICK, device="cpu", overwrite=True)
+    pretrain_encoder([1], root=project, size=SIZE, settings=QUICK, grid=4, preset="small", device="cpu",
+                     overwrite=True)
     return out
 
 
@@ -42,6 +43,7 @@ def test_pretrain_writes_a_complete_encoder_folder(project, base):
     assert scores["n_test_images"] == len(test) and scores["retrieval_candidates"] == len(test)
     assert -1 <= scores["median_r"] <= scores["p75_r"] <= 1
     assert len((base / "training_log.tsv").read_text().splitlines()) == QUICK.epochs + 1
+    assert run["parameters"]["preset"] == "small" and run["parameters"]["features"]["grid"] == 4
     with pytest.raises(OutputExistsError):
         pretrain_encoder([1], root=project, size=SIZE, settings=QUICK, device="cpu")
 

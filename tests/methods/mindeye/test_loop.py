@@ -74,18 +74,18 @@ def test_loss_falls_and_held_out_retrieval_beats_chance():
 
 
 def test_voxel_gate_zeroes_weights_under_the_threshold_for_good():
-    gate = VoxelGate(5, threshold=0.5, lasso=0.1)
+    gate = VoxelGate(5, threshold=0.5, lasso=0.1, step_size=0.5)
     with torch.no_grad():
-        gate.weight.copy_(torch.tensor([1.0, 0.2, 0.7, -0.3, 0.6]))
-    gate.after_step()
+        gate.weight.copy_(torch.tensor([1.0, 0.2, 0.74, -0.3, 0.6]))
+    gate.after_step()  # LASSO's proximal step: |w| shrinks by 0.5 x 0.1, then w < 0.5 dies
     assert gate.alive.tolist() == [True, False, True, False, True]
-    assert gate.weight.tolist() == pytest.approx([1.0, 0.0, 0.7, 0.0, 0.6])
+    assert gate.weight.tolist() == pytest.approx([0.95, 0.0, 0.69, 0.0, 0.55])
     with torch.no_grad():
         gate.weight.fill_(2.0)  # an optimiser step pushing every weight up again
     gate.after_step()
-    assert gate.weight.tolist() == [2.0, 0.0, 2.0, 0.0, 2.0]
-    assert gate(torch.ones(1, 5)).tolist() == [[2.0, 0.0, 2.0, 0.0, 2.0]]
-    torch.testing.assert_close(gate.penalty(), torch.tensor(0.1 * 6.0))
+    assert gate.weight.tolist() == pytest.approx([1.95, 0.0, 1.95, 0.0, 1.95])
+    assert gate(torch.ones(1, 5))[0].tolist() == pytest.approx([1.95, 0.0, 1.95, 0.0, 1.95])
+    assert gate.penalty().item() == 0 and gate.lasso_value() == pytest.approx(0.1 * 3 * 1.95)
 
 
 def test_voxel_gate_in_training_only_loses_voxels():
@@ -106,7 +106,7 @@ def test_voxel_gate_in_training_only_loses_voxels():
     for before, after in zip(alive, alive[1:]):
         assert not (after & ~before).any()
     w = gate.weight.detach()
-    torch.testing.assert_close(gate.penalty(), 1e-2 * w[gate.alive].abs().sum())
+    assert gate.lasso_value() == pytest.approx(1e-2 * float(w[gate.alive].abs().sum()), rel=1e-5)
 
 
 def test_frozen_parameters_do_not_change():

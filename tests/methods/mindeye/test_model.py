@@ -84,3 +84,32 @@ def test_subject_model_without_base_is_self_contained(tmp_path):
     loaded = load_subject_model(tmp_path / "s4")
     x = torch.randn(2, 7)
     torch.testing.assert_close(loaded.model(x, "sub-04")[0], model(x, "sub-04")[0])
+
+
+def test_token_heads_follow_mindeye2():
+    torch.manual_seed(0)
+    model = MindEyeDecoder({"sub-01": 11}, embed_dim=5 * 3, hidden=16, n_blocks=1, proj_hidden=8,
+                           token_shape=(5, 3)).eval()
+    x = torch.randn(4, 11)
+    retrieval, regression = model(x, "sub-01")
+    assert retrieval.shape == regression.shape == (4, 15)
+    # by hand: the backbone, one linear map to all 5 x 3 values, the projector on each token (3 -> 8 -> 3)
+    h = model.backbone(model.input_norm(model.inputs["sub-01"].linear(x)))
+    tokens = h @ model.regressor.weight.T + model.regressor.bias
+    torch.testing.assert_close(regression, tokens)
+    for p in range(5):
+        torch.testing.assert_close(retrieval[:, 3 * p:3 * p + 3], model.projector(tokens[:, 3 * p:3 * p + 3]))
+    assert model.projector[2].in_features == 3 and model.config["token_shape"] == [5, 3]
+    with pytest.raises(DataValueError, match="token shape"):
+        MindEyeDecoder({"sub-01": 11}, embed_dim=14, token_shape=(5, 3))
+
+
+def test_token_model_round_trip_and_pooled_config_unchanged(tmp_path):
+    torch.manual_seed(0)
+    model = MindEyeDecoder({"sub-01": 7}, embed_dim=6, hidden=8, n_blocks=1, proj_hidden=4, token_shape=(3, 2))
+    model.eval().save_pretrained(tmp_path / "m")
+    loaded = MindEyeDecoder.from_pretrained(tmp_path / "m").eval()
+    x = torch.randn(2, 7)
+    for a, b in zip(model(x, "sub-01"), loaded(x, "sub-01")):
+        torch.testing.assert_close(a, b)
+    assert "token_shape" not in _tiny().config  # pooled decoders keep their old config
