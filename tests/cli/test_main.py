@@ -110,7 +110,7 @@ def _option_names(text: str) -> set[str]:
 def test_each_model_lists_only_its_own_options_with_its_own_defaults():
     encoder = runner.invoke(app, ["pretrain", "encoder", "--help"])
     assert encoder.exit_code == 0, encoder.output
-    assert not {"--hidden", "--blocks", "--mse-weight", "--temperature", "--mapper", "--preset"} & \
+    assert not {"--hidden", "--blocks", "--mse-weight", "--temperature", "--mapper"} & \
         _option_names(encoder.output)
     assert runner.invoke(app, ["pretrain", "--model", "encoder", "--help"]).output == encoder.output
     flatmap = " ".join(runner.invoke(app, ["pretrain", "flatmap-ae", "--help"]).output.split())
