@@ -3,8 +3,9 @@
 Two mappers per subject, as in the course report (seed 003):
 
 - image: early visual voxels (NSD ``prf-visualrois``, V1-hV4) to the autoencoder's scaled latent
-  z (C, h, w), with the chosen architecture: ``ridge`` (himalaya, Takagi's linear model, each alpha by 5-fold cross-validation over images), ``cnn``,
-  ``vae`` or ``gcn`` (ChebConv over the V1 / V2 / V3+hV4 nodes with a functional-connectivity graph);
+  z (C, h, w), with the chosen architecture: ``ridge`` (himalaya, Takagi's linear model, each alpha by
+  5-fold cross-validation over images), ``cnn``, ``vae`` or ``gcn`` (ChebConv over the V1 / V2 / V3+hV4
+  nodes with a functional-connectivity graph);
 - text: higher visual voxels (NSD ``streams`` ventral) to the CLIP text-condition embeddings of the
   stimulus captions, first ``text_tokens`` (15) tokens, averaged over an image's captions:
   ``ridge`` for the ridge mapper, the report's text CNN otherwise. Only with a Stable Diffusion
