@@ -53,12 +53,12 @@ if [ -n "${FINE_GRID:-}" ]; then
   names+=(fine)
 fi
 for subject in 1 4; do
-  python -m fmrikit.analysis.oracle encoding --subject "$subject" --out "$RESULTS/oracle-$subject/pred" \
+  python -m fmrikit.analysis.oracle encoding --subject "$subject" --out "$RESULTS/pred-oracle-$subject" \
     --overwrite > /dev/null
 done
 declare -A preds=([universal]="$sub/sub-01_encode-shared/sub-01_pred.h5"
                   [single]="$sub/sub-01_encode-single/sub-01_pred.h5" [ridge]="$sub/sub-01_desc-ridge/sub-01_pred.h5"
-                  [oracle-1]="$RESULTS/oracle-1/pred/sub-01_pred.h5" [oracle-4]="$RESULTS/oracle-4/pred/sub-04_pred.h5"
+                  [oracle-1]="$RESULTS/pred-oracle-1/sub-01_pred.h5" [oracle-4]="$RESULTS/pred-oracle-4/sub-04_pred.h5"
                   [fine]="$sub/sub-01_encode-fine/sub-01_pred.h5")
 declare -A subject_of=([universal]=1 [single]=1 [ridge]=1 [oracle-1]=1 [oracle-4]=4 [fine]=1)
 for name in "${names[@]}"; do

@@ -27,10 +27,12 @@ from fmrikit.engine.steps import memory_guard
 #: Protocol presets; every key is recorded in results.json.
 PRESETS: dict[str, dict[str, Any]] = {
     "mindeye2": {"first_resize": 256, "pixel_size": 425, "interpolation": "bilinear",
+                 "antialias": M.PROTOCOL_ANTIALIAS,
                  "ssim": "rgb2gray, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0",
                  "two_way": "corrcoef(F_gt, F_rec); count i != j with R[i, j] < R[j, j]; ties fail",
                  "retrieval": {"n_candidates": 300, "n_draws": 30, "seed": 42}},
     "braindiffuser": {"first_resize": None, "pixel_size": 425, "interpolation": "bilinear",
+                      "antialias": M.PROTOCOL_ANTIALIAS,
                       "ssim": "rgb2gray, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, "
                               "data_range=1.0",
                       "two_way": "corrcoef(F_gt, F_rec); count i != j with R[i, j] < R[j, j]; ties fail",
@@ -119,9 +121,9 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     if len(stimuli) < 2:
         raise DataValueError("at least two stimuli are needed", path=pred, expected=">= 2", found=str(len(stimuli)))
     first = protocol["first_resize"]
-    interp = protocol["interpolation"]
-    gt = _stack_resized(gt_list, first or protocol["pixel_size"], interp)
-    rec = _stack_resized(rec_list, first or protocol["pixel_size"], interp)
+    interp, antialias = protocol["interpolation"], protocol["antialias"]
+    gt = _stack_resized(gt_list, first or protocol["pixel_size"], interp, antialias)
+    rec = _stack_resized(rec_list, first or protocol["pixel_size"], interp, antialias)
     n_reconstructions, groups = len(keys), None
     if len(stimuli) < len(keys):
         position = {k: i for i, k in enumerate(stimuli)}
@@ -136,15 +138,15 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     # PixCorr and SSIM are means over pairs: compute them in blocks so 425-px copies stay small
     sums = np.zeros(2)
     for start in range(0, n, 64):
-        gt_pix = M.resize_images(gt[start:start + 64], protocol["pixel_size"], interp)
-        rec_pix = M.resize_images(rec[start:start + 64], protocol["pixel_size"], interp)
+        gt_pix = M.resize_images(gt[start:start + 64], protocol["pixel_size"], interp, antialias)
+        rec_pix = M.resize_images(rec[start:start + 64], protocol["pixel_size"], interp, antialias)
         sums += len(gt_pix) * np.array([M.pixcorr(gt_pix, rec_pix), M.ssim(gt_pix, rec_pix)])
     metrics = {"pixcorr": Metric("PixCorr", float(sums[0] / n), chance=0.0, n=n),
                "ssim": Metric("SSIM", float(sums[1] / n), n=n)}
     try:
         metrics["pixel_two_way"] = Metric(PIXEL_LABEL, M.two_way_identification(
-            M.resize_images(gt, PIXEL_TWO_WAY_SIZE, interp), M.resize_images(rec, PIXEL_TWO_WAY_SIZE, interp),
-            groups), chance=0.5, n=n)
+            M.resize_images(gt, PIXEL_TWO_WAY_SIZE, interp, antialias),
+            M.resize_images(rec, PIXEL_TWO_WAY_SIZE, interp, antialias), groups), chance=0.5, n=n)
     except FmrikitError as exc:  # e.g. a uniform image has no pixel correlation
         metrics["pixel_two_way"] = Metric.skipped(PIXEL_LABEL, exc.one_line())
     for key, label, kind in NETWORK_METRICS:
@@ -153,6 +155,7 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
         except FmrikitError as exc:
             metrics[key] = Metric.skipped(label, exc.one_line(), higher_is_better=kind == "two_way")
             continue
+        net.antialias = antialias  # the networks' own resize follows the protocol too
         metrics[key] = _network_metric(net, label, kind, gt, rec, batch_size, device, groups)
     if offline_network:
         from fmrikit.features.networks import effnet_lite0
@@ -165,6 +168,9 @@ def evaluate_recon(pred: str | os.PathLike, truth: str | os.PathLike, out: str |
     source = _reconstruction_record(pred)
     protocol = {**protocol, "preset": preset, "n_test_images": len(stimuli), "pairing": "stimulus id or file name",
                 "repeats": repeats, "n_reconstructions": n_reconstructions, "n_pairs_scored": n,
+                "antialias_note": "low-pass when a bilinear resize shrinks, as torchvision >= 0.17's Resize on "
+                                  "tensors (MindEye2 pins 0.17.0) and PIL's BILINEAR do; torchvision < 0.17 did not "
+                                  "filter tensors; enlarging is unaffected",
                 "clip_model": clip_model, "weights_dir": None if weights_dir is None else str(weights_dir),
                 "conventions": source.get("conventions"), "warnings": source.get("warnings", [])}
     inputs = [{"path": str(Path(pred).resolve()), "n_images": n_reconstructions}, _input(truth)]
@@ -456,8 +462,8 @@ def _preset(name: str) -> dict[str, Any]:
     return dict(PRESETS[name])
 
 
-def _stack_resized(images: list[np.ndarray], size: int, interpolation: str) -> np.ndarray:
-    return np.concatenate([M.resize_images(im[None], size, interpolation) for im in images])
+def _stack_resized(images: list[np.ndarray], size: int, interpolation: str, antialias: bool) -> np.ndarray:
+    return np.concatenate([M.resize_images(im[None], size, interpolation, antialias) for im in images])
 
 
 def _network(key: str, clip_model, weights_dir):

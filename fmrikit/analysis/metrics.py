@@ -23,6 +23,12 @@ from fmrikit.checks import check_option
 #: ``torch.nn.functional.interpolate`` modes accepted by :func:`resize_images`.
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "nearest-exact")
 
+#: Low-pass filtering when a linear resize shrinks, the protocol's choice: what torchvision's ``Resize`` does on
+#: tensors from version 0.17 on (MindEye2's ``final_evaluations.ipynb`` calls ``transforms.Resize`` without
+#: ``antialias`` and pins torchvision 0.17.0) and what PIL's ``BILINEAR`` always does; torchvision before 0.17 did
+#: not filter tensors (``antialias=False``). Enlarging is the same either way.
+PROTOCOL_ANTIALIAS = True
+
 #: Smallest image side accepted by :func:`ssim` (its Gaussian window is 11 pixels wide).
 SSIM_MIN_SIDE = 11
 
@@ -33,11 +39,13 @@ NC_ZERO = 1e-14
 
 # -- reconstruction --------------------------------------------------------------------------
 
-def resize_images(images: np.ndarray, size: int, interpolation: str = "bilinear") -> np.ndarray:
+def resize_images(images: np.ndarray, size: int, interpolation: str = "bilinear",
+                  antialias: bool = PROTOCOL_ANTIALIAS) -> np.ndarray:
     """Resize RGB images to ``size`` x ``size`` the way torchvision's tensor ``Resize`` does.
 
-    Calls ``torch.nn.functional.interpolate`` on NCHW float32 tensors with
-    ``align_corners=False`` and ``antialias=False`` (linear modes), as MindEye2 does.
+    Calls ``torch.nn.functional.interpolate`` on NCHW float32 tensors with ``align_corners=False`` and, for
+    the linear modes, ``antialias`` (default :data:`PROTOCOL_ANTIALIAS`: torchvision >= 0.17's ``Resize``, which
+    matches PIL's resize when shrinking).
 
     Parameters
     ----------
@@ -46,6 +54,8 @@ def resize_images(images: np.ndarray, size: int, interpolation: str = "bilinear"
     size : int
         Output side in pixels.
     interpolation : {"bilinear", "bicubic", "nearest", "nearest-exact"}
+    antialias : bool
+        Low-pass filter when shrinking ("bilinear" and "bicubic" only; no effect when enlarging).
 
     Returns
     -------
@@ -79,7 +89,7 @@ def resize_images(images: np.ndarray, size: int, interpolation: str = "bilinear"
     import torch.nn.functional as F
 
     linear = interpolation in ("bilinear", "bicubic")
-    options = {"align_corners": False, "antialias": False} if linear else {}
+    options = {"align_corners": False, "antialias": bool(antialias)} if linear else {}
     t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     out = F.interpolate(t, size=(int(size), int(size)), mode=interpolation, **options)
     return np.clip(out.permute(0, 2, 3, 1).numpy(), 0.0, 1.0).astype(np.float32, copy=False)

@@ -11,10 +11,10 @@ import typer
 from fmrikit.cli import options as o
 from fmrikit.cli import reports
 from fmrikit.cli._common import ModelGroup, call, sessions_list
-from fmrikit.cli.pretrain import neuropictor_settings
+from fmrikit.cli.pretrain import AverageRepeats, PresetBatch, PresetEpochs, PresetLr, PresetWeightDecay
 from fmrikit.methods.encoder.settings import EncoderSettings, EncoderSize, encoder_preset
 from fmrikit.methods.mindeye.settings import TrainSettings, decoder_preset, with_options
-from fmrikit.methods.neuropictor.settings import NEUROPICTOR_SETTINGS, NeuroPictorOptions
+from fmrikit.methods.neuropictor.settings import NeuroPictorOptions
 
 app = typer.Typer(cls=ModelGroup, no_args_is_help=True,
                   help="A new subject on a pretrained model: decoder (the default: a new input layer), encoder (new "
@@ -122,31 +122,36 @@ def neuropictor(
     subject: o.Subject,
     backbone: Annotated[Optional[Path], typer.Option(help="Pretrained NeuroPictor folder [default: "
                                                           "<root>/models/neuropictor].")] = None,
+    preset: o.Preset = "small",
     captions: o.Captions = None,
     sessions: o.Sessions = None,
+    average_repeats: AverageRepeats = NeuroPictorOptions.average_repeats,
     semantic_weight: o.SemanticWeight = NeuroPictorOptions.semantic_weight,
     uncond_prob: o.UncondProb = NeuroPictorOptions.uncond_prob,
     train_encoder: o.TrainEncoder = NeuroPictorOptions.train_encoder,
     gradient_checkpointing: o.Checkpointing = NeuroPictorOptions.gradient_checkpointing,
-    epochs: o.Epochs = NEUROPICTOR_SETTINGS.epochs,
-    batch_size: o.ImageBatch = NEUROPICTOR_SETTINGS.batch_size,
-    lr: o.Lr = NEUROPICTOR_SETTINGS.lr,
-    weight_decay: o.WeightDecay = NEUROPICTOR_SETTINGS.weight_decay,
-    seed: o.Seed = NEUROPICTOR_SETTINGS.seed,
+    epochs: PresetEpochs = None,
+    batch_size: PresetBatch = None,
+    lr: PresetLr = None,
+    weight_decay: PresetWeightDecay = None,
+    seed: o.Seed = 0,
     desc: o.Desc = "adapt",
     device: o.Device = "auto",
     resume: o.Resume = False,
     root: o.Root = None,
     overwrite: o.Overwrite = False,
 ) -> None:
-    """Single-subject refining of the pretrained NeuroPictor model (every trainable weight continues)."""
+    """Single-subject refining of the pretrained NeuroPictor model (every trainable weight continues). --preset
+    small: 10 epochs; paper: 217 epochs (the paper's 60k iterations of 32 on one subject)."""
+    from fmrikit.methods.neuropictor.settings import neuropictor_settings
     from fmrikit.methods.neuropictor.train import adapt_neuropictor
 
+    settings = call(neuropictor_settings, preset, "adapt", epochs=epochs, batch_size=batch_size, lr=lr,
+                    weight_decay=weight_decay, seed=seed)
     result = call(adapt_neuropictor, subject, root=root, base=backbone, captions=captions,
-                  sessions=sessions_list(sessions),
-                  settings=neuropictor_settings(epochs, batch_size, lr, weight_decay, seed),
+                  sessions=sessions_list(sessions), preset=preset, settings=settings,
                   options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,
-                                             train_encoder=train_encoder,
-                                             gradient_checkpointing=gradient_checkpointing),
+                                             train_encoder=train_encoder, gradient_checkpointing=gradient_checkpointing,
+                                             average_repeats=average_repeats),
                   device=device, desc=desc, resume=resume, overwrite=overwrite)
     reports.neuropictor(result)

@@ -14,12 +14,11 @@ import typer
 from fmrikit.cli import options as o
 from fmrikit.cli import reports
 from fmrikit.cli._common import ModelGroup, call, int_list, out_console, sessions_list
-from fmrikit.engine.settings import SupervisedSettings
 from fmrikit.methods.encoder.settings import EncoderSettings, encoder_preset
-from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS, AutoencoderSize
+from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS
 from fmrikit.methods.mindeye.settings import (PRIOR_SETTINGS, DecoderPreset, ModelSize, TrainSettings,
                                              decoder_preset, with_options)
-from fmrikit.methods.neuropictor.settings import FLATMAP_AE_SETTINGS, NEUROPICTOR_SETTINGS, NeuroPictorOptions
+from fmrikit.methods.neuropictor.settings import NeuroPictorOptions
 from fmrikit.project import subject_label
 
 app = typer.Typer(cls=ModelGroup, no_args_is_help=True,
@@ -27,6 +26,18 @@ app = typer.Typer(cls=ModelGroup, no_args_is_help=True,
                        "flatmap-ae or neuropictor. `fmrikit pretrain MODEL --help` lists each model's options.")
 
 Out = Annotated[Optional[Path], typer.Option(help="Model folder [default: <root>/models/<model>].")]
+# training options whose default is the --preset's
+PresetEpochs = Annotated[Optional[int], typer.Option(min=1, help="Training epochs [default: the preset's].")]
+PresetBatch = Annotated[Optional[int], typer.Option(min=1, help="Samples per step and process [default: the "
+                                                                "preset's].")]
+PresetLr = Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Learning rate [default: the preset's].")]
+PresetWeightDecay = Annotated[Optional[float], typer.Option(min=0.0, help="AdamW weight decay [default: the "
+                                                                          "preset's].")]
+PresetPatience = Annotated[Optional[int], typer.Option(min=0, help="Epochs without validation gain before stopping "
+                                                                   "[default: the preset's].")]
+AverageRepeats = Annotated[bool, typer.Option("--average-repeats/--single-trials",
+                                              help="Train on each image's flatmap averaged over its trials (the "
+                                                   "paper), or on single trials.")]
 
 
 @app.command("decoder")
@@ -151,7 +162,9 @@ def ridge(
 @app.command("autoencoder")
 def autoencoder(
     subjects: o.Subjects,
-    image_size: Annotated[int, typer.Option(min=8, help="Image side in pixels.")] = AutoencoderSize.image_size,
+    preset: o.Preset = "small",
+    image_size: Annotated[Optional[int], typer.Option(min=8, help="Image side in pixels [default: the preset's: 64; "
+                                                                  "paper 320].")] = None,
     epochs: o.Epochs = AUTOENCODER_SETTINGS.epochs,
     batch_size: o.ImageBatch = AUTOENCODER_SETTINGS.batch_size,
     lr: o.Lr = AUTOENCODER_SETTINGS.lr,
@@ -163,12 +176,13 @@ def autoencoder(
     overwrite: o.Overwrite = False,
 ) -> None:
     """The embedded image autoencoder of reconstruction (a small diffusers AutoencoderKL), for machines without
-    Stable Diffusion weights."""
+    Stable Diffusion weights; --preset paper gives it Stable Diffusion's VAE architecture (4 x 40 x 40 latents)."""
     from fmrikit.methods.latent.autoencoder import pretrain_autoencoder
+    from fmrikit.methods.latent.settings import AutoencoderSize
 
     settings = replace(AUTOENCODER_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    path = call(pretrain_autoencoder, int_list(subjects, "--subjects"), root=root, out=out,
-                size=AutoencoderSize(image_size=image_size),
+    path = call(pretrain_autoencoder, int_list(subjects, "--subjects"), root=root, out=out, preset=preset,
+                size=call(AutoencoderSize.from_preset, preset, image_size=image_size),
                 settings=settings, device=device, resume=resume, overwrite=overwrite)
     out_console.print(f"autoencoder: {path}")
 
@@ -178,6 +192,7 @@ def latent_mapper(
     subject: o.Subject,
     mapper: Annotated[str, typer.Option(help="Image mapper: ridge, cnn, vae or gcn (the text mapper is ridge for "
                                              "ridge, else the text CNN).")] = "gcn",
+    preset: o.Preset = "small",
     roi: o.Roi = "nsdgeneral",
     pipeline: Annotated[Optional[str], typer.Option(help="Stable Diffusion folder or cached id whose VAE and text "
                                                          "encoder give the targets [default: the embedded "
@@ -196,14 +211,15 @@ def latent_mapper(
     image_size: Annotated[Optional[int], typer.Option(min=8, help="Image side in pixels [default: the "
                                                                   "autoencoder's].")] = None,
     sessions: o.Sessions = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Most epochs [default: 100].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batch size [default: the report's per mapper: "
-                                                                  "cnn, vae 256; gcn 64; text CNN 16].")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Learning rate [default: the report's per "
-                                                                      "mapper: cnn, vae 5e-4; gcn 1e-3; text CNN "
-                                                                      "1e-4].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Most epochs [default: the preset's, 100].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batch size [default: the preset's; paper: the "
+                                                                  "report's per mapper, cnn, vae 256; gcn 64; text "
+                                                                  "CNN 16].")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Learning rate [default: the preset's; paper: "
+                                                                      "the report's per mapper, cnn, vae 5e-4; gcn "
+                                                                      "1e-3; text CNN 1e-4].")] = None,
     patience: Annotated[Optional[int], typer.Option(min=0, help="Epochs without validation gain before stopping "
-                                                                "[default: 5].")] = None,
+                                                                "[default: the preset's, 5].")] = None,
     seed: o.Seed = 0,
     device: o.Device = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: "
@@ -213,7 +229,8 @@ def latent_mapper(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Takagi & Nishimoto's mappers for one subject: early visual voxels to the autoencoder / Stable Diffusion
-    latent, higher visual voxels to the caption embeddings."""
+    latent, higher visual voxels to the caption embeddings. --preset paper: the report's networks and its Table 2
+    learning rates and batch sizes; small: CPU-sized networks."""
     from fmrikit.data.preprocess import parse_ranges
     from fmrikit.methods.latent.settings import MapperOptions
     from fmrikit.methods.latent.train import pretrain_latent_mapper
@@ -221,10 +238,12 @@ def latent_mapper(
     def labels(text_value: Optional[str]):
         return None if text_value is None else tuple(call(parse_ranges, text_value, "ROI labels", 1))
 
-    options = MapperOptions.for_rois(image_roi, labels(image_labels), text_roi, labels(text_labels), image_size)
+    options = call(MapperOptions.for_rois, image_roi, labels(image_labels), text_roi, labels(text_labels), image_size,
+                   preset)
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
     result = call(pretrain_latent_mapper, subject, mapper=mapper, root=root, roi=roi, autoencoder=autoencoder,
-                  pipeline=pipeline, text=text, captions=captions, sessions=sessions_list(sessions), options=options,
+                  pipeline=pipeline, text=text, captions=captions, sessions=sessions_list(sessions), preset=preset,
+                  options=options,
                   overrides={"seed": seed, **{k: v for k, v in given.items() if v is not None}}, device=device,
                   out=out, resume=resume, overwrite=overwrite)
     reports.latent_mapper(mapper, result)
@@ -260,8 +279,7 @@ def prior(
 def flatmap_ae(
     subjects: o.Subjects,
     roi: o.Roi = "nsdgeneral",
-    preset: Annotated[str, typer.Option(help="Architecture: small (64 px, 4 x 128, for a CPU) or paper (256 px, "
-                                             "24 x 1024: a GPU model).")] = "small",
+    preset: o.Preset = "small",
     flatmap_size: Annotated[Optional[int], typer.Option(min=1, help="Flatmap side in pixels [default: the "
                                                                     "preset's].")] = None,
     patch_size: Annotated[Optional[int], typer.Option(min=1, help="Patch side [default: the preset's].")] = None,
@@ -270,28 +288,32 @@ def flatmap_ae(
                                                              "[default: the preset's].")] = None,
     heads: Annotated[Optional[int], typer.Option(min=1, help="Attention heads [default: the preset's].")] = None,
     sessions: o.Sessions = None,
-    epochs: o.Epochs = FLATMAP_AE_SETTINGS.epochs,
-    batch_size: o.ImageBatch = FLATMAP_AE_SETTINGS.batch_size,
-    lr: o.Lr = FLATMAP_AE_SETTINGS.lr,
-    patience: o.Patience = FLATMAP_AE_SETTINGS.patience,
-    seed: o.Seed = FLATMAP_AE_SETTINGS.seed,
+    average_repeats: AverageRepeats = NeuroPictorOptions.average_repeats,
+    epochs: PresetEpochs = None,
+    batch_size: PresetBatch = None,
+    lr: PresetLr = None,
+    weight_decay: PresetWeightDecay = None,
+    patience: PresetPatience = None,
+    seed: o.Seed = 0,
     device: o.Device = "auto",
     out: Out = None,
     resume: o.Resume = False,
     root: o.Root = None,
     overwrite: o.Overwrite = False,
 ) -> None:
-    """NeuroPictor's flatmap autoencoder (calibrated encoding): a ViT that rebuilds each trial's cortical flatmap
-    from its [CLS] token; runs under torchrun."""
+    """NeuroPictor's flatmap autoencoder (calibrated encoding): a ViT that rebuilds each image's cortical flatmap
+    from its [CLS] token; runs under torchrun. --preset small: 64 px, 4 x 128, for a CPU; paper: 256 px, 24 x 1024,
+    AdamW at 5e-4, 48 per GPU for 650 epochs (a GPU model)."""
     from fmrikit.methods.neuropictor.flatmap_ae import pretrain_flatmap_ae
-    from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize
+    from fmrikit.methods.neuropictor.settings import FlatmapAESize, flatmap_ae_settings
 
     size = call(FlatmapAESize.from_preset, preset, image_size=flatmap_size, patch_size=patch_size, width=width,
                 depth=depth, heads=heads)
-    settings = replace(FLATMAP_AE_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
-    result = call(pretrain_flatmap_ae, int_list(subjects, "--subjects"), root=root, roi=roi, size=size,
-                  settings=settings,
-                  sessions=sessions_list(sessions), device=device, out=out, resume=resume, overwrite=overwrite)
+    settings = call(flatmap_ae_settings, preset, epochs=epochs, batch_size=batch_size, lr=lr,
+                    weight_decay=weight_decay, patience=patience, seed=seed)
+    result = call(pretrain_flatmap_ae, int_list(subjects, "--subjects"), root=root, roi=roi, preset=preset, size=size,
+                  settings=settings, sessions=sessions_list(sessions), average_repeats=average_repeats,
+                  device=device, out=out, resume=resume, overwrite=overwrite)
     reports.flatmap_ae(result)
 
 
@@ -300,20 +322,22 @@ def neuropictor(
     subjects: o.Subjects,
     pipeline: Annotated[Optional[str], typer.Option(help="Stable Diffusion 2.1-shaped folder or cached Hugging Face "
                                                          "id (required; never downloaded).")] = None,
+    preset: o.Preset = "small",
     roi: o.Roi = "nsdgeneral",
     flatmap_ae: Annotated[Optional[Path], typer.Option(help="Flatmap autoencoder folder [default: "
                                                             "<root>/models/flatmap-ae].")] = None,
     captions: o.Captions = None,
     sessions: o.Sessions = None,
+    average_repeats: AverageRepeats = NeuroPictorOptions.average_repeats,
     semantic_weight: o.SemanticWeight = NeuroPictorOptions.semantic_weight,
     uncond_prob: o.UncondProb = NeuroPictorOptions.uncond_prob,
     train_encoder: o.TrainEncoder = NeuroPictorOptions.train_encoder,
     gradient_checkpointing: o.Checkpointing = NeuroPictorOptions.gradient_checkpointing,
-    epochs: o.Epochs = NEUROPICTOR_SETTINGS.epochs,
-    batch_size: o.ImageBatch = NEUROPICTOR_SETTINGS.batch_size,
-    lr: o.Lr = NEUROPICTOR_SETTINGS.lr,
-    weight_decay: o.WeightDecay = NEUROPICTOR_SETTINGS.weight_decay,
-    seed: o.Seed = NEUROPICTOR_SETTINGS.seed,
+    epochs: PresetEpochs = None,
+    batch_size: PresetBatch = None,
+    lr: PresetLr = None,
+    weight_decay: PresetWeightDecay = None,
+    seed: o.Seed = 0,
     device: o.Device = "auto",
     out: Out = None,
     resume: o.Resume = False,
@@ -321,20 +345,18 @@ def neuropictor(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Cross-subject NeuroPictor on a Stable Diffusion pipeline: flatmap tokens to a semantic condition and a
-    ControlNet; runs under torchrun."""
+    ControlNet; runs under torchrun. --preset small: 10 epochs; paper: 100 epochs (the paper's 100k iterations of
+    64 pairs)."""
+    from fmrikit.methods.neuropictor.settings import neuropictor_settings
     from fmrikit.methods.neuropictor.train import pretrain_neuropictor
 
+    settings = call(neuropictor_settings, preset, "pretrain", epochs=epochs, batch_size=batch_size, lr=lr,
+                    weight_decay=weight_decay, seed=seed)
     result = call(pretrain_neuropictor, int_list(subjects, "--subjects"), root=root, roi=roi, pipeline=pipeline,
-                  flatmap_ae=flatmap_ae, captions=captions, sessions=sessions_list(sessions),
-                  settings=neuropictor_settings(epochs, batch_size, lr, weight_decay, seed),
+                  flatmap_ae=flatmap_ae, captions=captions, sessions=sessions_list(sessions), preset=preset,
+                  settings=settings,
                   options=NeuroPictorOptions(semantic_weight=semantic_weight, uncond_prob=uncond_prob,
-                                             train_encoder=train_encoder,
-                                             gradient_checkpointing=gradient_checkpointing),
+                                             train_encoder=train_encoder, gradient_checkpointing=gradient_checkpointing,
+                                             average_repeats=average_repeats),
                   device=device, out=out, resume=resume, overwrite=overwrite)
     reports.neuropictor(result)
-
-
-def neuropictor_settings(epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int) -> SupervisedSettings:
-    """NeuroPictor's training settings from the command line (pretrain and adapt-subject)."""
-    return replace(NEUROPICTOR_SETTINGS, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                   seed=seed)

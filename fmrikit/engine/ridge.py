@@ -163,7 +163,8 @@ class RidgeEncoder:
 
 
 def fit_ridge(features: np.ndarray, responses: np.ndarray, *, alphas: np.ndarray | None = None, cv: int = 5,
-              backend: str = "numpy", n_targets_batch: int | None = None, seed: int = 0) -> RidgeEncoder:
+              backend: str = "numpy", n_targets_batch: int | None = None, seed: int = 0,
+              groups: np.ndarray | None = None) -> RidgeEncoder:
     """Fit one ridge regression per voxel, its alpha chosen by K-fold cross-validation.
 
     Features are z-scored with their mean and sd over all rows (constant features get sd 1).
@@ -189,6 +190,10 @@ def fit_ridge(features: np.ndarray, responses: np.ndarray, *, alphas: np.ndarray
         Voxels solved at once (to bound memory); all by default.
     seed : int
         Random state of the fold shuffling.
+    groups : ndarray, shape (N,), optional
+        A label per row (e.g. each trial's stimulus): the rows of a group share one fold, so the repeats of an
+        image never validate each other (which would favour too small an alpha); groups are shuffled into the
+        folds with ``seed``. Default: rows are folded one by one.
 
     Returns
     -------
@@ -221,7 +226,21 @@ def fit_ridge(features: np.ndarray, responses: np.ndarray, *, alphas: np.ndarray
     from himalaya.backend import get_backend, set_backend
     from himalaya.ridge import RidgeCV
     from himalaya.scoring import r2_score
-    from sklearn.model_selection import KFold
+    from sklearn.model_selection import KFold, PredefinedSplit
+
+    splitter = KFold(cv, shuffle=True, random_state=seed)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (len(x),):
+            raise DataValueError("one group label per row is needed", expected=f"shape ({len(x)},)",
+                                 found=f"shape {groups.shape}")
+        ids, inverse = np.unique(groups, return_inverse=True)
+        if len(ids) < cv:
+            raise DataValueError("too few groups for cross-validation", expected=f">= {cv} groups",
+                                 found=str(len(ids)))
+        fold = np.empty(len(ids), np.int64)
+        fold[np.random.default_rng(seed).permutation(len(ids))] = np.arange(len(ids)) % cv
+        splitter = PredefinedSplit(fold[inverse])
 
     dtype = np.result_type(x.dtype, y.dtype, np.float32)
     mean, std = x.mean(0, dtype=np.float64), x.std(0, dtype=np.float64)
@@ -230,7 +249,7 @@ def fit_ridge(features: np.ndarray, responses: np.ndarray, *, alphas: np.ndarray
     previous = get_backend().name
     hb = set_backend(backend, on_error="warn")
     try:
-        model = RidgeCV(alphas=grid, fit_intercept=True, cv=KFold(cv, shuffle=True, random_state=seed),
+        model = RidgeCV(alphas=grid, fit_intercept=True, cv=splitter,
                         solver_params={"score_func": r2_score, "n_targets_batch": n_targets_batch, "warn": False})
         model.fit(z, y.astype(dtype, copy=False))
         out = {k: np.asarray(hb.to_numpy(getattr(model, k)), dtype=np.float64)

@@ -13,6 +13,13 @@ def _neuropictor() -> tuple[Callable[..., dict], Callable[[dict], list]]:
     return plan_neuropictor, plan_rows
 
 
+def _latent_mapper() -> tuple[Callable[..., dict], Callable[[dict], list]]:
+    from fmrikit.engine.memory import plan_rows
+    from fmrikit.methods.latent.plan import plan_latent_mapper
+
+    return plan_latent_mapper, plan_rows
+
+
 def _troi() -> tuple[Callable[..., dict], Callable[[dict], list]]:
     from fmrikit.engine.memory import plan_rows
     from fmrikit.methods.troi.plan import plan_troi
@@ -29,7 +36,8 @@ def _encoder() -> tuple[Callable[..., dict], Callable[[dict], list]]:
 
 #: Plan name -> a loader of (plan function taking ``batch_size`` and keywords, its table rows).
 PLANS: dict[str, Callable[[], tuple[Callable[..., dict], Callable[[dict], list]]]] = {
-    "encoder": _encoder, "neuropictor": _neuropictor, "troi": _troi}
+    "encoder": _encoder, "neuropictor": _neuropictor, "troi": _troi,
+    "latent-mapper": _latent_mapper}  # the report's best mapper (GCN); plan_latent_mapper(mapper=...) for the others
 
 
 def make_plan(name: str, batch_size: int | None = None, **kwargs: Any) -> tuple[dict[str, Any], list]:

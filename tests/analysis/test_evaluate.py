@@ -48,6 +48,7 @@ def test_recon_identical_images_reach_the_ceiling(recon_dirs):
     for key in ("alexnet2", "alexnet5", "inception", "clip", "effnet-b", "swav"):
         assert m[key]["status"] == "skipped" and m[key]["reason"]
     assert rec["protocol"]["first_resize"] == 256 and rec["protocol"]["pixel_size"] == 425
+    assert rec["protocol"]["antialias"] is True and "0.17" in rec["protocol"]["antialias_note"]
     assert rec["n"] == 6 and rec["details"]["keys"] == [str(k) for k in range(3, 9)]
     disk = json.loads((recon_dirs / "out/results.json").read_text())
     assert disk["schema"] == "fmrikit.evaluate/1" and disk["provenance"]["run_id"]

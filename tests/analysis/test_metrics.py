@@ -61,14 +61,34 @@ def retrieval_loops(brain, image, n_candidates, n_draws, seed):
 # -- resize ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [8, 30])
-def test_resize_matches_half_pixel_bilinear(images, size):
+def test_resize_without_antialias_matches_half_pixel_bilinear(images, size):
     gt, _ = images
-    out = M.resize_images(gt, size)
+    out = M.resize_images(gt, size, antialias=False)
     # skimage order-1 resize with edge clamping and no anti-aliasing samples at half-pixel centres,
     # i.e. torch's bilinear with align_corners=False, antialias=False
     want = sk_resize(gt, (N, size, size, 3), order=1, mode="edge", anti_aliasing=False)
     assert out.dtype == np.float32 and out.shape == (N, size, size, 3)
     np.testing.assert_allclose(out, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [7, 13])
+def test_protocol_resize_shrinks_like_pil_bilinear(images, size):
+    from PIL import Image
+
+    gt, _ = images
+    assert M.PROTOCOL_ANTIALIAS
+    out = M.resize_images(gt, size)
+    # PIL's BILINEAR widens its triangle filter by the shrink factor (torchvision >= 0.17 Resize does the same)
+    want = np.stack([np.stack([np.asarray(Image.fromarray(im[..., c].astype(np.float32), mode="F")
+                                          .resize((size, size), Image.BILINEAR)) for c in range(3)], -1)
+                     for im in gt])
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert np.abs(out - M.resize_images(gt, size, antialias=False)).max() > 1e-2  # the choice matters here
+
+
+def test_antialias_does_not_change_enlarging(images):
+    gt, _ = images
+    np.testing.assert_allclose(M.resize_images(gt, 40), M.resize_images(gt, 40, antialias=False), atol=1e-5)
 
 
 def test_resize_uint8_equals_float():

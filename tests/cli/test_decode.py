@@ -125,8 +125,10 @@ def test_pretrain_flatmap_ae_prints_scores_against_the_mean_map(project):
     config = json.loads((folder / "config.json").read_text())
     assert config["class"] == "FlatmapAutoencoder" and config["config"]["heads"] == 2
     assert config["config"]["patch_size"] == 16 and config["flatmap_size"] == 64  # the rest from the preset
-    training = json.loads((folder / "run.json").read_text())["parameters"]["training"]
-    assert (training["epochs"], training["batch_size"], training["lr"]) == (2, 32, 5e-4)  # flatmap-ae defaults
+    parameters = json.loads((folder / "run.json").read_text())["parameters"]
+    training = parameters["training"]
+    assert (training["epochs"], training["batch_size"], training["lr"]) == (2, 32, 5e-4)  # the small preset's
+    assert parameters["preset"] == "small" and parameters["average_repeats"] is True
     assert str(folder) in res.output and res.output.count("vs mean-flatmap baseline") == 3  # 2 subjects, overall
     res = runner.invoke(app, [*args[:7], "--preset", "huge", "--out", str(project / "models/other")])
-    assert res.exit_code == 2 and "unknown flatmap autoencoder preset" in res.output
+    assert res.exit_code == 2 and "unknown --preset" in res.output and "huge" in res.output

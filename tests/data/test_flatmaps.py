@@ -216,6 +216,23 @@ def test_store_reads_two_subjects(root):
         clone.close()
 
 
+def test_store_averages_the_repeats_of_each_image(root):
+    paths = [flatmap_dataset(s, root=root, size=64) for s in (1, 2)]
+    infos = [read_flatmap_info(p) for p in paths]
+    rows = [split_rows(i)[0] for i in infos]
+    with FlatmapStore(paths, rows, average_repeats=True) as store:
+        ids = [np.unique(infos[s].stim_id[rows[s]]) for s in (0, 1)]
+        assert len(store) == len(ids[0]) + len(ids[1])
+        assert np.bincount([len(np.nonzero(infos[0].stim_id[rows[0]] == i)[0]) for i in ids[0]]).argmax() > 1
+        index = np.array([len(store) - 1, 0, 3, len(ids[0]) + 2, 3])
+        np.testing.assert_array_equal(store.stim_id(index), [ids[1][-1], ids[0][0], ids[0][3], ids[1][2],
+                                                             ids[0][3]])
+        got = store.read(index)
+        for k, (s, i) in enumerate([(1, -1), (0, 0), (0, 3), (1, 2), (0, 3)]):
+            trials = rows[s][infos[s].stim_id[rows[s]] == ids[s][i]]
+            np.testing.assert_allclose(got[k], read_flatmaps(paths[s], trials).mean(0), rtol=1e-6, atol=1e-6)
+
+
 def test_split_rows_and_test_flatmaps(root):
     path = flatmap_dataset(1, root=root, size=64)
     fi = read_flatmap_info(path)
@@ -249,3 +266,31 @@ def test_missing_inputs(root, tmp_path, info):
     assert read_flatmap_info(path).mapping.pycortex_xfm == "fullhead"
     stamp = _stamp(path)
     assert flatmap_dataset(1, root=tmp_path, size=48) == path and _stamp(path) == stamp
+
+
+def test_alignment_of_a_subject_with_itself_is_perfect_and_two_subjects_share_their_areas(root, mappings, sim_world):
+    from fmrikit.data.flatmaps.alignment import flatmap_alignment
+    from fmrikit.data.world.truth import read_noise_free
+
+    infos = [read_info(preproc_betas_path(root, s)) for s in (1, 2)]
+    maps = [mappings[64], flatmap_mapping(infos[1], 64)]
+    stim = np.unique(infos[0].stim_id[infos[0].shared])
+    with pytest.raises(InputError, match="two or more"):
+        flatmap_alignment(sim_world, [1], maps[:1], stim)
+    res = flatmap_alignment(sim_world, [1, 2], maps, stim, max_shift=1)
+    pair = res["sub-01~sub-02"]
+    assert set(pair["response_r_by_shift"]) == {f"{dy},{dx}" for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    assert pair["area_agreement"] > 0.6 and pair["area_agreement"] > 2 * pair["area_agreement_chance"]
+    assert pair["best_shift"] == [0, 0] and pair["response_r"] > 0.5 and pair["prf_distance_deg"] < 1.0
+    assert res["mean"]["area_agreement"] == pair["area_agreement"] and res["n_images"] == len(stim)
+    # the same-pixel correlation by hand: numpy on the two subjects' noise-free maps
+    flats = []
+    for s, m in zip((1, 2), maps):
+        resp, _ = read_noise_free(sim_world, s, stim, m.ijk)
+        flats.append(np.asarray(m.matrix @ resp.T).T.reshape(len(stim), 64, 64))
+    pixels = np.argwhere(maps[0].mask & maps[1].mask)
+    r = [np.corrcoef(flats[0][:, y, x], flats[1][:, y, x])[0, 1] for y, x in pixels[::37]]
+    assert np.nanmedian(r) == pytest.approx(pair["response_r"], abs=0.1)
+    self_pair = flatmap_alignment(sim_world, [1, 1], [maps[0], maps[0]], stim, max_shift=1)["sub-01~sub-01"]
+    assert self_pair["area_agreement"] == 1.0 and self_pair["prf_distance_deg"] == 0.0
+    assert self_pair["response_r"] == pytest.approx(1.0) and self_pair["best_shift"] == [0, 0]

@@ -170,3 +170,20 @@ def test_simulated_world_informative_voxels_are_predicted_better(sim_world, tmp_
     assert 0 < informative.sum() < len(informative)
     assert np.nanmedian(r[informative]) > np.nanmedian(r[~informative]) + 0.2
     assert np.median(enc.cv_scores[informative]) > np.median(enc.cv_scores[~informative])
+
+
+def test_groups_keep_an_images_repeats_in_one_fold():
+    # 40 images seen 3 times each: the same features, independent noise. Folded row by row, each validation row's
+    # twins are in training and reward fitting the noise (small alphas); folded by image they cannot.
+    rng = np.random.default_rng(1)
+    x_img, _ = _problem(np.ones(V), n=40, d=30)
+    w = rng.normal(size=(30, V)) * 0.3
+    x = np.repeat(x_img, 3, axis=0)
+    y = _standardise(x) @ w + rng.normal(0, 3, (120, V)) + np.repeat(rng.normal(0, 3, (40, V)), 3, axis=0)
+    groups = np.repeat(np.arange(40), 3)
+    by_row, by_image = fit_ridge(x, y), fit_ridge(x, y, groups=groups)
+    assert np.median(by_image.alphas) > 10 * np.median(by_row.alphas)
+    with pytest.raises(DataValueError, match="group label per row"):
+        fit_ridge(x, y, groups=groups[:-1])
+    with pytest.raises(DataValueError, match="too few groups"):
+        fit_ridge(x, y, groups=np.arange(120) % 3)

@@ -96,7 +96,7 @@ def models(project, autoencoder, tmp_path_factory) -> dict[str, Trainable]:
             settings=SupervisedSettings(**two, batch_size=32, seed=seed)), supervised, ("model.safetensors",)),
         "neuropictor": Trainable(lambda out, resume=False, seed=0: pretrain_neuropictor(
             [2], root=project, pipeline=str(base / "sd21"), flatmap_ae=base / "flatmap-ae", device="cpu", out=out,
-            settings=SupervisedSettings(**two, batch_size=32, seed=seed), resume=resume),
+            settings=SupervisedSettings(**two, batch_size=8, seed=seed), resume=resume),  # repeats averaged: few images
             supervised, ("model.safetensors", "controlnet/diffusion_pytorch_model.safetensors")),
     }
 

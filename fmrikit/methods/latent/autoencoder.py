@@ -93,7 +93,8 @@ def to_unit_range(images: np.ndarray, device) -> torch.Tensor:
 
 @one_run
 def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None = None,
-                         out: str | os.PathLike | None = None, size: AutoencoderSize | None = None,
+                         out: str | os.PathLike | None = None, preset: str = "small",
+                         size: AutoencoderSize | None = None,
                          settings: SupervisedSettings | None = None, kl_weight: float = 1e-6,
                          device: str = "auto", resume: bool = False, overwrite: bool = False) -> Path:
     """Train the embedded autoencoder on the subjects' training stimuli.
@@ -105,6 +106,9 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
     out : path-like, optional
         Model folder (default ``<root>/models/autoencoder``): diffusers' ``config.json`` +
         ``diffusion_pytorch_model.safetensors``, ``training_log.tsv`` and ``run.json``.
+    preset : {"small", "paper"}
+        Where ``size`` defaults from (:data:`~fmrikit.methods.latent.settings.AUTOENCODER_PRESETS`); recorded
+        in ``run.json``.
     size : AutoencoderSize, optional
     settings : SupervisedSettings, optional
         Default 30 epochs of batch 32 at lr 1e-3; a random 5% of the images validate (the best
@@ -119,7 +123,7 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
     """
     from fmrikit.devices import resolve_device
 
-    size = size or AutoencoderSize()
+    size = size or AutoencoderSize.from_preset(preset)
     size.check()
     settings = settings or AUTOENCODER_SETTINGS
     settings.check()
@@ -167,7 +171,8 @@ def pretrain_autoencoder(subjects: list[int], *, root: str | os.PathLike | None 
         write_log(stage / LOG_NAME, result.history, title="embedded autoencoder")
         write_sidecar(stage / SIDECAR_NAME, command="pretrain --model autoencoder", seed=settings.seed,
                       run_id=new_run_id(), inputs=inputs,
-                      parameters={"subjects": subjects, "size": asdict(size), "training": asdict(settings),
+                      parameters={"subjects": subjects, "preset": preset, "size": asdict(size),
+                                  "training": asdict(settings),
                                   "kl_weight": kl_weight, "device": str(dev)},
                       outputs=["config.json", "diffusion_pytorch_model.safetensors", LOG_NAME],
                       extra={"n_train_images": int(len(train)), "n_val_images": int(len(val)),

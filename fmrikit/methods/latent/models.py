@@ -10,7 +10,10 @@ architectures compared in the report (sections 2.4-2.5):
 - ``"vae"``: an fMRI encoder to a Gaussian latent, a residual decoder to the target and a linear
   fMRI reconstruction head used in the loss;
 - ``"gcn"``: ROIs as graph nodes, two Chebyshev graph convolutions, mean pooling, a small residual
-  Conv1d stack and 2 fully connected layers.
+  Conv1d stack and 2 fully connected layers. The graph is the symmetric thresholded functional
+  connectivity of the nodes and the Laplacian is scaled by its computed largest eigenvalue (the
+  report's formula; its upper-triangular graph and torch_geometric's assumed eigenvalue 2 are not kept,
+  see :func:`connectivity_graph`).
 
 Every network predicts the standardised target ``(y - target_mean) / target_std``; the statistics
 are buffers saved with the weights, and :meth:`LatentMapper.predict` returns raw units.
@@ -30,31 +33,48 @@ from fmrikit.checks import check_option
 ARCHITECTURES = ("ridge", "cnn", "text-cnn", "vae", "gcn")
 
 
-def scaled_laplacian(adjacency: torch.Tensor, lambda_max: float = 2.0) -> torch.Tensor:
-    """Scaled normalised Laplacian ``2 L / lambda_max - I`` with ``L = I - D^-1/2 A D^-1/2``.
+def scaled_laplacian(adjacency: torch.Tensor, lambda_max: float | None = None) -> torch.Tensor:
+    """Scaled normalised Laplacian ``2 L / lambda_max - I`` with ``L = I - D^-1/2 A D^-1/2`` (Defferrard et al. 2016).
 
     Parameters
     ----------
     adjacency : Tensor, shape (N, N)
-        Edge weights ``A``; need not be symmetric (the degree is the row sum ``D_ii = sum_j A_ij``).
-    lambda_max : float
-        Largest eigenvalue assumed for ``L`` (2, torch_geometric's default for this normalisation).
+        Symmetric edge weights ``A``; the degree is ``D_ii = sum_j A_ij``.
+    lambda_max : float, optional
+        Largest eigenvalue of ``L``; default computed (``torch.linalg.eigvalsh``), as the report's
+        ``L~ = 2 L / lambda_max - I`` asks, instead of torch_geometric's assumed 2, so the spectrum of
+        ``L~`` spans exactly [-1, 1] where the Chebyshev polynomials are bounded.
 
     Returns
     -------
     Tensor, shape (N, N)
-        ``L~``; rows and columns of zero-degree nodes get ``D^-1/2 = 0``.
+        ``L~``; rows and columns of zero-degree nodes get ``D^-1/2 = 0`` (``L_ii = 1``).
+
+    Raises
+    ------
+    InputError
+        ``adjacency`` is not a symmetric square matrix.
     """
+    if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1] or not torch.equal(adjacency, adjacency.T):
+        raise InputError("the graph's adjacency must be a symmetric square matrix", expected="A == A.T",
+                         found=f"shape {tuple(adjacency.shape)}" + (", asymmetric" if adjacency.ndim == 2 else ""))
     degree = adjacency.sum(dim=1)
     inv_sqrt = torch.where(degree > 0, degree.clamp_min(torch.finfo(adjacency.dtype).tiny).rsqrt(),
                            torch.zeros_like(degree))
     eye = torch.eye(adjacency.shape[0], dtype=adjacency.dtype, device=adjacency.device)
     laplacian = eye - inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
+    if lambda_max is None:  # L is symmetric positive semi-definite with trace N: lambda_max >= 1
+        lambda_max = float(torch.linalg.eigvalsh(laplacian.double()).max())
     return 2.0 * laplacian / lambda_max - eye
 
 
 def connectivity_graph(node_activity: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Directed functional-connectivity graph between ROI nodes (report 2.5.3).
+    """Functional-connectivity graph between ROI nodes (report 2.5.3), undirected.
+
+    The report keeps only ``M_ij`` for ``i < j`` ("unidirectional"); with the degree taken over rows
+    that leaves the last node with degree 0, cut off from every convolution, and makes ``L`` asymmetric,
+    so its spectrum is no longer the real one the Chebyshev filters assume. The graph here is the
+    symmetric thresholded correlation matrix.
 
     Parameters
     ----------
@@ -66,7 +86,7 @@ def connectivity_graph(node_activity: np.ndarray, threshold: float = 0.5) -> np.
     Returns
     -------
     ndarray of float32, shape (N, N)
-        Pearson correlations ``M``, thresholded, with a zero diagonal and ``M_ij = 0`` for ``i > j``.
+        Symmetric Pearson correlations ``M``, thresholded, with a zero diagonal.
 
     Raises
     ------
@@ -82,8 +102,10 @@ def connectivity_graph(node_activity: np.ndarray, threshold: float = 0.5) -> np.
         raise DataValueError("node activity is constant over trials", expected="varying activity",
                              found=f"constant node(s) {flat.tolist()}")
     corr = np.corrcoef(node_activity, rowvar=False)
+    corr = (corr + corr.T) / 2  # exactly symmetric
     corr[corr < threshold] = 0.0
-    return np.triu(corr, k=1).astype(np.float32)
+    np.fill_diagonal(corr, 0.0)
+    return corr.astype(np.float32)
 
 
 def node_columns_from_labels(labels: np.ndarray, groups: list[list[int]]) -> list[list[int]]:
@@ -252,7 +274,7 @@ class LatentMapper(PretrainedModule):
         "gcn" only: the input columns of each of the N graph nodes (:func:`node_columns_from_labels`).
         Node features are these columns' values, zero-padded to the largest node.
     adjacency : list of list of float or ndarray, shape (N, N), optional
-        "gcn" only: the edge weights (:func:`connectivity_graph`); kept as a buffer.
+        "gcn" only: the symmetric edge weights (:func:`connectivity_graph`); kept as a buffer.
     cheb_k : list of int
         Chebyshev filter sizes of the two "gcn" graph convolutions.
     gcn_width : int
@@ -327,6 +349,9 @@ class LatentMapper(PretrainedModule):
             index[i, :len(cols)] = torch.tensor(cols)
         self.register_buffer("node_index", index, persistent=False)
         self.register_buffer("adjacency", adj)
+        # computed on the CPU (also when the model is built on the meta device for a memory plan)
+        lap = scaled_laplacian(torch.tensor(adjacency, dtype=torch.float64, device="cpu")).float()
+        self.register_buffer("laplacian", lap.to(adj.device), persistent=False)
         k1, k2 = c["cheb_k"]
         width = c["gcn_width"]
         self.cheb1 = ChebConv(k, width, k1)
@@ -350,10 +375,9 @@ class LatentMapper(PretrainedModule):
         """GCN trunk: (B, V) -> pooled graph features (B, gcn_width)."""
         padded = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
         nodes = padded[:, self.node_index]  # (B, N, k)
-        lap = scaled_laplacian(self.adjacency)
-        h = self.cheb1(nodes, lap)
+        h = self.cheb1(nodes, self.laplacian)
         h = F.relu(self.cheb_norm(h.transpose(1, 2)).transpose(1, 2))
-        return self.cheb2(h, lap).mean(dim=1)
+        return self.cheb2(h, self.laplacian).mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict the standardised target.

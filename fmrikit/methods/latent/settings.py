@@ -1,11 +1,15 @@
-"""Sizes and training settings of the embedded autoencoder and the latent mappers (importable without torch)."""
+"""Sizes and training settings of the embedded autoencoder and the latent mappers (importable without torch).
+
+Presets (``--preset``): ``paper`` is the course report's mapper networks (sections 2.4-2.5) with its Table 2
+training, and a Stable Diffusion VAE-shaped autoencoder; ``small`` is sized for a CPU and is the default.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from fmrikit.checks import check_number
+from fmrikit.checks import check_number, check_option
 from fmrikit.engine.settings import SupervisedSettings
 from fmrikit.errors import InputError
 
@@ -29,6 +33,20 @@ class AutoencoderSize:
     latent_channels: int = 4
     layers_per_block: int = 1
 
+    @classmethod
+    def from_preset(cls, name: str = "small", **overrides: Any) -> AutoencoderSize:
+        """A preset of :data:`AUTOENCODER_PRESETS` with some sizes replaced (None values are ignored).
+
+        Raises
+        ------
+        InputError
+            Unknown preset, or an invalid size.
+        """
+        check_option("--preset", name, AUTOENCODER_PRESETS)
+        size = replace(AUTOENCODER_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+        size.check()
+        return size
+
     def check(self) -> None:
         """Refuse a size the autoencoder cannot have (:class:`~fmrikit.errors.InputError`)."""
         check_number("--image-size", self.image_size, low=8)
@@ -39,8 +57,16 @@ class AutoencoderSize:
                              found=f"{self.image_size}, {self.channels}")
 
 
-MAPPERS = ("ridge", "cnn", "vae", "gcn")
+#: ``small``: the CPU default (64 px, 4 x 16 x 16 latents). ``paper``: no paper trains this autoencoder (the report
+#: uses Stable Diffusion's VAE); the preset is that VAE's architecture (block widths 128-512, two layers per
+#: block, 4 latent channels, 8x downsampling) at 320 px, whose 4 x 40 x 40 latents are the report's.
+AUTOENCODER_PRESETS: dict[str, AutoencoderSize] = {
+    "small": AutoencoderSize(),
+    "paper": AutoencoderSize(image_size=320, channels=(128, 256, 512, 512), latent_channels=4, layers_per_block=2),
+}
 
+MAPPERS = ("ridge", "cnn", "vae", "gcn")
+PRESETS = ("small", "paper")
 
 #: Report Table 2 (NSD): learning rate and batch size of each torch mapper.
 PAPER_SETTINGS = {"cnn": (5e-4, 256), "vae": (5e-4, 256), "gcn": (1e-3, 64), "text-cnn": (1e-4, 16)}
@@ -63,7 +89,8 @@ class MapperOptions:
     gcn_nodes : tuple of tuple of int
         ``image_roi`` labels grouped into the GCN's nodes.
     channels, hidden, latent_dim, gcn_width, gcn_hidden : int
-        Network sizes (:class:`~fmrikit.methods.latent.models.LatentMapper`).
+        Network sizes (:class:`~fmrikit.methods.latent.models.LatentMapper`); the defaults are the ``small``
+        preset's (:data:`MAPPER_PRESETS`).
     text_hidden : tuple of int
         The text CNN's two fully connected widths.
     text_tokens : int
@@ -77,20 +104,23 @@ class MapperOptions:
     text_roi: str = "streams"
     text_labels: tuple[int, ...] | None = (5,)
     gcn_nodes: tuple[tuple[int, ...], ...] = GCN_NODES
-    channels: int = 16
-    hidden: int = 512
-    latent_dim: int = 256
-    gcn_width: int = 512
-    gcn_hidden: int = 1024
-    text_hidden: tuple[int, int] = (1024, 2048)
+    channels: int = 8
+    hidden: int = 256
+    latent_dim: int = 64
+    gcn_width: int = 128
+    gcn_hidden: int = 256
+    text_hidden: tuple[int, int] = (512, 1024)
     text_tokens: int = 15
     image_size: int | None = None
 
     @classmethod
     def for_rois(cls, image_roi: str, image_labels: tuple[int, ...] | None, text_roi: str,
-                 text_labels: tuple[int, ...] | None, image_size: int | None = None) -> MapperOptions:
-        """Options for these voxels; labels left None default to the default atlas's (V1-hV4 of prf-visualrois,
-        ventral of streams) when the atlas is the default one, else to every label > 0."""
+                 text_labels: tuple[int, ...] | None, image_size: int | None = None,
+                 preset: str = "small") -> MapperOptions:
+        """Options for these voxels, with the network sizes of ``preset`` (:data:`MAPPER_PRESETS`); labels left
+        None default to the default atlas's (V1-hV4 of prf-visualrois, ventral of streams) when the atlas is the
+        default one, else to every label > 0."""
+        check_option("--preset", preset, MAPPER_PRESETS)
         base = cls()
 
         def labels(given, roi, default_roi, default):
@@ -98,13 +128,33 @@ class MapperOptions:
 
         return cls(image_roi=image_roi, image_labels=labels(image_labels, image_roi, base.image_roi, base.image_labels),
                    text_roi=text_roi, text_labels=labels(text_labels, text_roi, base.text_roi, base.text_labels),
-                   image_size=image_size)
+                   image_size=image_size, **MAPPER_PRESETS[preset]["sizes"])
 
 
-def mapper_settings(arch: str, overrides: dict[str, Any] | None = None) -> SupervisedSettings:
-    """Training settings of a mapper: the report's Table 2 learning rate and batch size, then ``overrides``."""
-    lr, batch = PAPER_SETTINGS.get(arch, (5e-4, 64))
-    return SupervisedSettings(**{"epochs": 100, "lr": lr, "batch_size": batch, "patience": 5, **(overrides or {})})
+#: Network sizes and training per preset. ``paper``: the report's networks (the CNN's 512-wide and the GCN's
+#: 512-wide Chebyshev / 1024-wide fully connected layers, the text CNN's 1024 / 2048) and its Table 2 learning
+#: rates and batch sizes, 100 epochs, early stopping patience 5. ``small``: see the mapper study
+#: (``examples/recon_mappers.sh``).
+MAPPER_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"sizes": {"channels": 16, "hidden": 512, "latent_dim": 256, "gcn_width": 512, "gcn_hidden": 1024,
+                        "text_hidden": (1024, 2048)},
+              "training": {arch: {"lr": lr, "batch_size": batch} for arch, (lr, batch) in PAPER_SETTINGS.items()},
+              "epochs": 100, "patience": 5},
+    "small": {"sizes": {f.name: f.default for f in fields(MapperOptions)
+                        if f.name in ("channels", "hidden", "latent_dim", "gcn_width", "gcn_hidden", "text_hidden")},
+              "training": {arch: {"lr": lr, "batch_size": batch} for arch, (lr, batch) in PAPER_SETTINGS.items()},
+              "epochs": 100, "patience": 5},
+}
+
+
+def mapper_settings(arch: str, overrides: dict[str, Any] | None = None, preset: str = "small") -> SupervisedSettings:
+    """Training settings of a mapper: its ``preset``'s learning rate, batch size, epochs and patience, then
+    ``overrides`` (:class:`SupervisedSettings` fields)."""
+    check_option("--preset", preset, MAPPER_PRESETS)
+    chosen = MAPPER_PRESETS[preset]
+    base = {"epochs": chosen["epochs"], "patience": chosen["patience"], "lr": 5e-4, "batch_size": 64,
+            **chosen["training"].get(arch, {})}
+    return SupervisedSettings(**{**base, **(overrides or {})})
 
 
 #: The embedded autoencoder's training: 30 epochs of batch 32 at lr 1e-3, no early stopping.

@@ -3,8 +3,9 @@
 Two mappers per subject, as in the course report (seed 003):
 
 - image: early visual voxels (NSD ``prf-visualrois``, V1-hV4) to the autoencoder's scaled latent
-  z (C, h, w), with the chosen architecture: ``ridge`` (himalaya, Takagi's linear model), ``cnn``,
-  ``vae`` or ``gcn`` (ChebConv over the V1 / V2 / V3+hV4 nodes with a functional-connectivity graph);
+  z (C, h, w), with the chosen architecture: ``ridge`` (himalaya, Takagi's linear model, each alpha by
+  5-fold cross-validation over images), ``cnn``, ``vae`` or ``gcn`` (ChebConv over the V1 / V2 / V3+hV4
+  nodes with a functional-connectivity graph);
 - text: higher visual voxels (NSD ``streams`` ventral) to the CLIP text-condition embeddings of the
   stimulus captions, first ``text_tokens`` (15) tokens, averaged over an image's captions:
   ``ridge`` for the ridge mapper, the report's text CNN otherwise. Only with a Stable Diffusion
@@ -13,7 +14,9 @@ Two mappers per subject, as in the course report (seed 003):
 Targets are standardised per dimension; the torch mappers train with Adam on the MSE (the VAE adds
 its fMRI reconstruction and KL terms), with early stopping (patience 5) on a held-out tenth of the
 training images. Test scores are the MSE of the scaled latents / embeddings on the shared images
-(averaged over repeats): the report's Table 3.
+(averaged over repeats), the report's Table 3, in raw and in standardised units (each dimension divided by
+its training sd), beside the MSE of predicting the training mean (``mse_ratio_to_mean``: below 1 is
+better than the mean predictor).
 """
 
 from __future__ import annotations
@@ -82,8 +85,9 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
                            roi: str = "nsdgeneral", autoencoder: str | os.PathLike | None = None,
                            pipeline: str | None = None, text: bool = True,
                            captions: str | os.PathLike | None = None, sessions: list[int] | None = None,
-                           options: MapperOptions | None = None, overrides: dict[str, Any] | None = None,
-                           device: str = "auto", out: str | os.PathLike | None = None, resume: bool = False,
+                           preset: str = "small", options: MapperOptions | None = None,
+                           overrides: dict[str, Any] | None = None, device: str = "auto",
+                           out: str | os.PathLike | None = None, resume: bool = False,
                            overwrite: bool = False) -> MapperResult:
     """Train a subject's image (and text) latent mappers.
 
@@ -105,10 +109,13 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         Folder of COCO ``captions_*.json`` (default: in the NSD tree).
     sessions : list of int, optional
         Sessions whose non-shared trials train (default all).
+    preset : {"small", "paper"}
+        Training settings (:data:`~fmrikit.methods.latent.settings.MAPPER_PRESETS`): ``paper`` is the
+        report's Table 2 learning rate and batch size of each mapper, 100 epochs, patience 5.
     options : MapperOptions, optional
+        Voxels and network sizes (default: the default ROIs with ``preset``'s sizes).
     overrides : dict, optional
-        :class:`SupervisedSettings` fields to change; the defaults are the report's Table 2 learning
-        rate and batch size of each mapper, 100 epochs, patience 5, seed 0.
+        :class:`SupervisedSettings` fields to change (seed 0 unless given).
     out : path-like, optional
         Default :func:`mapper_dir`.
 
@@ -121,16 +128,17 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
     from fmrikit.diffusion import latent_shape, load_autoencoder
 
     check_option("latent mapper", mapper, MAPPERS)
-    options = options or MapperOptions()
+    base = MapperOptions()
+    options = options or MapperOptions.for_rois(base.image_roi, None, base.text_roi, None, preset=preset)
     for arch in (mapper, "ridge" if mapper == "ridge" else "text-cnn"):
-        mapper_settings(arch, overrides).check()
+        mapper_settings(arch, overrides, preset).check()
     dataset = preproc_betas_path(root, subject, roi)
     out = Path(out) if out is not None else mapper_dir(root, subject, mapper)
     checkpoints = start_run([out], kind="pretrain latent-mapper", overwrite=overwrite, resume=resume,
                             inputs=[dataset, autoencoder, pipeline, captions], root=root,
                             settings={"subject": subject, "mapper": mapper, "roi": roi, "autoencoder": autoencoder,
-                                      "pipeline": pipeline, "text": text, "sessions": sessions, "options": options,
-                                      "overrides": overrides})
+                                      "pipeline": pipeline, "text": text, "sessions": sessions, "preset": preset,
+                                      "options": options, "overrides": overrides})
     if not dataset.is_file():
         raise MissingInputError("no preprocessed dataset for this subject and ROI", path=dataset,
                                 expected=f"run fmrikit preprocess --subject {subject} first")
@@ -186,7 +194,7 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         arch = mapper if name == "image" else ("ridge" if mapper == "ridge" else "text-cnn")
         x_train, x_test = data.train_x[:, pos[name]], data.test_x[:, pos[name]]
         y = torch.from_numpy(targets[name])
-        run_settings = mapper_settings(arch, overrides)
+        run_settings = mapper_settings(arch, overrides, preset)
         torch.manual_seed(run_settings.seed)  # the initial weights
         model = _build(arch, x_train, y.shape[1], options, labels if name == "image" else None)
         model.ijk.copy_(torch.from_numpy(data.ijk[pos[name]]))
@@ -196,9 +204,11 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
         model.cpu().eval()
         pred = model.predict(x_test)
         truth = y[rows_test]
+        mse_std = float(((model.standardize(pred) - model.standardize(truth)) ** 2).mean())
+        mean_std = float((model.standardize(truth) ** 2).mean())  # predicting the training mean, standardised
         scores[name] = {"arch": arch, "n_voxels": int(len(pos[name])), "test_mse": float(((pred - truth) ** 2).mean()),
-                        "test_mse_standardised": float(((model.standardize(pred) - model.standardize(truth)) ** 2)
-                                                       .mean()),
+                        "test_mse_standardised": mse_std, "baseline_mse_standardised": mean_std,
+                        "mse_ratio_to_mean": mse_std / mean_std,
                         "baseline_mse_train_mean": float(((model.target_mean - truth) ** 2).mean()),
                         "n_test_images": int(len(rows_test)), "n_train_trials": int(len(x_train))}
         models[name] = (model, {"target": name, "target_shape": list(shape if name == "image" else text_shape),
@@ -219,10 +229,10 @@ def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.
                 write_log(stage / f"training_log_{name}.tsv", hist,
                           title=f"{name} latent mapper ({scores[name]['arch']})")
         write_sidecar(stage / SIDECAR_NAME, command="pretrain --model latent-mapper",
-                      seed=mapper_settings(mapper, overrides).seed, run_id=run_id, inputs=[data.checksum],
+                      seed=mapper_settings(mapper, overrides, preset).seed, run_id=run_id, inputs=[data.checksum],
                       parameters={"subject": subject, "mapper": mapper, "roi": roi, "sessions": sessions,
-                                  "options": asdict(options), "training": {n: asdict(mapper_settings(
-                                      scores[n]["arch"], overrides)) for n in scores},
+                                  "preset": preset, "options": asdict(options), "training": {n: asdict(mapper_settings(
+                                      scores[n]["arch"], overrides, preset)) for n in scores},
                                   "text": use_text, "device": str(dev)},
                       outputs=sorted(p.name for p in stage.iterdir()),
                       extra={**record, "scores": scores, "conventions": info.conventions},
@@ -264,7 +274,7 @@ def _train(model: LatentMapper, arch: str, x: torch.Tensor, y: torch.Tensor, sti
     if arch == "ridge":
         from fmrikit.engine.ridge import fit_ridge
 
-        fit = fit_ridge(x.numpy(), y_std.numpy(), seed=settings.seed)
+        fit = fit_ridge(x.numpy(), y_std.numpy(), seed=settings.seed, groups=stim)  # an image's repeats: one fold
         w = fit.weights / fit.feature_std[:, None]  # coefficients on raw betas, (V, D)
         with torch.no_grad():
             model.linear.weight.copy_(torch.from_numpy(w.T.astype(np.float32)))

@@ -12,5 +12,5 @@ from fmrikit._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "pretrain_flatmap_ae": "flatmap_ae", "pretrain_neuropictor": "train", "adapt_neuropictor": "train",
     "load_neuropictor": "train", "neuropictor_route": "route", "plan_neuropictor": "plan",
-    "FlatmapAESize": "flatmap_ae_model", "NeuroPictorOptions": "settings",
+    "FlatmapAESize": "settings", "NeuroPictorOptions": "settings",
 })

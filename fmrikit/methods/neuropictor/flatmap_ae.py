@@ -3,17 +3,19 @@
 A :class:`~fmrikit.methods.neuropictor.flatmap_ae_model.FlatmapAutoencoder` is trained to reconstruct the
 trials' cortical flatmaps (:mod:`fmrikit.data.flatmaps`) of several subjects at once, so that its encoder maps every
 subject into one latent space (NeuroPictor Sec. 3.1; the paper pretrains on UK Biobank resting-state
-maps, here the subjects' own task betas). Training rows are every subject's non-shared trials of the
-chosen sessions, read from the flatmap caches a batch at a time; a seeded random 5% of the training
-*images* (all their trials) validate, and the epoch of lowest validation loss is kept. The loss is
-the MSE over the pixels inside each trial's own subject's cortex mask.
+maps, here the subjects' own task betas). Training samples are every subject's non-shared images of the
+chosen sessions, each the flatmap averaged over the image's trials as NeuroPictor averages them
+(``average_repeats``, the default), or each single trial; they are read from the flatmap caches a batch
+at a time. A seeded random 5% of the training *images* (all their trials) validate, and the epoch of
+lowest validation loss is kept. The loss is the MSE over the pixels inside each sample's own subject's
+cortex mask.
 
 The paper uses AdamW at lr 5e-4 with a linear schedule; :func:`~fmrikit.engine.supervised.fit_supervised`
 uses Adam at a constant rate (recorded in ``run.json``).
 
 Scores, per subject and overall, on the shared test images (repeats averaged; never trained on): the
 masked MSE of the reconstruction and of the subject's mean training flatmap (the mean-map baseline:
-the mean over all its training trials, validation trials included, computed a block at a time), their
+the mean over all its training samples, validation included, computed a block at a time), their
 ratio, and the mean per-image Pearson r inside the mask of both. Trials of an image that is a test
 image of any of the subjects are never trained on.
 
@@ -37,8 +39,7 @@ from fmrikit.errors import InputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import checksum_digest, file_checksum, new_run_id, write_sidecar
 from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAutoencoder
-from fmrikit.methods.neuropictor.settings import FLATMAP_AE_SETTINGS
-from fmrikit.methods.neuropictor.flatmap_ae_model import FlatmapAESize
+from fmrikit.methods.neuropictor.settings import FlatmapAESize, flatmap_ae_settings
 from fmrikit.project import default_flatmap_ae_path, preproc_betas_path, subject_label
 from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, start_run, write_log
 from fmrikit.engine.distributed import Distributed, distributed
@@ -73,8 +74,8 @@ class FlatmapAEResult:
 @one_run
 def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                         size: FlatmapAESize | None = None, settings: SupervisedSettings | None = None,
-                        sessions: list[int] | None = None, device: str = "auto",
-                        out: str | os.PathLike | None = None, resume: bool = False,
+                        sessions: list[int] | None = None, average_repeats: bool = True, preset: str = "small",
+                        device: str = "auto", out: str | os.PathLike | None = None, resume: bool = False,
                         overwrite: bool = False) -> FlatmapAEResult:
     """Train the flatmap autoencoder on several subjects' trial flatmaps.
 
@@ -87,12 +88,16 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     roi : str
         Voxel selection of the datasets.
     size : FlatmapAESize, optional
-        Architecture (default the ``small`` preset, 64 px, 4 x 128, for a CPU; ``paper`` is 256 px,
+        Architecture (default ``preset``'s: ``small`` is 64 px, 4 x 128, for a CPU; ``paper`` is 256 px,
         patch 16, 24 x 1024, 16 heads); ``image_size`` is the flatmap size.
     settings : SupervisedSettings, optional
-        Default :func:`default_settings`.
+        Default ``preset``'s (:func:`~fmrikit.methods.neuropictor.settings.flatmap_ae_settings`).
     sessions : list of int, optional
         Sessions whose non-shared trials train (default all); shared images are always the test set.
+    average_repeats : bool
+        Train on each image's trials averaged (one sample per subject and image), else on single trials.
+    preset : {"small", "paper"}
+        Where ``size`` and ``settings`` default from; recorded in ``run.json``.
     device : str
         ``auto``, ``cpu``, ``cuda``... (bf16 autocast on CUDA); under ``torchrun`` each process takes
         its own GPU.
@@ -117,9 +122,9 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     InputError
         No subjects, too few training images, or an invalid size.
     """
-    size = size or FlatmapAESize.from_preset("small")
+    size = size or FlatmapAESize.from_preset(preset)
     size.check()
-    settings = settings or FLATMAP_AE_SETTINGS
+    settings = settings or flatmap_ae_settings(preset)
     settings.check()
     subjects = [int(s) for s in subjects]
     if not subjects or len(set(subjects)) != len(subjects):
@@ -128,15 +133,17 @@ def pretrain_flatmap_ae(subjects: list[int], *, root: str | os.PathLike | None =
     checkpoint = start_run([out], kind="pretrain flatmap-ae", overwrite=overwrite, resume=resume,
                            inputs=[preproc_betas_path(root, s, roi) for s in subjects], root=root,
                            settings={"subjects": subjects, "roi": roi, "size": size, "training": settings,
-                                     "sessions": sessions})
+                                     "sessions": sessions, "average_repeats": average_repeats})
     with distributed(device) as ctx:
         result, scores = _train(subjects, ctx, root=root, roi=roi, size=size, settings=settings, sessions=sessions,
-                                out=out, checkpoint=checkpoint, resume=resume, overwrite=overwrite)
+                                average_repeats=average_repeats, preset=preset, out=out, checkpoint=checkpoint,
+                                resume=resume, overwrite=overwrite)
     return FlatmapAEResult(model=out, scores=scores, history=result.history)
 
 
 def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: FlatmapAESize,
-           settings: SupervisedSettings, sessions, out: Path, checkpoint: Path, resume: bool, overwrite: bool):
+           settings: SupervisedSettings, sessions, average_repeats: bool, preset: str, out: Path,
+           checkpoint: Path, resume: bool, overwrite: bool):
     """Train, score (every rank) and write (rank 0) the flatmap autoencoder."""
     from fmrikit.data.flatmaps.store import FlatmapStore
     from fmrikit.data.flatmaps.cache import read_flatmap_info, split_rows
@@ -152,7 +159,7 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
         rows.append(train[~np.isin(info.stim_id[train], test_ids)])  # another subject's test image: not trained
     masks = torch.from_numpy(np.stack([i.mapping.mask for i in infos])).to(dev)
 
-    with FlatmapStore(paths, rows) as store:
+    with FlatmapStore(paths, rows, average_repeats=average_repeats) as store:
         stim = store.stim_id(np.arange(len(store)))
         owner = store.subject_of(np.arange(len(store)))
         images = np.unique(stim)
@@ -184,8 +191,10 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
                 count += int(m.sum())
             return total / max(count, 1)
 
-        log.info("flatmap autoencoder: %d training trials (%d images), %d validation trials (%d images)",
+        log.info("flatmap autoencoder: %d training samples (%d images), %d validation samples (%d images)",
                  len(train_idx), len(images) - len(val_images), len(val_idx), len(val_images))
+        n_trials = {"n_train_trials": int(store.trial_count(train_idx).sum()),
+                    "n_val_trials": int(store.trial_count(val_idx).sum())}
         result = fit_supervised(model, batch_loss, len(train_idx), settings, device=dev, val_loss=val_loss,
                                 checkpoint=checkpoint, resume=resume, description="flatmap autoencoder", ctx=ctx)
         means = mean_flatmaps(store, owner, len(paths))
@@ -201,13 +210,15 @@ def _train(subjects: list[int], ctx: Distributed, *, root, roi: str, size: Flatm
             write_log(stage / LOG_NAME, result.history, title="flatmap autoencoder")
             write_sidecar(stage / SIDECAR_NAME, command="pretrain --model flatmap-ae", seed=settings.seed,
                           run_id=new_run_id(), inputs=checksums,
-                          parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "size": asdict(size),
-                                      "training": asdict(settings), "optimizer": "Adam, constant learning rate "
+                          parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "preset": preset,
+                                      "size": asdict(size), "training": asdict(settings),
+                                      "average_repeats": average_repeats, "optimizer": "Adam, constant learning rate "
                                       "(the paper: AdamW with a linear schedule)", "val_fraction": VAL_FRACTION,
                                       "loss": "MSE over the pixels inside each subject's flatmap mask",
                                       "device": str(dev), "world_size": ctx.world_size},
                           outputs=["config.json", "model.safetensors", LOG_NAME],
-                          extra={"n_train_trials": int(len(train_idx)), "n_val_trials": int(len(val_idx)),
+                          extra={"n_train_samples": int(len(train_idx)), "n_val_samples": int(len(val_idx)),
+                                 **n_trials,
                                  "n_train_images": int(len(images) - len(val_images)),
                                  "n_val_images": int(len(val_images)), "best_epoch": result.best_epoch,
                                  "val_mse": min((r["val_loss"] for r in result.history), default=None),

@@ -22,33 +22,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from dataclasses import asdict, dataclass, fields
+
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from fmrikit.errors import DataValueError, InputError
+from fmrikit.errors import DataValueError
 from fmrikit.engine.serialization import WEIGHTS_NAME, PretrainedModule, read_config, read_weights
-from fmrikit.checks import check_option
+from fmrikit.methods.neuropictor.settings import FLATMAP_AE_PRESETS, FlatmapAESize, check_architecture
+
+__all__ = ["FLATMAP_AE_PRESETS", "FlatmapAESize", "FlatmapAutoencoder", "FlatmapEncoder", "check_architecture",
+           "encoder_state", "sincos_positions"]
 
 
 _ENCODER_KEYS = ("image_size", "patch_size", "width", "depth", "heads", "mlp_ratio")
-
-
-def check_architecture(image_size: int, patch_size: int, width: int, depth: int, heads: int,
-                        label: str = "encoder") -> None:
-    """Raise :class:`InputError` unless the sizes make a valid ViT with 2D sin-cos positions."""
-    if min(image_size, patch_size, width, depth, heads) < 1:
-        raise InputError(f"invalid flatmap {label} size", expected="positive sizes",
-                         found=f"image {image_size}, patch {patch_size}, width {width}, depth {depth}, heads {heads}")
-    if image_size % patch_size:
-        raise InputError(f"invalid flatmap {label} size", expected=f"flatmap size divisible by the patch size "
-                         f"{patch_size}", found=str(image_size))
-    if width % heads or width % 4:
-        raise InputError(f"invalid flatmap {label} size", expected=f"width divisible by 4 and by the {heads} heads",
-                         found=str(width))
 
 
 def sincos_positions(width: int, grid: int) -> torch.Tensor:
@@ -327,70 +316,3 @@ def encoder_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     if not state:
         raise DataValueError("no encoder weights in the model file", path=path, expected="encoder.* tensors")
     return config, state
-
-
-#: Architectures: NeuroPictor's (a GPU model) and a small one for CPUs and tests.
-FLATMAP_AE_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": dict(image_size=256, patch_size=16, width=1024, depth=24, heads=16),
-    "small": dict(image_size=64, patch_size=16, width=128, depth=4, heads=4),
-}
-
-
-@dataclass
-class FlatmapAESize:
-    """Architecture of the flatmap autoencoder (:class:`FlatmapAutoencoder`'s init arguments).
-
-    Attributes
-    ----------
-    image_size : int
-        Flatmap side, pixels (the flatmap cache is built at this size).
-    patch_size, width, depth, heads : int
-    decoder_width, decoder_depth, decoder_heads : int or None
-        None: the encoder's.
-    mlp_ratio : float
-    """
-
-    image_size: int = 256
-    patch_size: int = 16
-    width: int = 1024
-    depth: int = 24
-    heads: int = 16
-    decoder_width: int | None = None
-    decoder_depth: int | None = None
-    decoder_heads: int | None = None
-    mlp_ratio: float = 4.0
-
-    @classmethod
-    def from_preset(cls, name: str = "small", **overrides: Any) -> FlatmapAESize:
-        """A preset of :data:`FLATMAP_AE_PRESETS` with some sizes replaced (None values are ignored).
-
-        Raises
-        ------
-        InputError
-            Unknown preset or size name.
-        """
-        check_option("flatmap autoencoder preset", name, FLATMAP_AE_PRESETS)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise InputError("unknown flatmap autoencoder size", expected=", ".join(sorted(names)),
-                             found=", ".join(unknown))
-        size = cls(**{**FLATMAP_AE_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
-        size.check()
-        return size
-
-    def check(self) -> None:
-        """Raise :class:`InputError` unless encoder and decoder are valid."""
-        check_architecture(self.image_size, self.patch_size, self.width, self.depth, self.heads)
-        def own(value, default):
-            return default if value is None else value
-
-        check_architecture(self.image_size, self.patch_size, own(self.decoder_width, self.width),
-                            own(self.decoder_depth, self.depth), own(self.decoder_heads, self.heads), label="decoder")
-        if not self.mlp_ratio > 0:
-            raise InputError("invalid flatmap autoencoder size", expected="mlp_ratio > 0", found=str(self.mlp_ratio))
-
-    def build(self):
-        """A freshly initialised :class:`FlatmapAutoencoder` of this size (seed torch first for reproducibility)."""
-        self.check()
-        return FlatmapAutoencoder(**asdict(self))

@@ -13,7 +13,9 @@ velocity for v-prediction schedulers) and L_sem the per-token squared L2 error b
 CLIP text embedding of one of the image's captions (77 tokens, paper eq. 3), drawn at random each
 step. A fraction ``uncond_prob`` of the semantic conditions is replaced by the empty prompt's
 embedding so classifier-free guidance works at inference. The U-Net, VAE and text encoder stay
-frozen; image latents are encoded once. Flatmaps stream from each subject's cache.
+frozen; image latents are encoded once. Flatmaps stream from each subject's cache, each training sample an
+image's flatmap averaged over its trials as the paper trains (``NeuroPictorOptions.average_repeats``, the
+default) or a single trial; the test images are always averaged.
 
 Under ``torchrun --nproc_per_node=N`` the trainable modules (conditioner and ControlNet, one
 forward: :meth:`NeuroPictorModules.forward`) train with DistributedDataParallel, ``batch_size``
@@ -44,7 +46,7 @@ from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, sta
 from fmrikit.engine.distributed import Distributed, distributed
 from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
-from fmrikit.methods.neuropictor.settings import NEUROPICTOR_SETTINGS, NeuroPictorOptions
+from fmrikit.methods.neuropictor.settings import NeuroPictorOptions, neuropictor_settings
 
 log = logging.getLogger("fmrikit")
 
@@ -136,8 +138,9 @@ def load_neuropictor(folder: str | os.PathLike, device: str | torch.device = "cp
 def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None = None, roi: str = "nsdgeneral",
                          pipeline: str | None = None, flatmap_ae: str | os.PathLike | None = None,
                          captions: str | os.PathLike | None = None, sessions: list[int] | None = None,
-                         settings: SupervisedSettings | None = None, options: NeuroPictorOptions | None = None,
-                         device: str = "auto", out: str | os.PathLike | None = None, resume: bool = False,
+                         preset: str = "small", settings: SupervisedSettings | None = None,
+                         options: NeuroPictorOptions | None = None, device: str = "auto",
+                         out: str | os.PathLike | None = None, resume: bool = False,
                          overwrite: bool = False) -> NeuroPictorResult:
     """Cross-subject NeuroPictor pretraining.
 
@@ -155,8 +158,11 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
         Folder of COCO ``captions_*.json`` (default: in the NSD tree).
     sessions : list of int, optional
         Sessions whose non-shared trials train (default all).
+    preset : {"small", "paper"}
+        Where ``settings`` defaults from (:data:`~fmrikit.methods.neuropictor.settings.NEUROPICTOR_PRESETS`);
+        recorded in ``run.json``.
     settings : SupervisedSettings, optional
-        Default :data:`NEUROPICTOR_SETTINGS`; a random 5% of the training images validate.
+        Default ``preset``'s; a random 5% of the training images validate.
     options : NeuroPictorOptions, optional
     out : path-like, optional
         Default :func:`default_neuropictor_path`.
@@ -173,7 +179,7 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     if pipeline is None:
         raise InputError("NeuroPictor needs a Stable Diffusion pipeline", expected="--pipeline PATH_OR_ID",
                          found="none")
-    options, settings = options or NeuroPictorOptions(), settings or NEUROPICTOR_SETTINGS
+    options, settings = options or NeuroPictorOptions(), settings or neuropictor_settings(preset, "pretrain")
     options.check()
     settings.check()
     ae_folder = Path(flatmap_ae) if flatmap_ae is not None else default_flatmap_ae_path(root)
@@ -199,16 +205,17 @@ def pretrain_neuropictor(subjects: list[int], *, root: str | os.PathLike | None 
     base = {"flatmap_ae": portable_path(ae_folder, root), "flatmap_ae_sha256": weights_checksum(ae_folder)}
     return _run(subjects, build, "pretrain --model neuropictor", root=root, roi=roi, pipeline=pipeline,
                 image_size=int(encoder_config["image_size"]), captions=captions, sessions=sessions,
-                settings=settings, options=options, device=device, out=out, base=base, checkpoint=checkpoint,
-                resume=resume, overwrite=overwrite, kind="pretrain neuropictor")
+                preset=preset, settings=settings, options=options, device=device, out=out, base=base,
+                checkpoint=checkpoint, resume=resume, overwrite=overwrite, kind="pretrain neuropictor")
 
 
 @one_run
 def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
                       captions: str | os.PathLike | None = None, sessions: list[int] | None = None,
-                      settings: SupervisedSettings | None = None, options: NeuroPictorOptions | None = None,
-                      device: str = "auto", desc: str = "adapt", out: str | os.PathLike | None = None,
-                      resume: bool = False, overwrite: bool = False) -> NeuroPictorResult:
+                      preset: str = "small", settings: SupervisedSettings | None = None,
+                      options: NeuroPictorOptions | None = None, device: str = "auto", desc: str = "adapt",
+                      out: str | os.PathLike | None = None, resume: bool = False,
+                      overwrite: bool = False) -> NeuroPictorResult:
     """Single-subject refining of a pretrained NeuroPictor model (every trainable weight continues).
 
     Parameters
@@ -217,8 +224,10 @@ def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, ba
     base : path-like, optional
         The pretrained model (default :func:`default_neuropictor_path`); its pipeline, ROI and
         flatmap size are used, and its weights' SHA-256 recorded.
+    preset : {"small", "paper"}
+        Where ``settings`` defaults from (the preset's refining schedule); recorded in ``run.json``.
     options : NeuroPictorOptions, optional
-        Loss weights and freezing (the base's ControlNet width is kept).
+        Loss weights, freezing and repeat averaging (the base's ControlNet width is kept).
     out : path-like, optional
         Default :func:`adapted_neuropictor_path`.
 
@@ -227,7 +236,7 @@ def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, ba
     from fmrikit.engine.serialization import weights_checksum
 
     base = Path(base) if base is not None else default_neuropictor_path(root)
-    options, settings = options or NeuroPictorOptions(), settings or NEUROPICTOR_SETTINGS
+    options, settings = options or NeuroPictorOptions(), settings or neuropictor_settings(preset, "adapt")
     options.check()
     settings.check()
     out = Path(out) if out is not None else adapted_neuropictor_path(root, subject, check_desc(desc))
@@ -247,8 +256,8 @@ def adapt_neuropictor(subject: int, *, root: str | os.PathLike | None = None, ba
 
     return _run([subject], build, "adapt-subject --model neuropictor", root=root, roi=record["roi"],
                 pipeline=resolve_source(record["pipeline"]["source"], base, record),
-                image_size=int(conditioner.image_size), captions=captions, sessions=sessions, settings=settings,
-                options=options, device=device, out=out,
+                image_size=int(conditioner.image_size), captions=captions, sessions=sessions, preset=preset,
+                settings=settings, options=options, device=device, out=out,
                 base={"base": portable_path(base, root), "base_sha256": weights_checksum(base)},
                 expected_unet=record["pipeline"]["unet_sha256"], checkpoint=checkpoint, resume=resume,
                 overwrite=overwrite, kind="adapt-subject neuropictor")
@@ -323,8 +332,8 @@ def load_stable_diffusion(pipeline: str, device) -> _StableDiffusion:
 
 
 def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: str, image_size: int, captions,
-         sessions, settings: SupervisedSettings, options: NeuroPictorOptions, device: str, out: Path, base: dict,
-         checkpoint: Path, resume: bool, overwrite: bool, kind: str,
+         sessions, preset: str, settings: SupervisedSettings, options: NeuroPictorOptions, device: str, out: Path,
+         base: dict, checkpoint: Path, resume: bool, overwrite: bool, kind: str,
          expected_unet: str | None = None) -> NeuroPictorResult:
     """Train (a copy of) a NeuroPictor model on the subjects and save it to ``out`` (rank 0 under ``torchrun``), an
     output of ``kind`` claimed by :func:`~fmrikit.engine.runs.start_run` (its checkpoint folder ``checkpoint``)."""
@@ -341,15 +350,15 @@ def _run(subjects: list[int], build, command: str, *, root, roi: str, pipeline: 
                          found=", ".join(sorted({i.stimuli_path for i in infos})))
     with distributed(device) as ctx:
         return _train(subjects, build, command, ctx, root=root, roi=roi, pipeline=pipeline, image_size=image_size,
-                      captions=captions, sessions=sessions, settings=settings, options=options, out=out, base=base,
-                      checkpoint=checkpoint, resume=resume, overwrite=overwrite, kind=kind,
+                      captions=captions, sessions=sessions, preset=preset, settings=settings, options=options, out=out,
+                      base=base, checkpoint=checkpoint, resume=resume, overwrite=overwrite, kind=kind,
                       expected_unet=expected_unet, info=infos[0])
 
 
 def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, roi: str, pipeline: str,
-           image_size: int, captions, sessions, settings: SupervisedSettings, options: NeuroPictorOptions, out: Path,
-           base: dict, checkpoint: Path, resume: bool, overwrite: bool, kind: str, expected_unet: str | None,
-           info) -> NeuroPictorResult:
+           image_size: int, captions, sessions, preset: str, settings: SupervisedSettings,
+           options: NeuroPictorOptions, out: Path, base: dict, checkpoint: Path, resume: bool, overwrite: bool,
+           kind: str, expected_unet: str | None, info) -> NeuroPictorResult:
     """The training run of :func:`_run` in one process of the (possibly one-process) group."""
     from fmrikit.data.captions import read_captions
     from fmrikit.data.flatmaps.store import FlatmapStore
@@ -372,7 +381,7 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
     if options.gradient_checkpointing:
         sd.unet.enable_gradient_checkpointing()
 
-    store = FlatmapStore(caches, [tr for tr, _ in splits])
+    store = FlatmapStore(caches, [tr for tr, _ in splits], average_repeats=options.average_repeats)
     all_stim = np.arange(len(store))
     train_stim = store.stim_id(all_stim)
     test = [test_flatmaps(p) for p in caches]  # shared images, repeats averaged
@@ -423,11 +432,13 @@ def _train(subjects: list[int], build, command: str, ctx: Distributed, *, root, 
             write_log(stage / LOG_NAME, fit.history, title=f"NeuroPictor ({command})")
             write_sidecar(stage / SIDECAR_NAME, command=command, seed=settings.seed, run_id=new_run_id(),
                           inputs=checksums,
-                          parameters={"subjects": subjects, "roi": roi, "sessions": sessions,
+                          parameters={"subjects": subjects, "roi": roi, "sessions": sessions, "preset": preset,
                                       "training": asdict(settings), "options": asdict(options), "device": str(dev),
                                       "world_size": ctx.world_size},
                           outputs=["config.json", "model.safetensors", CONTROLNET_DIR, LOG_NAME],
-                          extra={**record, "n_train_trials": int(len(train_rows)), "n_val_trials": int(len(val_rows)),
+                          extra={**record, "n_train_samples": int(len(train_rows)),
+                                 "n_train_trials": int(store.trial_count(train_rows).sum()),
+                                 "n_val_trials": int(store.trial_count(val_rows).sum()),
                                  "best_epoch": fit.best_epoch, "scores": scores,
                                  "conventions": dataset_conventions(subjects, root, roi)},
                           root=root, folder=out)

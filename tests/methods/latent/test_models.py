@@ -12,8 +12,8 @@ from fmrikit.engine.serialization import PretrainedModule
 
 V, D = 37, 4 * 3 * 5
 ARCHS = ["ridge", "cnn", "text-cnn", "vae", "gcn"]
-# a directed graph (upper triangular) whose last node has no outgoing edge
-ADJ = [[0.0, 0.8, 0.6, 0.0], [0.0, 0.0, 0.7, 0.9], [0.0, 0.0, 0.0, 0.55], [0.0, 0.0, 0.0, 0.0]]
+# an undirected weighted graph
+ADJ = [[0.0, 0.8, 0.6, 0.0], [0.8, 0.0, 0.7, 0.9], [0.6, 0.7, 0.0, 0.55], [0.0, 0.9, 0.55, 0.0]]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest on busy cores
@@ -40,25 +40,42 @@ def _planted(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     return x, x @ w * 2.0 + 5.0
 
 
-def _np_scaled_laplacian(a: np.ndarray, lambda_max: float = 2.0) -> np.ndarray:
+def _np_scaled_laplacian(a: np.ndarray, lambda_max: float | None = None) -> np.ndarray:
+    """2 L / lambda_max - I from the definitions, element by element; lambda_max by numpy's eigvalsh."""
     n = len(a)
     deg = a.sum(axis=1)
-    out = np.zeros((n, n))
+    lap = np.zeros((n, n))
     for i in range(n):
         for j in range(n):
             norm = a[i, j] / np.sqrt(deg[i] * deg[j]) if deg[i] > 0 and deg[j] > 0 else 0.0
-            out[i, j] = 2.0 / lambda_max * (float(i == j) - norm) - float(i == j)
-    return out
+            lap[i, j] = float(i == j) - norm
+    lambda_max = np.linalg.eigvalsh(lap).max() if lambda_max is None else lambda_max
+    return 2.0 / lambda_max * lap - np.eye(n)
 
 
-def test_scaled_laplacian_matches_the_formula_on_a_directed_graph_with_an_isolated_row():
+def test_scaled_laplacian_uses_the_largest_eigenvalue_and_spans_minus_one_to_one():
     a = np.array(ADJ)
-    a[3, 3] = 0.0
     got = scaled_laplacian(torch.tensor(a)).numpy()
     np.testing.assert_allclose(got, _np_scaled_laplacian(a), atol=1e-12)
-    assert got[3, 3] == 0.0 and np.all(got[:, 3] == 0) and np.all(got[3] == 0)
+    evals = np.linalg.eigvalsh(got)
+    assert evals.max() == pytest.approx(1.0) and evals.min() >= -1 - 1e-12
+    lap = np.eye(4) - a / np.sqrt(np.outer(a.sum(1), a.sum(1)))
+    assert np.linalg.eigvalsh(lap).max() < 1.9  # far from the assumed 2: the scaling matters here
     np.testing.assert_allclose(scaled_laplacian(torch.tensor(a), lambda_max=1.5).numpy(),
                                _np_scaled_laplacian(a, 1.5), atol=1e-12)
+
+
+def test_scaled_laplacian_of_a_graph_with_an_isolated_node():
+    a = np.array(ADJ)
+    a[3, :] = a[:, 3] = 0.0
+    got = scaled_laplacian(torch.tensor(a)).numpy()
+    np.testing.assert_allclose(got, _np_scaled_laplacian(a), atol=1e-12)
+    assert np.all(got[3, :3] == 0) and np.all(got[:3, 3] == 0)  # cut off from the others
+
+
+def test_scaled_laplacian_refuses_a_directed_graph():
+    with pytest.raises(InputError, match="symmetric"):
+        scaled_laplacian(torch.tensor(np.triu(ADJ)))
 
 
 def _cheb_reference(x, lap_terms, weight, bias):
@@ -66,7 +83,7 @@ def _cheb_reference(x, lap_terms, weight, bias):
 
 
 @pytest.mark.parametrize("K", [1, 2, 4])
-def test_chebconv_matches_explicit_polynomial_matrices_on_a_directed_graph(K):
+def test_chebconv_matches_explicit_polynomial_matrices(K):
     torch.manual_seed(0)
     conv = ChebConv(5, 7, K).double()
     with torch.no_grad():
@@ -82,11 +99,10 @@ def test_chebconv_matches_explicit_polynomial_matrices_on_a_directed_graph(K):
     np.testing.assert_allclose(got, ref, atol=1e-10)
 
 
-def test_chebconv_matches_spectral_chebyshev_on_a_symmetric_graph():
+def test_chebconv_matches_spectral_chebyshev():
     torch.manual_seed(0)
     conv = ChebConv(2, 3, 4, bias=False).double()
     a = np.array(ADJ)
-    a = a + a.T
     lap = _np_scaled_laplacian(a)
     evals, evecs = np.linalg.eigh(lap)
     terms = [evecs @ np.diag(chebyshev.chebval(evals, np.eye(4)[k])) @ evecs.T for k in range(4)]
@@ -95,19 +111,20 @@ def test_chebconv_matches_spectral_chebyshev_on_a_symmetric_graph():
     np.testing.assert_allclose(got, _cheb_reference(x, terms, conv.weight.detach().numpy(), 0.0), atol=1e-10)
 
 
-def test_connectivity_graph_thresholds_correlations_into_an_upper_triangle():
+def test_connectivity_graph_is_the_symmetric_thresholded_correlation():
     rng = np.random.default_rng(0)
     s = rng.normal(size=300)
     activity = np.stack([s + 0.3 * rng.normal(size=300), s + 0.3 * rng.normal(size=300),
-                         rng.normal(size=300), -s + 0.3 * rng.normal(size=300)], axis=1)
+                         rng.normal(size=300), -s + 0.3 * rng.normal(size=300), s + 0.5 * rng.normal(size=300)], 1)
     got = connectivity_graph(activity, threshold=0.5)
     corr = np.corrcoef(activity.T)
     expected = np.where(corr >= 0.5, corr, 0.0)
-    expected[np.tril_indices(4)] = 0.0
-    assert got.dtype == np.float32 and got.shape == (4, 4)
+    np.fill_diagonal(expected, 0.0)
+    assert got.dtype == np.float32 and got.shape == (5, 5)
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    assert got[0, 1] > 0.8 and got[1, 0] == 0 and got[0, 2] == 0 and got[0, 3] == 0
-    assert np.count_nonzero(got) == 1
+    assert np.array_equal(got, got.T)
+    assert got[0, 1] > 0.8 and got[0, 2] == 0 and got[0, 3] == 0 and got[4, 0] > 0.5
+    assert (got.sum(1) > 0).tolist() == [True, True, False, False, True]  # the last node keeps its edges
     with pytest.raises(DataValueError, match="constant"):
         connectivity_graph(np.c_[activity, np.ones(300)])
 

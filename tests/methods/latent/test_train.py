@@ -59,7 +59,9 @@ def test_ridge_mapper_is_scikit_learn_ridge_on_standardised_betas(project, autoe
     assert "text" not in result.scores  # the embedded autoencoder has no text encoder
 
 
-def test_gcn_graph_is_the_thresholded_upper_triangle_of_node_correlations(project, autoencoder):
+def test_gcn_graph_is_the_symmetric_thresholded_correlation_of_the_true_areas(project, autoencoder):
+    from fmrikit.data.world.truth import read_truth
+
     result = pretrain_latent_mapper(1, mapper="gcn", root=project, options=SMALL, overrides=QUICK, device="cpu",
                                     out=project / "mapper-gcn")
     model = LatentMapper.from_pretrained(result.model / "image")
@@ -69,16 +71,26 @@ def test_gcn_graph_is_the_thresholded_upper_triangle_of_node_correlations(projec
     inputs = labels[np.isin(labels, range(1, 8))]
     nodes = [np.nonzero(np.isin(inputs, g))[0].tolist() for g in ((1, 2), (3, 4), (5, 6, 7))]
     assert model.config["node_columns"] == nodes
+    # each node holds voxels of its true visual areas (V1, V2, V3 + hV4) of the simulated subject
+    truth = read_truth(info.nsd_root, 1)
+    area_of = {tuple(v): truth.areas[a] for v, a in zip(truth.ijk, truth.area)}
+    ijk = model.ijk.numpy()
+    for cols, areas in zip(nodes, (("V1",), ("V2",), ("V3", "hV4"))):
+        found = [area_of.get(tuple(ijk[c])) for c in cols]
+        known = [a for a in found if a is not None]
+        assert len(known) > 0.8 * len(cols) and all(a in areas for a in known), (areas, set(known))
     with h5py.File(project / "sub-01/sub-01_desc-preproc_betas.h5") as f:
         betas, shared = f["betas"][:], f["trials/shared"][:]
     cols = np.nonzero(np.isin(labels, range(1, 8)))[0]
     node_means = np.stack([betas[~shared][:, cols[n]].mean(1) for n in nodes], 1)
     r = np.corrcoef(node_means.T)
-    want = np.triu(np.where(r >= 0.5, r, 0), k=1)
-    assert np.allclose(model.adjacency.numpy(), want, atol=1e-5)
+    want = np.where(r >= 0.5, r, 0)
+    np.fill_diagonal(want, 0)
+    assert np.allclose(model.adjacency.numpy(), want, atol=1e-5) and np.count_nonzero(want)
     log = (result.model / "training_log_image.tsv").read_text().splitlines()
     assert log[0].startswith("epoch\tloss") and "val_loss" in log[0] and len(log) == 4
     assert not (project / ".mapper-gcn.checkpoint").exists()
+    assert json.loads((result.model / "run.json").read_text())["parameters"]["preset"] == "small"
 
 
 def test_bad_requests(project, autoencoder):
@@ -87,3 +99,21 @@ def test_bad_requests(project, autoencoder):
     (project / "taken").mkdir(exist_ok=True)
     with pytest.raises(OutputExistsError):
         pretrain_latent_mapper(1, mapper="cnn", root=project, out=project / "taken")
+
+
+def test_default_text_voxels_are_the_simulated_ventral_stream(project):
+    from fmrikit.data.rois import roi_columns
+    from fmrikit.data.world.truth import read_truth
+
+    options = MapperOptions()
+    info = read_info(project / "sub-01/sub-01_desc-preproc_betas.h5")
+    cols = roi_columns(info, options.text_roi, list(options.text_labels))
+    truth = read_truth(info.nsd_root, 1)
+    area_of = {tuple(v): truth.areas[a] for v, a in zip(truth.ijk, truth.area)}
+    chosen = {tuple(v) for v in info.ijk[cols]}
+    ventral = ("FFA", "PPA", "VWFA", "food")
+    # nearly every informative voxel of the ventral category regions is read, and almost no early voxel
+    in_regions = [v for v, a in area_of.items() if a in ventral and v in {tuple(u) for u in info.ijk}]
+    assert in_regions and np.mean([v in chosen for v in in_regions]) > 0.9
+    early = [v for v in chosen if area_of.get(v) in ("V1", "V2", "V3", "hV4", "V3AB")]
+    assert len(early) < 0.03 * len(chosen)

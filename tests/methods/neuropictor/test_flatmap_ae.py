@@ -54,6 +54,9 @@ def test_writes_a_model_folder_that_loads_back(project, trained):
     test_ids = set(np.concatenate([i.stim_id[i.shared] for i in infos]).tolist())
     n_train = sum(len(split_rows(i)[0]) for i in infos)
     assert run["n_train_trials"] + run["n_val_trials"] == n_train and test_ids
+    # repeats averaged (the default): one sample per subject and training image
+    n_images = sum(len(np.unique(i.stim_id[split_rows(i)[0]])) for i in infos)
+    assert run["parameters"]["average_repeats"] and run["n_train_samples"] + run["n_val_samples"] == n_images < n_train
     # the encoder alone, as NeuroPictor's conditioner loads it
     enc_config, state = encoder_state(folder)
     encoder = FlatmapEncoder(**enc_config).eval()
@@ -75,7 +78,10 @@ def test_scores_match_a_numpy_recomputation(trained):
         assert set(ids.tolist()) == set(info.stim_id[info.shared].tolist())
         with torch.no_grad():
             recon = model(torch.from_numpy(images)).numpy()
-        mean_map = read_flatmaps(path, split_rows(info)[0]).astype(np.float64).mean(0)
+        train_rows = split_rows(info)[0]
+        maps, stim = read_flatmaps(path, train_rows).astype(np.float64), info.stim_id[train_rows]
+        # the baseline is the mean over the training images, each the mean of its trials (repeats averaged)
+        mean_map = np.mean([maps[stim == i].mean(0) for i in np.unique(stim)], axis=0)
         s = trained.scores[key]
         mse, r = _numpy_scores(recon, images, mask)
         base_mse, base_r = _numpy_scores(mean_map, images, mask)
@@ -113,7 +119,7 @@ def test_resume_after_an_interruption_equals_a_straight_run(project, trained, tm
     monkeypatch.setattr(runs, "fit_supervised", counting)
     resumed = pretrain_flatmap_ae([1, 2], root=project, size=SIZE, settings=SETTINGS, device="cpu", out=out,
                                   resume=True)
-    n_train = json.loads((out / "run.json").read_text())["n_train_trials"]
+    n_train = json.loads((out / "run.json").read_text())["n_train_samples"]
     assert len(steps) == -(-n_train // SETTINGS.batch_size)  # only the second epoch ran
     assert [r["epoch"] for r in resumed.history] == [1, 2]
     assert np.allclose([r["loss"] for r in resumed.history], [r["loss"] for r in trained.history])

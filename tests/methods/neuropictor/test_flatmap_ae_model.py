@@ -1,5 +1,7 @@
 """NeuroPictor's flatmap autoencoder: ViT tokens, a decoder that reads only [CLS], masked MSE, folders."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -140,7 +142,7 @@ def test_presets_and_overrides():
     assert FlatmapAESize.from_preset("paper") == FlatmapAESize(**FLATMAP_AE_PRESETS["paper"])
     size = FlatmapAESize.from_preset("small", image_size=48, width=None, depth=2)
     assert (size.image_size, size.width, size.depth, size.heads) == (48, 128, 2, 4)
-    assert size.build().config["decoder_width"] == 128
+    assert FlatmapAutoencoder(**asdict(size)).config["decoder_width"] == 128
     with pytest.raises(InputError, match="did you mean 'small'"):
         FlatmapAESize.from_preset("smal")
     with pytest.raises(InputError, match="divisible"):

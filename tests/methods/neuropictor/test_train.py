@@ -139,7 +139,7 @@ def test_resume_continues_exactly(project, parts, tmp_path, monkeypatch):
     monkeypatch.setattr(npt._Objective, "__call__", lambda self, *a, **k: steps.append(1) or real_call(self, *a, **k))
     resumed = pretrain_neuropictor([2], settings=settings, out=tmp_path / "resumed", resume=True, **kwargs)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
-    n_train = json.loads((resumed.model / "run.json").read_text())["n_train_trials"]
+    n_train = json.loads((resumed.model / "run.json").read_text())["n_train_samples"]
     assert len(steps) == -(-n_train // 32)  # only the second epoch ran
     for name in ("model.safetensors", "controlnet/diffusion_pytorch_model.safetensors"):
         assert (straight.model / name).read_bytes() == (resumed.model / name).read_bytes(), name
