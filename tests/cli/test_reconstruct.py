@@ -44,7 +44,7 @@ def project(sim_world, tmp_path_factory):
                                                    image_size=32, patch_size=8, intermediate_size=37,
                                                    projection_dim=32)).save_pretrained(tmp / "clip")
     _ok(["pretrain", "--subjects", "1", "--features", "clip", "--image-model", str(tmp / "clip"), "--epochs", "1",
-         "--hidden", "16", "--blocks", "1", "--batch-size", "16", *CPU, *r])
+         "--targets", "pooled", "--hidden", "16", "--blocks", "1", "--batch-size", "16", *CPU, *r])
     _ok(["adapt-subject", "--subject", "1", "--epochs", "1", "--batch-size", "16", *CPU, *r])
     return tmp
 

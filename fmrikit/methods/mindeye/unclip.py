@@ -47,6 +47,11 @@ def unclip_route(subject: int, *, model=None, pipeline: str | None = None, root=
     dataset = subject_dataset(sub, folder)
     pipe, pipe_record = load_pipeline(pipeline, "unclip", device=device)
     width = pipe.unet.config.projection_class_embeddings_input_dim // 2
+    features = sub.record.get("features") or {}
+    if features.get("targets", "pooled") != "pooled":
+        raise DataValueError("an unCLIP pipeline takes one pooled image embedding per image, the decoder predicts "
+                             "image tokens", path=folder, expected="a decoder trained with --targets pooled",
+                             found=f"--targets {features.get('targets')}")
     if sub.model.config["embed_dim"] != width:
         raise DataValueError("the decoder's image embedding does not fit the pipeline", path=folder,
                              expected=f"{width}-dimensional embeddings (a decoder trained on the pipeline's CLIP image "
