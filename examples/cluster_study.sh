@@ -10,5 +10,5 @@ export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${
 WORK=${FMRIKIT_CLUSTER_STUDY:-./cluster_study}
 mkdir -p "$WORK"
 export FMRIKIT_CLUSTER_STUDY=$(cd "$WORK" && pwd)
-exec python -m fmrikit.analysis.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
+exec python -m fmrikit.cli.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
   --out "$WORK/runs" -- python "$(dirname "$0")/cluster_study.py"

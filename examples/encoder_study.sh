@@ -9,7 +9,7 @@
 #      trained from scratch on the same images;
 #   3. cluster-embeddings on subjects 1 and 2 vs the true voxel classes (adjusted Rand index).
 # Oracle rows: the noise-free responses as the prediction (same scorer), and k-means on the true tuning.
-# Every run is one world seed x one model seed; the seed helper (python -m fmrikit.analysis.study) prints one table.
+# Every run is one world seed x one model seed; the seed helper (python -m fmrikit.cli.study) prints one table.
 #   bash examples/encoder_study.sh                                   (one world, one model seed)
 #   WORLD_SEEDS=0,1,2 MODEL_SEEDS=0,1 bash examples/encoder_study.sh (the study)
 #   WORLD_OPTIONS='--subjects 4 --sessions 2 --trials-per-session 150 --shared 40' ...  (a smaller world;
@@ -19,7 +19,7 @@ set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_ENCODER_STUDY:-./encoder_study}
 if [ -z "${STUDY_RUN_DIR:-}" ]; then
-  exec python -m fmrikit.analysis.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
+  exec python -m fmrikit.cli.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
     --out "$WORK/runs" -- bash "$0"
 fi
 
@@ -53,7 +53,7 @@ if [ -n "${FINE_GRID:-}" ]; then
   names+=(fine)
 fi
 for subject in 1 4; do
-  python -m fmrikit.analysis.oracle encoding --subject "$subject" --out "$RESULTS/pred-oracle-$subject" \
+  python -m fmrikit.cli.oracle encoding --subject "$subject" --out "$RESULTS/pred-oracle-$subject" \
     --overwrite > /dev/null
 done
 declare -A preds=([universal]="$sub/sub-01_encode-shared/sub-01_pred.h5"
@@ -87,7 +87,7 @@ for k in 8 20; do
     fmrikit cluster-embeddings --k "$k" --subjects 1,2 --space "$space" --max-images 300 --seed "$SEED" \
       --no-flatmap --out "$FMRIKIT_ROOT/clusters/$space-k$k" --overwrite > /dev/null
   done
-  python -m fmrikit.analysis.oracle clusters --subjects 1,2 --k "$k" --seed "$SEED" --out "$RESULTS/oracle-k$k" \
+  python -m fmrikit.cli.oracle clusters --subjects 1,2 --k "$k" --seed "$SEED" --out "$RESULTS/oracle-k$k" \
     --overwrite > /dev/null
 done
 

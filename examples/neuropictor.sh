@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE=1
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${FMRIKIT_NEUROPICTOR:-./neuropictor_study}
 if [ -z "${STUDY_RUN_DIR:-}" ]; then
-  exec python -m fmrikit.analysis.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
+  exec python -m fmrikit.cli.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
     --out "$WORK/runs" -- bash "$0"
 fi
 

@@ -11,7 +11,7 @@
 #   - oracle "<mapper> on noise-free responses": the same mapper trained and tested on the world's noise-free twin
 #     (fmrikit simulate --noise-free): what the mapper reaches without measurement noise;
 #   - oracle "autoencoder ceiling": the autoencoder's own reconstruction of the true test images.
-# Every run is one world seed x one model seed; the seed helper (python -m fmrikit.analysis.study) prints one table
+# Every run is one world seed x one model seed; the seed helper (python -m fmrikit.cli.study) prints one table
 # with mean +- sd and the differences from ridge (or from ridge on the same data) beyond 2 standard errors.
 #   bash examples/recon_mappers.sh                                   (one world, one model seed)
 #   WORLD_SEEDS=0,1,2 bash examples/recon_mappers.sh                 (the study)
@@ -23,13 +23,13 @@
 # then on this world and an epoch of it takes ~30 s on a shared CPU), AE_SIZE / AE_EPOCHS (the autoencoder: 32 px,
 # 8 epochs, sized for a CPU), WORLDS (a folder of simulated worlds shared with examples/neuropictor.sh).
 # The issue-18 study: WORLD_SEEDS=0 MODEL_SEEDS=<s> for s in 0 1 2 (one world, three model seeds: the autoencoder,
-# the mappers' initialisation and folds), then python -m fmrikit.analysis.study table over the three run folders;
+# the mappers' initialisation and folds), then python -m fmrikit.cli.study table over the three run folders;
 # ~40 min a run on 2 shared cores.
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_STUDY:-./recon_study}
 if [ -z "${STUDY_RUN_DIR:-}" ]; then
-  exec python -m fmrikit.analysis.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
+  exec python -m fmrikit.cli.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
     --out "$WORK/runs" -- bash "$0"
 fi
 

@@ -4,7 +4,7 @@
 # whole model fine-tuned as MindEye2 publishes it) and the paper's ablations, with the oracle rows: the true
 # informative voxels as the mask, and the same on the world's noise-free twin (the retrieval ceiling). Retrieval is
 # among the world's shared images (300 by default, as published). Each run is one world seed x one model seed; the
-# seed helper (python -m fmrikit.analysis.study) runs them all and prints one table: mean +- sd, n, and the
+# seed helper (python -m fmrikit.cli.study) runs them all and prints one table: mean +- sd, n, and the
 # differences that exceed 2 standard errors.
 #
 # Per world (simulated once, shared by its runs): both trees, their preprocessed datasets and one decoder pretrained
@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_ABLATION:-./troi_ablation}
 if [ -z "${STUDY_RUN_DIR:-}" ]; then
   mkdir -p "$WORK"
-  exec python -m fmrikit.analysis.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
+  exec python -m fmrikit.cli.study run --world-seeds "${WORLD_SEEDS:-0}" --model-seeds "${MODEL_SEEDS:-0}" \
     --out "$WORK/runs" -- bash "$0"
 fi
 

@@ -2,7 +2,7 @@
 the ncsnr distribution inside nsdgeneral, how well a plain ridge decodes pixels from early visual betas, and how
 much the category-selective voxels of two subjects overlap. One run per world seed, through the seed helper:
 
-    python -m fmrikit.analysis.study run --world-seeds 0,1,2 --model-seeds 0 --out study/world \\
+    python -m fmrikit.cli.study run --world-seeds 0,1,2 --model-seeds 0 --out study/world \\
         -- python examples/world_figures.py
 
 Each run simulates a world of ``WORLD_SEED`` (2 subjects x 3 sessions of 200 trials, 40 shared images, 32-px

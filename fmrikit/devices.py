@@ -1,13 +1,16 @@
-"""The compute device of a run (``--device auto|cpu|cuda|cuda:N`` resolved once) and its CPU threads."""
+"""The compute device of a run (``--device auto|cpu|cuda|cuda:N`` resolved once), its CPU threads, and running out of
+memory as one line."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from fmrikit.errors import InputError
+from fmrikit.errors import InputError, RunError
 
 if TYPE_CHECKING:  # torch is imported on use, so that limit_threads runs before it starts its threads
     import torch
@@ -82,3 +85,31 @@ def resolve_device(device: str = "auto") -> torch.device:
             raise InputError("no such CUDA device", expected=f"cuda:0 to cuda:{torch.cuda.device_count() - 1}",
                              found=repr(device))
     return resolved
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def memory_guard(fn: F) -> F:
+    """Turn running out of memory inside ``fn`` into a :class:`~fmrikit.errors.RunError` naming the batch size
+    tried (``fn``'s ``batch_size`` argument, or its ``settings``' ``batch_size`` / ``batch_images``) and the option
+    that lowers it."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not isinstance(exc, MemoryError) and "out of memory" not in str(exc).lower():
+                raise
+            call = signature.bind(*args, **kwargs)
+            call.apply_defaults()
+            bound = call.arguments
+            settings = bound.get("settings")
+            size = bound.get("batch_size", getattr(settings, "batch_size", getattr(settings, "batch_images", None)))
+            raise RunError(f"out of memory with a batch of {size}; lower --batch-size",
+                           expected="a batch that fits in memory",
+                           found=(f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]) from exc
+
+    return wrapper  # type: ignore[return-value]

@@ -22,7 +22,7 @@ from fmrikit.io.atomic import claim_outputs, one_run
 from fmrikit.io.provenance import file_checksum, new_run_id
 from fmrikit.project import preproc_betas_path, project_root, subject_label
 from fmrikit.checks import check_number, check_option
-from fmrikit.engine.steps import memory_guard
+from fmrikit.devices import memory_guard
 
 #: Protocol presets; every key is recorded in results.json.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -12,19 +12,17 @@ ones here need none:
   written like ``fmrikit cluster-embeddings`` writes its labels.
 
 The tree is found from the preprocessed dataset (its ``nsd_root`` attribute) unless given. Run as
-``python -m fmrikit.analysis.oracle {encoding,clusters,mask} ...``.
+``python -m fmrikit.cli.oracle {encoding,clusters,mask} ...``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from fmrikit.errors import FmrikitError, InputError, MissingInputError
+from fmrikit.errors import InputError, MissingInputError
 from fmrikit.io.atomic import staged_dir
 from fmrikit.io.provenance import new_run_id, write_sidecar
 from fmrikit.project import preproc_betas_path, subject_label
@@ -259,46 +257,3 @@ def _n_images(config: dict) -> int:
     n_per = max(config["sessions"]) * config["trials_per_session"] // 3
     return config["n_shared"] + config["n_subjects"] * (n_per - config["n_shared"])
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fmrikit.analysis.oracle``: write an oracle result; prints its path."""
-    parser = argparse.ArgumentParser(prog="python -m fmrikit.analysis.oracle", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="kind", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", help="project folder [default: $FMRIKIT_ROOT]")
-    common.add_argument("--roi", help="voxel selection of the datasets [default: nsdgeneral]")
-    common.add_argument("--nsd-root", help="simulated tree [default: the dataset's]")
-    common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--overwrite", action="store_true")
-    enc = sub.add_parser("encoding", parents=[common], help="noise-free responses as the encoder's prediction")
-    enc.add_argument("--subject", type=int, required=True)
-    enc.add_argument("--out", required=True)
-    clu = sub.add_parser("clusters", parents=[common], help="k-means on the true tuning")
-    clu.add_argument("--subjects", required=True, help="e.g. 1,2")
-    clu.add_argument("--k", type=int, required=True)
-    clu.add_argument("--out", required=True)
-    clu.add_argument("--max-images", type=int, default=PROFILE_IMAGES)
-    mask = sub.add_parser("mask", help="path of the true informative mask")
-    mask.add_argument("--nsd-root", required=True)
-    mask.add_argument("--subject", type=int, required=True)
-    args = parser.parse_args(argv)
-    try:
-        if args.kind == "encoding":
-            path = oracle_encoding(args.subject, args.out, root=args.root, roi=args.roi, nsd_root=args.nsd_root,
-                                   seed=args.seed, overwrite=args.overwrite)
-        elif args.kind == "clusters":
-            oracle_clusters([int(s) for s in args.subjects.split(",")], args.k, args.out, root=args.root,
-                            roi=args.roi, nsd_root=args.nsd_root, max_images=args.max_images, seed=args.seed,
-                            overwrite=args.overwrite)
-            path = Path(args.out)
-        else:
-            path = informative_mask(args.nsd_root, args.subject)
-    except FmrikitError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

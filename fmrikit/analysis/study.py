@@ -11,18 +11,16 @@ exceeds twice its standard error (sd over worlds / sqrt(n worlds), n >= 2; with 
 model seeds). Oracle rows (the same scorer on the ground truth) are listed beside the method rows
 and are never compared.
 
-Run as ``python -m fmrikit.analysis.study run --world-seeds 0,1,2 --model-seeds 0,1 --out DIR --
-COMMAND ...`` or ``python -m fmrikit.analysis.study table DIR`` (re-aggregate finished runs).
+Run as ``python -m fmrikit.cli.study run --world-seeds 0,1,2 --model-seeds 0,1 --out DIR --
+COMMAND ...`` or ``python -m fmrikit.cli.study table DIR`` (re-aggregate finished runs).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,38 +271,3 @@ def _diff_cell(d: dict[str, Any]) -> str:
     text = f"{d['mean']:+.3f}" + ("" if d["se"] is None else f" ± {d['se']:.3f}")
     return text + (" *" if d["called"] else "")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fmrikit.analysis.study``: run a study over seeds, or re-aggregate its runs; prints the table."""
-    parser = argparse.ArgumentParser(prog="python -m fmrikit.analysis.study", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    run = sub.add_parser("run", help="run COMMAND per world seed x model seed, then aggregate")
-    run.add_argument("--world-seeds", default="0", help="e.g. 0,1,2")
-    run.add_argument("--model-seeds", default="0", help="e.g. 0,1")
-    run.add_argument("--out", required=True)
-    run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
-    table = sub.add_parser("table", help="aggregate the finished runs of a study folder")
-    table.add_argument("out")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "run":
-            command = args.command[1:] if args.command[:1] == ["--"] else args.command
-            result = run_study(command, _ints(args.world_seeds), _ints(args.model_seeds), args.out)
-        else:
-            result = collect(args.out)
-    except FmrikitError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 2
-    print(markdown(result), end="")
-    return 0
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise InputError("seeds must be a comma-separated list of integers", found=text) from exc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

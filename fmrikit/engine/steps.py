@@ -3,45 +3,14 @@ result it returns, and one clear error when a batch does not fit in memory."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 
 from fmrikit.engine.distributed import Distributed
 from fmrikit.errors import RunError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def memory_guard(fn: F) -> F:
-    """Turn running out of memory inside ``fn`` into a :class:`~fmrikit.errors.RunError` naming the batch size
-    tried (``fn``'s ``batch_size`` argument, or its ``settings``' ``batch_size`` / ``batch_images``) and the option
-    that lowers it."""
-    signature = inspect.signature(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
-            if not isinstance(exc, MemoryError) and "out of memory" not in str(exc).lower():
-                raise
-            call = signature.bind(*args, **kwargs)
-            call.apply_defaults()
-            bound = call.arguments
-            settings = bound.get("settings")
-            size = bound.get("batch_size", getattr(settings, "batch_size", getattr(settings, "batch_images", None)))
-            raise RunError(f"out of memory with a batch of {size}; lower --batch-size",
-                           expected="a batch that fits in memory",
-                           found=(f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]) from exc
-
-    return wrapper  # type: ignore[return-value]
-
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, where: str) -> None:
     """Back-propagate ``loss`` and step; a non-finite loss stops training with a clear error."""

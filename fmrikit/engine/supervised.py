@@ -25,7 +25,8 @@ from torch import nn
 from fmrikit._progress import run_progress
 from fmrikit.engine.distributed import Distributed
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fmrikit.engine.steps import epoch_order, memory_guard, optimizer_step, shard_len
+from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
+from fmrikit.devices import memory_guard
 from fmrikit.engine.settings import SupervisedSettings
 
 log = logging.getLogger("fmrikit")

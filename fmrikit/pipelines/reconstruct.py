@@ -42,7 +42,7 @@ from fmrikit.methods.latent.route import latent_route
 from fmrikit.viz.montage import contact_sheet
 from fmrikit.diffusion import Route
 from fmrikit.checks import check_number, check_option
-from fmrikit.engine.steps import memory_guard
+from fmrikit.devices import memory_guard
 
 log = logging.getLogger("fmrikit")
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from fmrikit.analysis.oracle import cluster_scores, fraction_of_oracle, informative_mask, main, oracle_clusters, oracle_encoding
+from fmrikit.cli.oracle import main
+from fmrikit.analysis.oracle import cluster_scores, fraction_of_oracle, informative_mask, oracle_clusters, oracle_encoding
 from fmrikit.data.dataset import read_info
 from fmrikit.errors import MissingInputError
 from fmrikit.project import preproc_betas_path

@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from fmrikit.analysis.study import Row, Study, StudyRunError, aggregate, collect, main, markdown, read_study, \
+from fmrikit.cli.study import main
+from fmrikit.analysis.study import Row, Study, StudyRunError, aggregate, collect, markdown, read_study, \
     run_study, write_rows
 from fmrikit.errors import InputError
 

@@ -46,7 +46,7 @@ from fmrikit.viz.maps import MapTarget
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.checks import check_number, check_option
-from fmrikit.engine.steps import memory_guard
+from fmrikit.devices import memory_guard
 
 METHODS = ("kmeans", "gmm")
 #: What ``cluster-embeddings`` clusters (see the module docstring).

@@ -26,7 +26,8 @@ from fmrikit.data.splits import SubjectData, average_repeats
 from fmrikit.engine.distributed import Distributed
 from fmrikit.engine.steps import FitResult
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fmrikit.engine.steps import epoch_order, memory_guard, optimizer_step, shard_len
+from fmrikit.engine.steps import epoch_order, optimizer_step, shard_len
+from fmrikit.devices import memory_guard
 from fmrikit.methods.encoder.settings import EncoderSettings
 
 log = logging.getLogger("fmrikit")

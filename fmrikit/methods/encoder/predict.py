@@ -32,7 +32,7 @@ from fmrikit.io.provenance import file_checksum, new_run_id, write_sidecar
 from fmrikit.project import subject_key
 from fmrikit.engine.serialization import weights_checksum
 from fmrikit.project import subject_dir, subject_label
-from fmrikit.engine.steps import memory_guard
+from fmrikit.devices import memory_guard
 
 #: Pictures drawn by default (one PNG per image; about a second each).
 MAX_FLATMAPS = 16

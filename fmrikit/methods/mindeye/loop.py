@@ -29,7 +29,8 @@ from fmrikit.engine.distributed import Distributed
 from fmrikit.methods.mindeye.losses import mixco, mixco_nce, soft_clip_loss
 from fmrikit.methods.mindeye.settings import TrainSettings
 from fmrikit.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fmrikit.engine.steps import FitResult, epoch_order, memory_guard, optimizer_step, shard_len
+from fmrikit.engine.steps import FitResult, epoch_order, optimizer_step, shard_len
+from fmrikit.devices import memory_guard
 
 log = logging.getLogger("fmrikit")
 
