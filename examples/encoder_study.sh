@@ -14,7 +14,7 @@
 #   WORLD_SEEDS=0,1,2 MODEL_SEEDS=0,1 bash examples/encoder_study.sh (the study)
 #   WORLD_OPTIONS='--subjects 4 --sessions 2 --trials-per-session 150 --shared 40' ...  (a smaller world;
 #   TRANSFER_STEPS=200 sets the optimiser steps of each transfer run; ENC_OPTIONS='--voxels-per-image 300' adds
-#   options to every encoder run; PRETRAIN_EPOCHS, SINGLE_EPOCHS)
+#   options to every encoder run; PRETRAIN_EPOCHS (default: the library's), SINGLE_EPOCHS)
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 WORK=${FMRIKIT_ENCODER_STUDY:-./encoder_study}
@@ -36,7 +36,7 @@ for subject in 1 2 3 4; do
 done
 
 # 1. joint vs single-subject vs ridge, on subject 1; the oracle predicts the noise-free responses
-fmrikit pretrain --model encoder --subjects 1,2,3 --epochs "${PRETRAIN_EPOCHS:-20}" "${TRAIN[@]}" > /dev/null
+fmrikit pretrain --model encoder --subjects 1,2,3 ${PRETRAIN_EPOCHS:+--epochs "$PRETRAIN_EPOCHS"} "${TRAIN[@]}" > /dev/null
 fmrikit adapt-subject --model encoder --subject 1 --no-pretrained --epochs "${SINGLE_EPOCHS:-60}" \
   --desc single "${TRAIN[@]}" > /dev/null
 fmrikit pretrain --model ridge --subjects 1 --features effnet-lite0 --seed "$SEED" --overwrite > /dev/null
@@ -46,7 +46,7 @@ fmrikit encode --shared --subject 1 --model "$sub/sub-01_desc-single_encoder" --
   --max-flatmaps 0 --overwrite > /dev/null
 names=(universal single ridge oracle-1 oracle-4)
 if [ -n "${FINE_GRID:-}" ]; then
-  fmrikit pretrain --model encoder --subjects 1,2,3 --grid "$FINE_GRID" --epochs "${PRETRAIN_EPOCHS:-20}" \
+  fmrikit pretrain --model encoder --subjects 1,2,3 --grid "$FINE_GRID" ${PRETRAIN_EPOCHS:+--epochs "$PRETRAIN_EPOCHS"} \
     --out "$FMRIKIT_ROOT/models/encoder-fine" "${TRAIN[@]}" > /dev/null
   fmrikit encode --shared --subject 1 --model "$FMRIKIT_ROOT/models/encoder-fine" --out "$sub/sub-01_encode-fine" \
     --max-flatmaps 0 --overwrite > /dev/null

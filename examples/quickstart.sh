@@ -119,8 +119,9 @@ reconstruction_and_encoding() {
     --pred "$FMRIKIT_ROOT/sub-01/sub-01_recon-latent-ridge_trials-shared/images" \
     --truth "$WORK/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5" --out "$RESULTS/recon/sub-01" --overwrite
   echo
-  step "pretrain encoder" fmrikit pretrain encoder --subjects 1,2,3,4 --features effnet-lite0 --epochs 10 \
-    --lr 3e-3 --overwrite
+  # sized for a short demo (E = 64, 10 epochs at 3e-3); the library's defaults are the encoder study's (E = 256)
+  step "pretrain encoder" fmrikit pretrain encoder --subjects 1,2,3,4 --features effnet-lite0 --embed-dim 64 \
+    --epochs 10 --lr 3e-3 --overwrite
   step "cluster-embeddings" fmrikit cluster-embeddings --k 20 --subjects 1,2 --max-images 120 --overwrite
   # its predictions for subject 1's held-out shared images, scored voxel by voxel (the r map of the report)
   step "encode (shared)" fmrikit encode --subject 1 --shared --max-flatmaps 2 --overwrite

@@ -14,7 +14,9 @@
 # weights differ (pretrained vs freshly initialised).
 #   bash examples/troi_ablation.sh                                   (one world, one model seed)
 #   WORLD_SEEDS=0 MODEL_SEEDS=0,1,2 bash examples/troi_ablation.sh   (the study of the report)
+#   PRETRAIN_OPTIONS='--epochs 30' ...  (the shared backbone's pretraining; last stop's study used 30 epochs)
 #   EPOCHS=30 ...  (new-subject training epochs: TROI's stage 2 and the adapt-subject arms; 15 by default for CPU time)
+#   VARIANTS='troi troiFT troiNoPT annotated oracleMask' ...  (a subset of the arms; the noise-free ceiling always runs)
 #   WORLD_OPTIONS='--subjects 4 --sessions 2,4,4,4 --trials-per-session 750 --shared 300' ...  (the world)
 set -euo pipefail
 export HF_HUB_OFFLINE=1
@@ -27,7 +29,7 @@ fi
 
 WORLD="$(cd "$WORK" && pwd)/worlds/seed-$WORLD_SEED"
 read -ra SIZE <<< "${WORLD_OPTIONS:---subjects 4 --sessions 2,4,4,4 --trials-per-session 750 --shared 300}"
-PRETRAIN=(${PRETRAIN_OPTIONS:---epochs 30})
+read -ra PRETRAIN <<< "${PRETRAIN_OPTIONS:-}"  # default: the library's (3 epochs: the backbone that transfers best)
 SIM=("${SIZE[@]}" --seed "$WORLD_SEED" --overwrite)
 truth="$WORLD/nsd/truth/subj01/informative_mask.nii.gz"
 
@@ -107,6 +109,8 @@ for label, root, desc, mask, oracle, versus in [
         ("annotated ROI, whole model fine-tuned", noisy, "annotatedFT", None, False, None),
         ("true informative voxels as the mask", noisy, "oracleMask", None, True, None),
         ("informative voxels, noise-free responses", free, "oracleFree", None, True, None)]:
+    if not (root / f"sub-01/sub-01_desc-{desc}.json").is_file():
+        continue  # a variant left out by VARIANTS
     fit = json.loads((root / f"sub-01/sub-01_desc-{desc}.json").read_text())
     chosen = nib.load(root / f"sub-01/sub-01_desc-{mask}_mask.nii.gz" if mask else
                       annotated_mask if "annotated" in desc else

@@ -76,7 +76,8 @@ PresetHidden = Annotated[Optional[int], typer.Option("--hidden", min=1, help="Ba
 PresetBlocks = Annotated[Optional[int], typer.Option("--blocks", min=1, help="Residual blocks in the backbone "
                                                                               "[default: the preset's: 2, 4].")]
 PresetEpochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs [default: the preset's: "
-                                                                              "30 (small), 150 (paper)].")]
+                                                    "3 for pretraining and 30 for a new subject (small), 150 "
+                                                    "(paper)].")]
 PresetBatch = Annotated[Optional[int], typer.Option("--batch-size", min=2, help="Trials per step and process, split "
                                                     "over subjects [default: the preset's: 32 for pretraining and 24 "
                                                     "for a new subject (small), 24 (paper)].")]

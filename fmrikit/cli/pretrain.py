@@ -15,7 +15,7 @@ from fmrikit.cli import options as o
 from fmrikit.cli import reports
 from fmrikit.cli._common import ModelGroup, call, int_list, out_console, sessions_list
 from fmrikit.methods.encoder.settings import EncoderSettings, encoder_preset
-from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS
+from fmrikit.methods.latent.settings import AUTOENCODER_SETTINGS, DEFAULT_MAPPER
 from fmrikit.methods.mindeye.settings import (PRIOR_SETTINGS, DecoderPreset, ModelSize, TrainSettings,
                                              decoder_preset, with_options)
 from fmrikit.methods.neuropictor.settings import NeuroPictorOptions
@@ -190,8 +190,8 @@ def autoencoder(
 @app.command("latent-mapper")
 def latent_mapper(
     subject: o.Subject,
-    mapper: Annotated[str, typer.Option(help="Image mapper: ridge, cnn, vae or gcn (the text mapper is ridge for "
-                                             "ridge, else the text CNN).")] = "gcn",
+    mapper: Annotated[str, typer.Option(help="Image mapper: ridge (the mapper study's best), cnn, vae or gcn (the "
+                                             "text mapper is ridge for ridge, else the text CNN).")] = DEFAULT_MAPPER,
     preset: o.Preset = "small",
     roi: o.Roi = "nsdgeneral",
     pipeline: Annotated[Optional[str], typer.Option(help="Stable Diffusion folder or cached id whose VAE and text "

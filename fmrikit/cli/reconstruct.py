@@ -22,7 +22,7 @@ def reconstruct(
                                              "(decoder image embedding into Stable unCLIP) or neuropictor (flatmap "
                                              "to semantic condition + ControlNet).")] = "latent",
     mapper: Annotated[Optional[str], typer.Option(help="Latent route: the subject's mapper (ridge, cnn, vae, gcn) "
-                                                       "[default: the first trained of gcn, cnn, vae, ridge].")] = None,
+                                                       "[default: the first trained of ridge, cnn, vae, gcn].")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Mapper folder (latent), subject decoder folder (unclip) or "
                                                        "NeuroPictor folder [default: the subject's; neuropictor: "
                                                        "the subject's refined, else the pretrained model].")] = None,

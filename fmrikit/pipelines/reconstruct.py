@@ -274,7 +274,7 @@ def reconstruct(subject: int, *, betas: str | os.PathLike | None = None, trials:
     method : {"latent", "unclip", "neuropictor"}
     mapper : str, optional
         Latent route: which of the subject's mappers (``pretrain --model latent-mapper --mapper``);
-        default the first trained of gcn, cnn, vae, ridge.
+        default the first trained of ridge, cnn, vae, gcn.
     model : path-like, optional
         The mapper folder (latent), subject decoder folder (unclip) or NeuroPictor folder
         (neuropictor: default the subject's refined model, else the pretrained one) instead of the default.

@@ -10,6 +10,7 @@ import torch
 from fmrikit.diffusion import Route
 from fmrikit.errors import DataValueError, MissingInputError
 from fmrikit.io.provenance import recorded_file, resolve_source
+from fmrikit.methods.latent.settings import MAPPERS
 
 
 def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=None, device: torch.device,
@@ -21,7 +22,8 @@ def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=
     ----------
     subject : int
     model : path-like, optional
-        Mapper folder (default the subject's ``mapper``, else its first trained of gcn, cnn, vae, ridge).
+        Mapper folder (default the subject's ``mapper``, else its first trained in the order of
+        :data:`~fmrikit.methods.latent.settings.MAPPERS`).
     pipeline : str, optional
         Stable Diffusion folder or cached id (default: the one the mapper was trained with, else the
         mapper's embedded autoencoder).
@@ -45,7 +47,7 @@ def latent_route(subject: int, *, model=None, pipeline: str | None = None, root=
     elif mapper is not None:
         folder = mapper_dir(root, subject, mapper)
     else:  # the subject's first trained mapper, the report's best first
-        folder = next((f for f in (mapper_dir(root, subject, m) for m in ("gcn", "cnn", "vae", "ridge"))
+        folder = next((f for f in (mapper_dir(root, subject, m) for m in MAPPERS)
                        if (f / "image" / "config.json").is_file()), mapper_dir(root, subject, "gcn"))
     if not (folder / "image" / "config.json").is_file():
         raise MissingInputError("no latent mapper", path=folder, expected=f"run fmrikit pretrain --model latent-mapper "

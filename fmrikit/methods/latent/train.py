@@ -42,7 +42,7 @@ from fmrikit.engine.supervised import fit_supervised
 from fmrikit.engine.settings import SupervisedSettings
 from fmrikit.diffusion import component_checksum, image_targets, text_model, text_targets
 from fmrikit.checks import check_option
-from fmrikit.methods.latent.settings import MAPPERS, MapperOptions, mapper_settings
+from fmrikit.methods.latent.settings import DEFAULT_MAPPER, MAPPERS, MapperOptions, mapper_settings
 
 log = logging.getLogger("fmrikit")
 
@@ -81,7 +81,7 @@ def generator_source(autoencoder: str | os.PathLike | None, pipeline: str | None
 
 
 @one_run
-def pretrain_latent_mapper(subject: int, *, mapper: str = "gcn", root: str | os.PathLike | None = None,
+def pretrain_latent_mapper(subject: int, *, mapper: str = DEFAULT_MAPPER, root: str | os.PathLike | None = None,
                            roi: str = "nsdgeneral", autoencoder: str | os.PathLike | None = None,
                            pipeline: str | None = None, text: bool = True,
                            captions: str | os.PathLike | None = None, sessions: list[int] | None = None,

@@ -22,7 +22,7 @@ from fmrikit.engine.runs import LOG_NAME, SIDECAR_NAME, finish_run, one_run, sta
 from fmrikit.data.splits import load_subject_data
 from fmrikit.engine.distributed import distributed
 from fmrikit.methods.mindeye.loop import fit
-from fmrikit.methods.mindeye.settings import ModelSize, TrainSettings
+from fmrikit.methods.mindeye.settings import DECODER_PRESETS, ModelSize, TrainSettings
 from fmrikit.engine.runs import settings_record
 
 log = logging.getLogger("fmrikit")
@@ -62,6 +62,7 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
         Predict the image's tokens (MindEye2) or its pooled vector (:func:`~fmrikit.methods.mindeye.targets.target_spec`).
     size : ModelSize, optional
     settings : TrainSettings, optional
+        Default the ``small`` preset's pretraining (3 epochs).
     preset : str, optional
         Name of the preset the sizes and settings came from (recorded).
     device : str
@@ -82,7 +83,7 @@ def pretrain_decoder(subjects: list[int], *, roi: str = "nsdgeneral", root: str 
     OutputExistsError
         The model folder exists and ``overwrite`` is False.
     """
-    size, settings = size or ModelSize(), settings or TrainSettings()
+    size, settings = size or ModelSize(), settings or DECODER_PRESETS["small"].pretrain
     settings.check()
     size.check()
     out = Path(out) if out is not None else default_decoder_path(root)
