@@ -101,7 +101,8 @@ decoding() {
   step "evaluate mask (TROI)" fmrikit evaluate mask --mask "$FMRIKIT_ROOT/sub-01/sub-01_desc-troi_mask.nii.gz" \
     --reference "$WORK/nsd/truth/subj01/informative_mask.nii.gz" --out "$RESULTS/troi/sub-01" --overwrite > /dev/null
   echo
-  step "pretrain flatmap-ae" fmrikit pretrain flatmap-ae --subjects 1,2,3,4 --preset small --overwrite
+  # 20 epochs keep the demo short; the library's default (up to 60) is the flatmap-AE study's
+  step "pretrain flatmap-ae" fmrikit pretrain flatmap-ae --subjects 1,2,3,4 --preset small --epochs 20 --overwrite
 }
 # In the background: reconstruction on the embedded default (the image autoencoder, subject 1's ridge latent
 # mapper, the best of the four in examples/recon_mappers.sh, trained on sessions 2-4, then images from the raw
