@@ -83,15 +83,11 @@ def encoder(
                                                                 "projected to [default: the preset's].")] = None,
     embed_dim: Annotated[Optional[int], typer.Option(min=1, help="With --no-pretrained: size of each voxel's "
                                                                  "embedding [default: the preset's].")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs [default: the preset's].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step and process [default: the "
-                                                                  "preset's].")] = None,
-    voxels_per_image: Annotated[Optional[int], typer.Option(min=2, help="Voxels drawn for each image of a step "
-                                                                        "[default: the preset's].")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Adam learning rate [default: the "
-                                                                       "preset's].")] = None,
-    cosine_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of (1 - cosine similarity) against "
-                                                                         "the MSE [default: the preset's].")] = None,
+    epochs: o.EncEpochs = None,
+    batch_size: o.EncBatch = None,
+    voxels_per_image: o.EncVoxelsPerImage = None,
+    lr: o.EncLr = None,
+    cosine_weight: o.CosineWeight = None,
     seed: o.Seed = EncoderSettings.seed,
     desc: o.Desc = "adapt",
     device: o.Device = "auto",

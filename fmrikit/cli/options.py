@@ -86,16 +86,20 @@ PresetLr = Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Peak l
 Unfreeze = Annotated[bool, typer.Option("--unfreeze-backbone", help="Train the pretrained backbone too.")]
 
 # -- the universal encoder ---------------------------------------------------------------------------------------
-Channels = Annotated[int, typer.Option(min=1, help="Channels each feature level is projected to.")]
-EmbedDim = Annotated[int, typer.Option(min=1, help="Size of each voxel's embedding.")]
-VoxelsPerImage = Annotated[int, typer.Option(min=2, help="Voxels sampled per image and step.")]
 EncoderPreset = Annotated[str, typer.Option(help="small (CPU: EfficientNet-Lite0 features) or paper (the Universal "
                                                  "Brain Encoder's: DINOv2 features, needs --image-model); the options "
                                                  "below override it.")]
 Grid = Annotated[Optional[int], typer.Option(min=1, help="Patch grid side of gabor / effnet-lite0 features, e.g. 14 "
                                                          "or 16 for small receptive fields [default: the "
                                                          "extractor's, 8 / 7].")]
-CosineWeight = Annotated[float, typer.Option(min=0.0, help="Weight of (1 - cosine similarity) against the MSE.")]
+EncEpochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs [default: the preset's].")]
+EncBatch = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per step and process [default: "
+                                                                             "the preset's].")]
+EncVoxelsPerImage = Annotated[Optional[int], typer.Option("--voxels-per-image", min=2, help="Voxels drawn for each "
+                                                          "image of a step [default: the preset's].")]
+EncLr = Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Adam learning rate [default: the preset's].")]
+CosineWeight = Annotated[Optional[float], typer.Option("--cosine-weight", min=0.0, help="Weight of (1 - cosine "
+                                                       "similarity) against the MSE [default: the preset's].")]
 
 # -- Stable Diffusion and NeuroPictor -----------------------------------------------------------------------------
 Pipeline = Annotated[Optional[str], typer.Option(help="Stable Diffusion folder or cached Hugging Face id (never "
